@@ -1,0 +1,220 @@
+/**
+ * Carries out a Plan on the tree. Before touching a repository it re-reads
+ * that repository's tags and compares them with what the plan assumed; a
+ * repository whose tags moved is skipped, not purged. Every link file is
+ * written to the journal before it is removed, so a purge can be undone
+ * (restoreJournal) until garbage-collect runs.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Layout, type PathSpec, parseDigest } from './layout.js';
+import type { Plan, PlannedIndexEntry, PlannedManifest, RepositoryCheck } from './planner.js';
+import type { Problem } from './scanner.js';
+
+export interface ApplyOptions {
+  /** Where to write the journal of removed links (JSON lines). */
+  journal?: string;
+  /** Called with each removed path, relative to the root. */
+  onRemove?: (relativePath: string) => void;
+}
+
+export interface ApplyResult {
+  manifests: PlannedManifest[];
+  indexEntries: PlannedIndexEntry[];
+  /** Repositories left alone because the tree no longer matched the plan. */
+  skipped: Problem[];
+  removedPaths: number;
+}
+
+export interface JournalEntry {
+  path: string;
+  content: string;
+}
+
+interface JournalHeader {
+  regsweep: 'journal';
+  version: 1;
+  root: string;
+  createdAt: string;
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** The tags of a repository as they are on disk now, or a reason they cannot be read. */
+async function currentTags(layout: Layout, repository: string): Promise<Record<string, string | undefined>> {
+  const tags: Record<string, string | undefined> = {};
+  let names: string[];
+  try {
+    names = await fs.readdir(layout.pathFor({ kind: 'tags', name: repository }));
+  } catch (error) {
+    if (isMissing(error)) return tags;
+    throw error;
+  }
+  for (const tag of names) {
+    try {
+      tags[tag] = parseDigest(await fs.readFile(layout.pathFor({ kind: 'tagCurrentLink', name: repository, tag }), 'latin1'));
+    } catch {
+      tags[tag] = undefined;
+    }
+  }
+  return tags;
+}
+
+/** Why the repository no longer matches the plan, or undefined when it does. */
+export async function recheck(layout: Layout, check: RepositoryCheck): Promise<string | undefined> {
+  const now = await currentTags(layout, check.repository);
+  const planned = Object.keys(check.tags);
+  for (const tag of planned) {
+    if (!(tag in now)) return `tag ${tag} was removed since the scan`;
+    if (now[tag] !== check.tags[tag]) return `tag ${tag} moved since the scan (now ${now[tag] ?? 'unreadable'})`;
+  }
+  for (const tag of Object.keys(now)) {
+    if (!(tag in check.tags)) return `tag ${tag} appeared since the scan`;
+  }
+  return undefined;
+}
+
+async function filesBelow(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    let list;
+    try {
+      list = await fs.readdir(d, { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    for (const e of list) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else found.push(p);
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+class Journal {
+  private constructor(private readonly handle: fs.FileHandle | undefined, private readonly layout: Layout) {}
+
+  static async open(file: string | undefined, layout: Layout): Promise<Journal> {
+    if (!file) return new Journal(undefined, layout);
+    const handle = await fs.open(file, 'a');
+    const header: JournalHeader = { regsweep: 'journal', version: 1, root: layout.root, createdAt: new Date().toISOString() };
+    await handle.write(`${JSON.stringify(header)}\n`);
+    return new Journal(handle, layout);
+  }
+
+  /** Records every file below `dir` (links, and v2.4 signature links) before the directory goes. */
+  async record(dir: string): Promise<void> {
+    if (!this.handle) return;
+    let lines = '';
+    for (const file of await filesBelow(dir)) {
+      const entry: JournalEntry = { path: path.relative(this.layout.root, file).split(path.sep).join('/'), content: await fs.readFile(file, 'latin1') };
+      lines += `${JSON.stringify(entry)}\n`;
+    }
+    if (lines) await this.handle.write(lines);
+  }
+
+  async close(): Promise<void> {
+    if (!this.handle) return;
+    await this.handle.sync();
+    await this.handle.close();
+  }
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
+  const layout = new Layout(root);
+  const result: ApplyResult = { manifests: [], indexEntries: [], skipped: [], removedPaths: 0 };
+  const journal = await Journal.open(options.journal, layout);
+  try {
+    const remove = async (spec: PathSpec): Promise<void> => {
+      const dir = layout.pathFor(spec);
+      await journal.record(dir);
+      // force: a directory already gone (removed by hand, or by an earlier interrupted run) is what we wanted.
+      await fs.rm(dir, { recursive: true, force: true });
+      result.removedPaths++;
+      options.onRemove?.(layout.relativePathFor(spec));
+    };
+    const entriesOf = groupBy(plan.indexEntries, (e) => e.repository);
+    const manifestsOf = groupBy(plan.manifests, (m) => m.repository);
+    for (const check of plan.checks) {
+      const changed = await recheck(layout, check);
+      if (changed) {
+        result.skipped.push({ repository: check.repository, message: `not purged: ${changed}` });
+        continue;
+      }
+      for (const entry of entriesOf.get(check.repository) ?? []) {
+        await remove({ kind: 'tagIndexEntryDir', name: entry.repository, tag: entry.tag, digest: entry.digest });
+        result.indexEntries.push(entry);
+      }
+      for (const manifest of manifestsOf.get(check.repository) ?? []) {
+        await remove({ kind: 'revisionDir', name: manifest.repository, digest: manifest.digest });
+        result.manifests.push(manifest);
+      }
+    }
+  } finally {
+    await journal.close();
+  }
+  return result;
+}
+
+export interface RestoreResult {
+  restored: number;
+  present: number;
+  conflicts: string[];
+}
+
+/** Puts back every link a journal recorded that is missing now. Links that exist are left as they are. */
+export async function restoreJournal(root: string, file: string): Promise<RestoreResult> {
+  const layout = new Layout(root);
+  const text = await fs.readFile(file, 'utf8');
+  const result: RestoreResult = { restored: 0, present: 0, conflicts: [] };
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const entries: JournalEntry[] = [];
+  for (const [i, line] of lines.entries()) {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new Error(`${file}:${i + 1}: not a journal line`);
+    }
+    const v = value as Partial<JournalEntry & JournalHeader>;
+    if (v.regsweep === 'journal') continue;
+    if (typeof v.path !== 'string' || typeof v.content !== 'string') throw new Error(`${file}:${i + 1}: not a journal entry`);
+    entries.push({ path: v.path, content: v.content });
+  }
+  for (const entry of entries) {
+    const target = layout.resolveRelative(entry.path);
+    let existing: string | undefined;
+    try {
+      existing = await fs.readFile(target, 'latin1');
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
+    if (existing === undefined) {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, entry.content, 'latin1');
+      result.restored++;
+    } else if (existing === entry.content) {
+      result.present++;
+    } else {
+      result.conflicts.push(entry.path);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,81 @@
+/**
+ * Turns a SweepReport into text for people and JSON for machines. Pure: the
+ * CLI decides where it goes.
+ */
+import type { Totals } from './scanner.js';
+import type { SweepReport } from './sweep.js';
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+function table(before: Totals, after: Totals, afterLabel: string): string[] {
+  const rows: Array<[string, string, string]> = [
+    ['', 'before', afterLabel],
+    ['repositories', String(before.repositories), String(after.repositories)],
+    ['tags', String(before.tags), String(after.tags)],
+    ['manifests', String(before.manifests), String(after.manifests)],
+    ['blobs', String(before.blobs), String(after.blobs)],
+    ['bytes', formatBytes(before.bytes), formatBytes(after.bytes)],
+  ];
+  const width = (column: 0 | 1 | 2): number => Math.max(...rows.map((r) => r[column].length));
+  const [w0, w1, w2] = [width(0), width(1), width(2)];
+  return rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c.padStart(w2)}`);
+}
+
+export function formatHuman(report: SweepReport, options: { verbose?: boolean } = {}): string {
+  const lines: string[] = [];
+  const version = report.registryVersion ? ` (registry ${report.registryVersion})` : '';
+  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${report.root}${version}`);
+  lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'));
+  const { manifests, indexEntries, tags } = report.plan;
+  const repos = new Set([...manifests.map((m) => m.repository), ...indexEntries.map((e) => e.repository), ...tags.map((t) => t.repository)]);
+  const verb = report.dryRun ? 'Would remove' : 'Removed';
+  if (manifests.length + indexEntries.length + tags.length === 0) {
+    lines.push('Nothing to remove: every revision is needed by a tag.');
+  } else {
+    const parts = [plural(manifests.length, 'manifest'), plural(indexEntries.length, 'tag history entry', 'tag history entries')];
+    if (tags.length > 0) parts.unshift(plural(tags.length, 'tag'));
+    lines.push(`${verb} ${parts.join(', ')} in ${plural(repos.size, 'repository', 'repositories')}.`);
+  }
+  if (options.verbose) {
+    for (const t of tags) lines.push(`  - ${t.repository}:${t.tag} (${t.reason})`);
+    for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
+    for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);
+  }
+  const predicted = `${plural(report.predicted.blobs, 'blob')}, ${formatBytes(report.predicted.bytes)}`;
+  if (report.dryRun) {
+    lines.push(`garbage-collect would then free ${predicted}.`);
+  } else if (report.gc.ran) {
+    const freed = report.freed ? `${plural(report.freed.blobs, 'blob')}, ${formatBytes(report.freed.bytes)}` : 'unknown';
+    lines.push(`garbage-collect (exit ${report.gc.exitCode}): predicted ${predicted}; freed ${freed}.`);
+  } else {
+    lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
+  }
+  if (report.gc.decision && !report.dryRun) lines.push(`  ${report.gc.decision}`);
+  if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
+  if (report.problems.length > 0) {
+    lines.push(`${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);
+    for (const p of report.problems) lines.push(`  ${p.repository ? `${p.repository}: ` : ''}${p.message}${p.path ? ` [${p.path}]` : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const JSON_SCHEMA_VERSION = 1;
+
+export function toJson(report: SweepReport): string {
+  const { gc, ...rest } = report;
+  const { output: _output, ...gcFields } = gc;
+  return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ...rest, gc: gcFields }, null, 2)}\n`;
+}

@@ -32,6 +32,7 @@ export function storageConfig(configText: string | undefined, env: Environment, 
   const storage = (doc as { storage?: unknown }).storage;
   const section = storage && typeof storage === 'object' ? (storage as Record<string, unknown>) : {};
   const drivers = Object.keys(section).filter((k) => !STORAGE_PARAMETERS.has(k.toLowerCase()));
+  if (!env.REGISTRY_STORAGE && drivers.length > 1) throw new UsageError(`${source} configures more than one storage driver: ${drivers.join(', ')}`);
   const driver = (env.REGISTRY_STORAGE ?? drivers[0] ?? '').toLowerCase();
   if (!driver) throw new UsageError(`${source} configures no storage driver`);
   if (driver !== 'filesystem') return { driver };

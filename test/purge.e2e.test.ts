@@ -3,9 +3,11 @@
  * the CLI with the registry stopped, let the registry's own garbage-collect
  * sweep, serve again and pull every kept tag and digest whole.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './support/cli.js';
+import { TreeWriter } from '../src/sampleTree.js';
+import { BIN, runCli } from './support/cli.js';
 import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from './support/registry.js';
 import { type Scenario, pushMixedScenario } from './support/scenario.js';
 import { blobBytes, snapshot, tempDir } from './support/tmp.js';
@@ -137,4 +139,88 @@ describe.skipIf(!bin)('problems spare their repository', () => {
     expect((await c2.getManifest('good', goodNew.descriptor.digest)).status).toBe(200);
     await again.stop();
   }, 120_000);
+});
+
+describe.skipIf(!bin)('garbage-collect with a given config, and when it fails', () => {
+  let root: string;
+  let old: Awaited<ReturnType<typeof pushImage>>;
+  beforeAll(async () => {
+    root = await tempDir();
+    const registry = await startRegistry(root, { bin });
+    const client = new RegistryClient(registry.url);
+    old = await pushImage(client, 'app', { tag: 'latest', seed: 'cfg-old' });
+    await pushImage(client, 'app', { tag: 'latest', seed: 'cfg-new' });
+    await registry.stop();
+  }, 60_000);
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('a failing garbage-collect is reported with exit code 1, and the journal undoes the purge', async () => {
+    const before = await snapshot(root);
+    const config = `${root}.bad.yml`;
+    // The registry itself refuses this config, so its garbage-collect exits 1 after regsweep has purged.
+    await fs.writeFile(config, `version: 0.1\nlog:\n  level: bogus\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
+    const journal = `${root}.journal`;
+    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--config', config, '--journal', journal]);
+    expect(run.code).toBe(1);
+    const report = JSON.parse(run.stdout);
+    expect(report.gc).toMatchObject({ ran: true, exitCode: 1 });
+    expect(report.gc.command).toContain(config);
+    expect(report.problems.at(-1).message).toMatch(/garbage-collect exited with 1: .*invalid loglevel bogus|garbage-collect exited with 1/);
+    expect(report.freed).toEqual({ blobs: 0, bytes: 0 });
+    expect(await snapshot(root)).not.toEqual(before);
+
+    const restore = await runCli(['--path', root, '--restore', journal]);
+    expect(restore.code).toBe(0);
+    expect(restore.stdout).toMatch(/restored 2 links/);
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
+    await fs.rm(config);
+  });
+
+  it("runs garbage-collect with the registry's own config", async () => {
+    const config = `${root}.yml`;
+    await fs.writeFile(config, `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n`);
+    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--config', config]);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.gc).toMatchObject({ ran: true, exitCode: 0, command: [bin, 'garbage-collect', config] });
+    expect(report.freed).toEqual(report.predicted);
+    // The replaced image's manifest, config and layers; nothing it shares with the new one.
+    expect(report.predicted.blobs).toBe(2 + old.layers.length);
+    await fs.rm(config);
+  });
+});
+
+describe('confirmation on a terminal', () => {
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  let root: string;
+  beforeAll(async () => {
+    root = await tempDir();
+    const w = await new TreeWriter(root).init();
+    await w.image('app', { seed: 'old', tag: 'latest' });
+    await w.image('app', { seed: 'new', tag: 'latest' });
+  });
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+  const onTerminal = async (answer: string) => {
+    // script(1) gives the CLI a pseudo-terminal as stdin, as a person at a shell has.
+    return spawnSync('script', ['-qec', `${process.execPath} ${BIN} --path ${root} --no-gc`, '/dev/null'], { input: `${answer}\n`, encoding: 'utf8' });
+  };
+  it.skipIf(!hasScript)('asks, and a "no" changes nothing (exit 2)', async () => {
+    const before = await snapshot(root);
+    const run = await onTerminal('n');
+    expect(run.stdout).toMatch(/Proceed\? \[y\/N\]/);
+    expect(run.status).toBe(2);
+    expect(await snapshot(root)).toEqual(before);
+  });
+  it.skipIf(!hasScript)('asks, and a "y" purges', async () => {
+    const before = await snapshot(root);
+    const run = await onTerminal('y');
+    expect(run.stdout).toMatch(/remove 1 manifests/);
+    expect(run.status).toBe(0);
+    expect(await snapshot(root)).not.toEqual(before);
+  });
 });

@@ -41,7 +41,14 @@ abs_dir() {
   printf '%s' "$d"
 }
 
-pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# Alive = exists and is not a zombie (an exited dockerd may wait a while to be reaped
+# when its parent is gone and init is slow to reap).
+pid_alive() {
+  local st
+  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+  st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ $st != Z ]]
+}
 
 read_pid() { [[ -s $1/pid ]] && tr -dc '0-9' <"$1/pid" || true; }
 
@@ -97,12 +104,11 @@ cmd_start() {
 }
 
 # ---------------------------------------------------------------------------
-# Engine processes (containerd, shims, runc, dockerd) whose command line names DIR,
-# plus the direct children of such shims (container init processes). Only engine
-# binaries are considered, so a shell whose command line merely mentions DIR is safe.
-pids_using_dir() {
-  local dir=$1 p comm cmdline ppid
-  local -A engine=()
+# Engine processes (containerd, shims, runc, dockerd) whose command line names DIR.
+# Only engine binaries are considered, so a shell whose command line merely
+# mentions DIR is safe.
+engine_pids() {
+  local dir=$1 p comm cmdline
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
@@ -110,19 +116,43 @@ pids_using_dir() {
       containerd | containerd-shim* | runc | dockerd | docker-proxy) ;;
       *) continue ;;
     esac
+    pid_alive "$p" || continue
     cmdline=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
     case "$cmdline" in
-      *"$dir/"*) engine[$p]=1 ;;
+      *"$dir/"*) printf '%s\n' "$p" ;;
     esac
   done
-  (( ${#engine[@]} )) || return 0
+  return 0
+}
+
+# Direct children of the given pids (container init processes under a shim).
+children_of() {
+  local p ppid
+  local -A parent=()
+  for p in "$@"; do parent[$p]=1; done
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
-    [[ -n ${engine[$p]:-} ]] && continue
+    [[ -n ${parent[$p]:-} ]] && continue
     ppid=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-    [[ -n $ppid && -n ${engine[$ppid]:-} ]] && printf '%s\n' "$p"
+    [[ -n $ppid && -n ${parent[$ppid]:-} ]] && pid_alive "$p" && printf '%s\n' "$p"
   done
-  printf '%s\n' "${!engine[@]}"
+  return 0
+}
+
+# Cgroup directories (every mounted hierarchy) of a container process: only
+# non-root paths ending in a 64-hex container id, e.g. /sys/fs/cgroup/freezer/docker/<id>.
+container_cgroup_dirs() {
+  local pid=$1 ctrls path mnt type opts
+  while IFS=: read -r _ ctrls path; do
+    [[ $path =~ /[0-9a-f]{64}$ ]] || continue
+    while read -r _ mnt type opts _; do
+      if [[ -z $ctrls && $type == cgroup2 ]] ||
+        [[ -n $ctrls && $type == cgroup && ",$opts," == *",${ctrls%%,*},"* ]]; then
+        [[ -d $mnt$path ]] && printf '%s\n' "$mnt$path"
+      fi
+    done </proc/mounts
+  done <"/proc/$pid/cgroup" 2>/dev/null
+  return 0
 }
 
 wait_gone() { # wait_gone SECONDS PID...
@@ -139,7 +169,7 @@ wait_gone() { # wait_gone SECONDS PID...
 }
 
 cmd_stop_daemon() {
-  local dir=$1 pid others p
+  local dir=$1 pid
   pid=$(read_pid "$dir")
   if pid_alive "$pid" && docker_ok "$dir"; then
     # dockerd stops containers on shutdown too; removing them first makes that
@@ -162,19 +192,40 @@ cmd_stop_daemon() {
     fi
   fi
   # containerd (started by dockerd) normally exits with it; shims outlive a killed
-  # containerd on purpose. Anything still naming DIR on its command line is ours.
-  others=$(pids_using_dir "$dir" | tr '\n' ' ')
-  if [[ -n ${others// /} ]]; then
-    log "terminating leftover processes: $others"
+  # containerd on purpose, and so do their containers. Kill the containers' init
+  # processes (test containers, nothing to save), then the engine processes.
+  local engine kids
+  engine=$(engine_pids "$dir" | tr '\n' ' ')
+  [[ -n ${engine// /} ]] || return 0
+  # shellcheck disable=SC2086
+  kids=$(children_of $engine | tr '\n' ' ')
+  if [[ -n ${kids// /} ]]; then
+    log "killing leftover container processes: $kids"
+    local cgdirs k d
+    cgdirs=$(for k in $kids; do container_cgroup_dirs "$k"; done | sort -u)
     # shellcheck disable=SC2086
-    kill -TERM $others 2>/dev/null || true
+    kill -KILL $kids 2>/dev/null || true
+    # A paused container is frozen: SIGKILL only lands once its cgroup is thawed.
+    while IFS= read -r d; do
+      [[ -n $d ]] || continue
+      [[ -f $d/freezer.state ]] && echo THAWED >"$d/freezer.state" 2>/dev/null || true
+      [[ -f $d/cgroup.freeze ]] && echo 0 >"$d/cgroup.freeze" 2>/dev/null || true
+    done <<<"$cgdirs"
     # shellcheck disable=SC2086
-    if ! wait_gone 10 $others; then
-      # shellcheck disable=SC2086
-      kill -KILL $others 2>/dev/null || true
-      # shellcheck disable=SC2086
-      wait_gone 5 $others || true
-    fi
+    wait_gone 10 $kids || log "warning: container processes still alive: $kids"
+    while IFS= read -r d; do
+      [[ -n $d ]] && rmdir "$d" 2>/dev/null || true
+    done <<<"$cgdirs"
+  fi
+  log "terminating leftover engine processes: $engine"
+  # shellcheck disable=SC2086
+  kill -TERM $engine 2>/dev/null || true
+  # shellcheck disable=SC2086
+  if ! wait_gone 10 $engine; then
+    # shellcheck disable=SC2086
+    kill -KILL $engine 2>/dev/null || true
+    # shellcheck disable=SC2086
+    wait_gone 5 $engine || true
   fi
 }
 

@@ -16,6 +16,8 @@ export interface ApplyOptions {
   journal?: string;
   /** Called with each removed path, relative to the root. */
   onRemove?: (relativePath: string) => void;
+  /** Stops between two removals (SIGINT/SIGTERM); what was removed is in the journal. */
+  signal?: AbortSignal;
 }
 
 export interface ApplyResult {
@@ -143,6 +145,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
   const journal = await Journal.open(options.journal, layout);
   try {
     const remove = async (spec: PathSpec): Promise<void> => {
+      options.signal?.throwIfAborted();
       const dir = layout.pathFor(spec);
       await journal.record(dir);
       // force: a directory already gone (removed by hand, or by an earlier interrupted run) is what we wanted.

@@ -9,7 +9,11 @@ import { createRequire } from 'node:module';
 import readline from 'node:readline/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { restoreJournal } from './apply.js';
+import { type Collector, containerCollector, localCollector, noCollectorError, volumeCollector } from './collectors.js';
+import { DockerodeEngine, type Engine } from './engine.js';
 import { RegsweepError, UsageError } from './errors.js';
+import { type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from './locator.js';
+import { type MaintenanceWindow, registryWindow, unpausedWindow } from './maintenance.js';
 import { parseSelector } from './planner.js';
 import { formatBytes, formatHuman, toJson } from './report.js';
 import { isRegistryRoot } from './scanner.js';
@@ -20,6 +24,9 @@ const { version } = require('../../package.json') as { version: string };
 
 interface CliOptions {
   path?: string;
+  volume?: string;
+  unpauseOnly?: boolean;
+  registryImage?: string;
   dryRun?: boolean;
   yes?: boolean;
   gc: boolean;
@@ -43,8 +50,10 @@ function positiveInt(value: string): number {
 function program(): Command {
   return new Command('regsweep')
     .description('Reclaim the disk of a self-hosted Docker Registry v2 (filesystem storage) without breaking a tag it keeps.')
-    .argument('[repositories...]', 'REPOSITORY or REPOSITORY:TAG to purge (default: every repository)')
-    .addOption(new Option('--path <root>', "the registry's rootdirectory (the directory holding docker/registry/v2)"))
+    .usage('[options] [TARGET] [REPOSITORY[:TAG]...]')
+    .argument('[target-and-repositories...]', 'TARGET is a registry container or swarm service (omit it with --path or --volume); then REPOSITORY or REPOSITORY:TAG to purge (default: every repository)')
+    .addOption(new Option('--path <root>', "a storage path instead of a TARGET: the registry's rootdirectory (holding docker/registry/v2)").conflicts('volume'))
+    .option('-v, --volume <name>', 'a Docker volume holding the storage instead of a TARGET (registry stopped or not)')
     .option('-n, --dry-run', 'plan and predict only; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--no-gc', 'remove links only; do not run garbage-collect')
@@ -55,14 +64,20 @@ function program(): Command {
     .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
     .option('--restore <journal>', 'put back the links a journal recorded (needs --path), then exit')
     .option('--registry-bin <file>', 'the registry binary to run garbage-collect with (default: registry or docker-registry on PATH)')
-    .option('--config <file>', "the registry's config.yml for garbage-collect (default: a generated one naming --path)")
+    .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
+    .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
+    .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
     .addOption(new Option('--concurrency <n>', 'parallel file operations').argParser(positiveInt))
     .version(version, '-V, --version')
     .addHelpText(
       'after',
       `
 Examples:
-  regsweep --path /var/lib/registry --dry-run       what would go, and what garbage-collect would free
+  regsweep registry --dry-run                       a registry container: what would go, and what garbage-collect would free
+  regsweep registry --yes                           pause it, purge, garbage-collect in a helper container, restart it
+  regsweep registry-stack_registry --yes            a swarm service: all its task containers
+  regsweep -v registry-data --yes                   a volume (registry stopped or not)
+  regsweep --path /var/lib/registry --dry-run       a storage path on this host
   regsweep --path /var/lib/registry --yes           purge, then run garbage-collect with the local registry binary
   regsweep --path ROOT --yes team/web hist/app      only these repositories
   regsweep --path ROOT --yes --no-gc                purge links only
@@ -78,7 +93,56 @@ function describePreview(p: SweepPreview): string {
     `  remove ${p.plan.manifests.length} manifests and ${p.plan.indexEntries.length} tag history entries`,
   ];
   if (p.gc) lines.push(`  then run garbage-collect, predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}`);
+  lines.push(`  registry: ${p.window}`);
   return `${lines.join('\n')}\n`;
+}
+
+interface Resolved {
+  target: Target;
+  repositories: string[];
+  engine?: Engine;
+}
+
+async function resolveTarget(opts: CliOptions, args: string[], log: (m: string) => void): Promise<Resolved> {
+  if (opts.path) return { target: { kind: 'path', name: opts.path, root: opts.path, containers: [] }, repositories: args };
+  if (opts.config) throw new UsageError('--config goes with --path; a container target uses its own config');
+  const engine = new DockerodeEngine(log);
+  if (opts.volume) return { target: await reachFromHere(engine, await locateVolume(engine, opts.volume)), repositories: args, engine };
+  const [name, ...repositories] = args;
+  if (!name) throw new UsageError('name a registry container or service, a volume (--volume), or a storage path (--path)');
+  return { target: await reachFromHere(engine, await locateNamed(engine, name)), repositories, engine };
+}
+
+interface Runtime {
+  collector?: Collector;
+  registryVersion?: string;
+  window: MaintenanceWindow;
+}
+
+/** How garbage-collect runs and what happens to the registry meanwhile, for this kind of target. */
+async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, log: (m: string) => void): Promise<Runtime> {
+  const { target, engine } = resolved;
+  const registry = target.containers[0];
+  if (!engine) {
+    const local = await localCollector({ registryBin: opts.registryBin, root: target.root, config: opts.config });
+    if (!local && opts.gc && !dryRun) throw noCollectorError(target);
+    return { collector: opts.gc ? local : undefined, registryVersion: local?.version, window: unpausedWindow() };
+  }
+  const window = target.containers.some((c) => c.running)
+    ? registryWindow(engine, target.containers, { restart: !opts.unpauseOnly, service: target.kind === 'service' ? target.name : undefined, log })
+    : unpausedWindow('no registry container is running: nothing to pause');
+  if (registry) {
+    const version = await containerRegistryVersion(engine, registry);
+    return { collector: opts.gc ? containerCollector(engine, registry, target.configPath, version) : undefined, registryVersion: version, window };
+  }
+  // A volume no container uses: a named image, else the local binary.
+  if (opts.registryImage && target.volume) {
+    const version = await imageRegistryVersion(engine, opts.registryImage);
+    return { collector: opts.gc ? volumeCollector(engine, target.volume, opts.registryImage, version) : undefined, registryVersion: version, window };
+  }
+  const local = await localCollector({ registryBin: opts.registryBin, root: target.root });
+  if (!local && opts.gc && !dryRun) throw noCollectorError(target);
+  return { collector: opts.gc ? local : undefined, registryVersion: local?.version, window };
 }
 
 async function askOnTerminal(preview: SweepPreview): Promise<boolean> {
@@ -106,10 +170,10 @@ async function run(argv: string[]): Promise<number> {
     throw error;
   }
   const opts = cmd.opts<CliOptions>();
-  const args = cmd.args;
-  if (!opts.path) throw new UsageError('--path ROOT is required');
+  const log = opts.verbose ? (m: string) => process.stderr.write(`regsweep: ${m}\n`) : () => {};
 
   if (opts.restore) {
+    if (!opts.path) throw new UsageError('--restore needs --path ROOT');
     if (!(await isRegistryRoot(opts.path))) throw new UsageError(`${opts.path} is not a registry storage root (no docker/registry/v2 below it)`);
     const restored = await restoreJournal(opts.path, opts.restore);
     if (!opts.quiet) process.stdout.write(`restored ${restored.restored} links, ${restored.present} already present\n`);
@@ -117,18 +181,20 @@ async function run(argv: string[]): Promise<number> {
     return restored.conflicts.length > 0 ? 1 : 0;
   }
 
-  const selectors = args.map(parseSelector);
   const dryRun = opts.dryRun ?? false;
   if (!dryRun && !opts.yes && !process.stdin.isTTY) {
     throw new UsageError('refusing to change the registry without --yes: stdin is not a terminal');
   }
+  const resolved = await resolveTarget(opts, cmd.args, log);
+  const selectors = resolved.repositories.map(parseSelector);
+  const runtime = await runtimeFor(resolved, opts, dryRun, log);
   const report = await sweep({
-    root: opts.path,
+    target: resolved.target,
     selectors,
     dryRun,
-    gc: opts.gc,
-    registryBin: opts.registryBin,
-    config: opts.config,
+    collector: runtime.collector,
+    registryVersion: runtime.registryVersion,
+    window: runtime.window,
     journal: opts.journal,
     concurrency: opts.concurrency,
     confirm: dryRun || opts.yes ? undefined : askOnTerminal,

@@ -37,7 +37,8 @@ function table(before: Totals, after: Totals, afterLabel: string): string[] {
 export function formatHuman(report: SweepReport, options: { verbose?: boolean } = {}): string {
   const lines: string[] = [];
   const version = report.registryVersion ? ` (registry ${report.registryVersion})` : '';
-  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${report.root}${version}`);
+  const target = report.target.kind === 'path' ? report.root : `${report.target.kind} ${report.target.name}, storage at ${report.root}`;
+  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${target}${version}`);
   lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'));
   const { manifests, indexEntries, tags } = report.plan;
   const repos = new Set([...manifests.map((m) => m.repository), ...indexEntries.map((e) => e.repository), ...tags.map((t) => t.repository)]);
@@ -63,7 +64,8 @@ export function formatHuman(report: SweepReport, options: { verbose?: boolean } 
   } else {
     lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
   }
-  if (report.gc.decision && !report.dryRun) lines.push(`  ${report.gc.decision}`);
+  if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
+  if (report.pausedMs > 0) lines.push(`Registry paused for ${(report.pausedMs / 1000).toFixed(1)} s; total ${(report.durationMs / 1000).toFixed(1)} s.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (report.problems.length > 0) {
     lines.push(`${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);

@@ -1,20 +1,16 @@
 /**
- * One purge of a storage root, start to end: scan, plan, predict, and unless
- * it is a dry run, apply and run garbage-collect, then measure what changed.
+ * One purge of a registry's storage, start to end: scan and plan while the
+ * registry serves (read-only work), then, inside the maintenance window,
+ * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import { applyPlan } from './apply.js';
-import { UsageError } from './errors.js';
-import {
-  type GcDecision,
-  type GcResult,
-  checkConfigMatchesRoot,
-  checkSupportedVersion,
-  chooseGcFlags,
-  findRegistryBinary,
-  localRegistryVersion,
-  runLocalGc,
-} from './gc.js';
+import { applyPlan, recheck } from './apply.js';
+import type { Collector } from './collectors.js';
+import { RegsweepError, UsageError } from './errors.js';
+import { type GcDecision, type GcResult, chooseGcFlags } from './gc.js';
+import { Layout } from './layout.js';
+import type { Target, TargetKind } from './locator.js';
+import { type MaintenanceWindow, unpausedWindow } from './maintenance.js';
 import {
   type Plan,
   type Prediction,
@@ -25,22 +21,22 @@ import {
   predictCollect,
   predictTotals,
 } from './planner.js';
-import { type Inventory, type Problem, type Totals, isRegistryRoot, scan, totalsOf } from './scanner.js';
+import { type Problem, type Totals, isRegistryRoot, scan, totalsOf } from './scanner.js';
 
 export interface SweepOptions {
-  root: string;
+  target: Pick<Target, 'kind' | 'name' | 'root'>;
   selectors?: Selector[];
   dryRun: boolean;
-  /** Run garbage-collect after the purge (default true). */
-  gc?: boolean;
-  registryBin?: string;
-  config?: string;
+  /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
+  collector?: Collector;
+  /** The registry version when known without a collector (a dry run). */
+  registryVersion?: string;
+  window?: MaintenanceWindow;
   journal?: string;
   concurrency?: number;
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
   onRemove?: (relativePath: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface SweepPreview {
@@ -49,6 +45,7 @@ export interface SweepPreview {
   plan: Plan;
   predicted: Prediction;
   gc: GcDecision | undefined;
+  window: string;
 }
 
 export interface GcReport {
@@ -68,6 +65,7 @@ export interface Amount {
 
 export interface SweepReport {
   dryRun: boolean;
+  target: { kind: TargetKind; name: string; root: string };
   root: string;
   registryVersion: string | null;
   before: Totals;
@@ -78,6 +76,7 @@ export interface SweepReport {
   freed: Amount | null;
   gc: GcReport;
   problems: Problem[];
+  pausedMs: number;
   durationMs: number;
 }
 
@@ -87,26 +86,19 @@ function gcNotRun(skipped: string | null, decision: string | null = null): GcRep
   return { ran: false, command: null, exitCode: null, decision, summary: null, skipped, output: '' };
 }
 
+function lastLine(output: string): string {
+  const lines = output.trim().split('\n');
+  return lines[lines.length - 1] ?? '';
+}
+
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
-  const { root, dryRun } = options;
-  const wantGc = options.gc ?? true;
+  const { dryRun, collector } = options;
+  const root = new Layout(options.target.root).root;
   if (!(await isRegistryRoot(root))) {
     throw new UsageError(`${root} is not a registry storage root (no docker/registry/v2 below it)`);
   }
-  // The binary and its version are settled before anything changes: a purge without its GC is half a job.
-  let bin: string | undefined;
-  let version: string | undefined;
-  if (wantGc || options.registryBin) {
-    bin = await findRegistryBinary(options.registryBin);
-    if (bin) {
-      version = await localRegistryVersion(bin);
-      checkSupportedVersion(version);
-    } else if (!dryRun && wantGc) {
-      throw new UsageError('no registry binary found (registry or docker-registry on PATH): install one, pass --registry-bin, or use --no-gc');
-    }
-  }
-  if (options.config) await checkConfigMatchesRoot(options.config, root, process.env);
+  const version = collector?.version ?? options.registryVersion;
 
   const inventory = await scan(root, { concurrency: options.concurrency });
   checkSelectors(inventory, options.selectors ?? []);
@@ -116,9 +108,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const decision = version ? chooseGcFlags(version, keepsUntagged(inventory, plan)) : undefined;
   const problems: Problem[] = [...inventory.problems, ...plan.spared.flatMap((s) => s.problems)];
   for (const p of predicted.blockedBy) if (!problems.includes(p)) problems.push(p);
+  const window = options.window ?? unpausedWindow();
   const report: SweepReport = {
     dryRun,
-    root: inventory.root,
+    target: { kind: options.target.kind, name: options.target.name, root },
+    root,
     registryVersion: version ?? null,
     before,
     after: predictTotals(inventory, plan, predicted),
@@ -127,6 +121,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     freed: null,
     gc: gcNotRun(dryRun ? 'dry run' : null, decision?.why ?? null),
     problems,
+    pausedMs: 0,
     durationMs: 0,
   };
   if (dryRun) {
@@ -134,35 +129,44 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     return report;
   }
 
-  if (options.confirm && !(await options.confirm({ root: inventory.root, before, plan, predicted, gc: wantGc ? decision : undefined }))) {
+  const preview: SweepPreview = { root, before, plan, predicted, gc: collector ? decision : undefined, window: window.description };
+  if (options.confirm && !(await options.confirm(preview))) {
     throw new Declined('nothing changed: not confirmed');
   }
 
-  const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove });
-  problems.push(...applied.skipped);
-  report.plan = { ...plan, manifests: applied.manifests, indexEntries: applied.indexEntries };
+  const { value: outcome, pausedMs } = await window.run(async (signal) => {
+    // The plan was made while the registry served; anything pushed since then voids it.
+    const moved: string[] = [];
+    for (const check of plan.checks) {
+      const why = await recheck(new Layout(root), check);
+      if (why) moved.push(`${check.repository}: ${why}`);
+    }
+    if (moved.length > 0) throw new RegsweepError(`the registry changed since the scan, nothing was removed (${moved.join('; ')})`);
+    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal });
+    let gc: GcReport;
+    if (!collector) {
+      gc = gcNotRun('--no-gc', decision?.why ?? null);
+    } else if (predicted.blockedBy.length > 0) {
+      gc = gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision?.why ?? null);
+    } else if (applied.manifests.length === 0 && predicted.blobs === 0) {
+      gc = gcNotRun('nothing to collect', decision?.why ?? null);
+    } else {
+      const result = await collector.collect(decision?.args ?? [], signal);
+      signal.throwIfAborted();
+      gc = { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null };
+    }
+    return { applied, gc };
+  });
 
-  const nothingToCollect = applied.manifests.length === 0 && predicted.blobs === 0;
-  if (!wantGc) {
-    report.gc = gcNotRun('--no-gc', decision?.why ?? null);
-  } else if (predicted.blockedBy.length > 0) {
-    report.gc = gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision?.why ?? null);
-  } else if (nothingToCollect) {
-    report.gc = gcNotRun('nothing to collect', decision?.why ?? null);
-  } else {
-    const result = await runLocalGc({ bin: bin as string, root, config: options.config, args: decision?.args, signal: options.signal });
-    report.gc = { ...result, command: result.command, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null };
-    if (result.exitCode !== 0) problems.push({ message: `garbage-collect exited with ${result.exitCode}: ${lastLine(result.output)}` });
+  problems.push(...outcome.applied.skipped);
+  report.plan = { ...plan, manifests: outcome.applied.manifests, indexEntries: outcome.applied.indexEntries };
+  report.gc = outcome.gc;
+  if (outcome.gc.ran && outcome.gc.exitCode !== 0) {
+    problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });
   }
-
-  const afterScan: Inventory = await scan(root, { concurrency: options.concurrency });
-  report.after = totalsOf(afterScan);
+  report.pausedMs = pausedMs;
+  report.after = totalsOf(await scan(root, { concurrency: options.concurrency }));
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;
   return report;
-}
-
-function lastLine(output: string): string {
-  const lines = output.trim().split('\n');
-  return lines[lines.length - 1] ?? '';
 }

@@ -27,7 +27,7 @@ describe('bad input: one line on stderr, exit 2, nothing changed', () => {
   const cases: Array<[string, () => string[], RegExp]> = [
     ['a missing path', () => ['--path', `${root}/nope`, '--yes', '--no-gc'], /is not a registry storage root/],
     ['a directory that is not a registry root', () => ['--path', `${root}/docker`, '--yes', '--no-gc'], /is not a registry storage root/],
-    ['no --path', () => ['--yes', '--no-gc'], /--path ROOT is required/],
+    ['no target and no --path', () => ['--yes', '--no-gc'], /name a registry container or service, a volume \(--volume\), or a storage path \(--path\)/],
     ['an invalid repository name', () => ['--path', root, '--yes', '--no-gc', 'Bad/Name'], /invalid repository name: "Bad\/Name"/],
     ['a path-like repository name', () => ['--path', root, '--yes', '--no-gc', '../x'], /invalid repository name: "..\/x"/],
     ['an invalid tag', () => ['--path', root, '--yes', '--no-gc', 'app:-x'], /invalid tag: "-x"/],
@@ -36,6 +36,8 @@ describe('bad input: one line on stderr, exit 2, nothing changed', () => {
     ['an unknown option', () => ['--path', root, '--yes', '--frobnicate'], /unknown option '--frobnicate'/],
     ['a bad --concurrency', () => ['--path', root, '--yes', '--concurrency', '0'], /concurrency/],
     ['a registry binary that does not exist', () => ['--path', root, '--yes', '--registry-bin', `${root}/nope`], /is not an executable file/],
+    ['--config with a container target', () => ['registry', '--yes', '--config', `${root}/other.yml`], /--config goes with --path/],
+    ['--restore without --path', () => ['--restore', `${root}/journal`], /--restore needs --path ROOT/],
     ['a real run without --yes when stdin is not a terminal', () => ['--path', root, '--no-gc'], /without --yes: stdin is not a terminal/],
     ['a --config for another root', () => ['--path', root, '--yes', '--no-gc', '--config', `${root}/other.yml`], /stores at \/elsewhere/],
   ];

@@ -105,6 +105,20 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     await expectServesWhole(port, scenario);
   }, 180_000);
 
+  it('--unpause-only unpauses without a restart', async () => {
+    const name = uniqueName('reg-unpause');
+    const volume = uniqueName('vol');
+    volumes.push(volume);
+    const port = await freePort();
+    await runRegistryContainer({ name, port, volume: { name: volume } });
+    await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const before = await state(name);
+    const result = await runCli([name, '--yes', '--unpause-only']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Registry paused for \d+\.\d s/);
+    expect(await state(name)).toEqual({ ...before, running: true, paused: false });
+  }, 120_000);
+
   it('a bind mount with the root set by env', async () => {
     const name = uniqueName('reg-bind');
     const host = await tempDir();
@@ -296,7 +310,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     return { name, port, scenario };
   }
 
-  it('SIGINT during garbage-collect: exit 130, helper removed, registry brought back', async () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s during garbage-collect: exit 130, helper removed, registry brought back', async (signal) => {
     const { name, port, scenario } = await registry('registry:slowgc');
     const child = spawn(process.execPath, [BIN, name, '--yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -306,9 +320,9 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     while ((await helpersLeft()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await helpersLeft()).toHaveLength(1);
     expect((await state(name)).paused).toBe(true);
-    child.kill('SIGINT');
+    child.kill(signal);
     expect(await exited).toBe(130);
-    expect(stderr).toMatch(/interrupted by SIGINT; the registry was brought back/);
+    expect(stderr).toMatch(new RegExp(`interrupted by ${signal}; the registry was brought back`));
     expect(await state(name)).toMatchObject({ running: true, paused: false });
     // The purge was applied before GC; GC never swept, so every kept tag still pulls whole.
     await expectServesWhole(port, scenario);

@@ -141,6 +141,36 @@ describe.skipIf(!bin)('problems spare their repository', () => {
   }, 120_000);
 });
 
+describe.skipIf(!bin)('a tag that moves between the scan and the purge', () => {
+  it('stops the run before anything is removed', async () => {
+    const root = await tempDir();
+    const registry = await startRegistry(root, { bin });
+    try {
+      const client = new RegistryClient(registry.url);
+      const old = await pushImage(client, 'app', { tag: 'latest', seed: 'moving-old' });
+      await pushImage(client, 'app', { tag: 'latest', seed: 'moving-new' });
+      const { sweep } = await import('../src/sweep.js');
+      let snap: Record<string, string> = {};
+      const run = sweep({
+        target: { kind: 'path', name: root, root },
+        dryRun: false,
+        // Called after the plan is made: a client pushes meanwhile, pointing a tag at the planned removal.
+        confirm: async () => {
+          await client.pushManifest('app', 'rescued', old.manifest, old.descriptor.mediaType);
+          snap = await snapshot(root);
+          return true;
+        },
+      });
+      await expect(run).rejects.toThrow(/the registry changed since the scan, nothing was removed \(app: tag rescued appeared since the scan\)/);
+      expect(await snapshot(root)).toEqual(snap);
+      await client.pullWhole('app', 'rescued');
+    } finally {
+      await registry.stop();
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe.skipIf(!bin)('garbage-collect with a given config, and when it fails', () => {
   let root: string;
   let old: Awaited<ReturnType<typeof pushImage>>;

@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Layout, type PathSpec, parseDigest } from './layout.js';
-import type { Plan, PlannedIndexEntry, PlannedManifest, RepositoryCheck } from './planner.js';
+import type { Plan, PlannedIndexEntry, PlannedManifest, PlannedRepository, PlannedTag, RepositoryCheck } from './planner.js';
 import type { Problem } from './scanner.js';
 
 export interface ApplyOptions {
@@ -21,6 +21,8 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
+  repositories: PlannedRepository[];
+  tags: PlannedTag[];
   manifests: PlannedManifest[];
   indexEntries: PlannedIndexEntry[];
   /** Repositories left alone because the tree no longer matched the plan. */
@@ -110,11 +112,12 @@ class Journal {
     return new Journal(handle, layout);
   }
 
-  /** Records every file below `dir` (links, and v2.4 signature links) before the directory goes. */
+  /** Records every link below `dir` (v2.4 signature links too) before the directory goes; upload data is not kept. */
   async record(dir: string): Promise<void> {
     if (!this.handle) return;
     let lines = '';
     for (const file of await filesBelow(dir)) {
+      if (path.basename(file) !== 'link') continue;
       const entry: JournalEntry = { path: path.relative(this.layout.root, file).split(path.sep).join('/'), content: await fs.readFile(file, 'latin1') };
       lines += `${JSON.stringify(entry)}\n`;
     }
@@ -125,6 +128,21 @@ class Journal {
     if (!this.handle) return;
     await this.handle.sync();
     await this.handle.close();
+  }
+}
+
+/** Removes the repository's directory and its parents while they are empty, up to repositories/. */
+async function removeEmptyDirectories(layout: Layout, repository: string): Promise<void> {
+  const parts = repository.split('/');
+  while (parts.length > 0) {
+    try {
+      await fs.rmdir(layout.pathFor({ kind: 'repository', name: parts.join('/') }));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return;
+      throw error;
+    }
+    parts.pop();
   }
 }
 
@@ -141,7 +159,7 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const result: ApplyResult = { manifests: [], indexEntries: [], skipped: [], removedPaths: 0 };
+  const result: ApplyResult = { repositories: [], tags: [], manifests: [], indexEntries: [], skipped: [], removedPaths: 0 };
   const journal = await Journal.open(options.journal, layout);
   try {
     const remove = async (spec: PathSpec): Promise<void> => {
@@ -155,11 +173,27 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     };
     const entriesOf = groupBy(plan.indexEntries, (e) => e.repository);
     const manifestsOf = groupBy(plan.manifests, (m) => m.repository);
+    const tagsOf = groupBy(plan.tags, (t) => t.repository);
+    const repositoryRemovals = new Map(plan.repositories.map((r) => [r.repository, r]));
     for (const check of plan.checks) {
       const changed = await recheck(layout, check);
       if (changed) {
         result.skipped.push({ repository: check.repository, message: `not purged: ${changed}` });
         continue;
+      }
+      const removal = repositoryRemovals.get(check.repository);
+      if (removal) {
+        // Only its own directories: repositories nested below it keep working.
+        for (const kind of ['manifests', 'layers', 'uploads'] as const) await remove({ kind, name: removal.repository });
+        await removeEmptyDirectories(layout, removal.repository);
+        result.repositories.push(removal);
+        result.tags.push(...(tagsOf.get(check.repository) ?? []));
+        result.manifests.push(...(manifestsOf.get(check.repository) ?? []));
+        continue;
+      }
+      for (const tag of tagsOf.get(check.repository) ?? []) {
+        await remove({ kind: 'tag', name: tag.repository, tag: tag.tag });
+        result.tags.push(tag);
       }
       for (const entry of entriesOf.get(check.repository) ?? []) {
         await remove({ kind: 'tagIndexEntryDir', name: entry.repository, tag: entry.tag, digest: entry.digest });

@@ -15,6 +15,7 @@ import { RegsweepError, UsageError } from './errors.js';
 import { type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from './locator.js';
 import { type MaintenanceWindow, registryWindow, unpausedWindow } from './maintenance.js';
 import { parseSelector } from './planner.js';
+import { DEFAULT_KEEP_TAGS, type Policy, loadPolicy, makeRules, selectsTags } from './policy.js';
 import { formatBytes, formatHuman, toJson } from './report.js';
 import { isRegistryRoot } from './scanner.js';
 import { type SweepPreview, sweep } from './sweep.js';
@@ -39,6 +40,18 @@ interface CliOptions {
   registryBin?: string;
   config?: string;
   concurrency?: number;
+  remove?: string[];
+  keep?: number;
+  olderThan?: string;
+  tags?: string;
+  keepTags?: string;
+  history?: number;
+  policy?: string;
+}
+
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
+  return Number(value);
 }
 
 function positiveInt(value: string): number {
@@ -54,6 +67,13 @@ function program(): Command {
     .argument('[target-and-repositories...]', 'TARGET is a registry container or swarm service (omit it with --path or --volume); then REPOSITORY or REPOSITORY:TAG to purge (default: every repository)')
     .addOption(new Option('--path <root>', "a storage path instead of a TARGET: the registry's rootdirectory (holding docker/registry/v2)").conflicts('volume'))
     .option('-v, --volume <name>', 'a Docker volume holding the storage instead of a TARGET (registry stopped or not)')
+    .option('-x, --remove <refs...>', 'remove these tags (REPOSITORY:TAG) or whole repositories (REPOSITORY); put TARGET before it')
+    .addOption(new Option('--keep <n>', 'keep the N most recently pushed tags of each repository; older ones may go').argParser(wholeNumber))
+    .option('--older-than <duration>', 'tags pushed longer ago than this may go (12h, 30d, 8w)')
+    .option('--tags <pattern>', 'only tags matching this may go: a regular expression for the whole tag, or a semver range (<1.4, ~1.2)')
+    .option('--keep-tags <pattern>', `tags matching this never go (default ${DEFAULT_KEEP_TAGS}; giving it replaces the default)`)
+    .addOption(new Option('--history <n>', 'keep the N most recent earlier revisions of each tag, for rollbacks').argParser(wholeNumber))
+    .option('--policy <file>', 'rules per repository glob (YAML, first match wins) or "<repository> <N>" lines; the options above apply where no rule matches')
     .option('-n, --dry-run', 'plan and predict only; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--no-gc', 'remove links only; do not run garbage-collect')
@@ -82,6 +102,10 @@ Examples:
   regsweep --path ROOT --yes team/web hist/app      only these repositories
   regsweep --path ROOT --yes --no-gc                purge links only
   regsweep --path ROOT --dry-run --json             machine-readable report
+  regsweep registry --keep 10 --dry-run             keep the 10 newest tags of each repository (and latest)
+  regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago
+  regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
+  regsweep registry --policy retention.yml --yes    rules per repository
 
 Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 130 interrupted.`,
     );
@@ -95,6 +119,14 @@ function describePreview(p: SweepPreview): string {
   if (p.gc) lines.push(`  then run garbage-collect, predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}`);
   lines.push(`  registry: ${p.window}`);
   return `${lines.join('\n')}\n`;
+}
+
+async function policyFrom(opts: CliOptions): Promise<Policy | undefined> {
+  const rules = makeRules({ keep: opts.keep, olderThan: opts.olderThan, tags: opts.tags, keepTags: opts.keepTags, history: opts.history });
+  if (opts.policy) return loadPolicy(opts.policy, rules);
+  if (selectsTags(rules) || rules.history > 0) return { rules: [], fallback: rules };
+  if (opts.keepTags !== undefined) throw new UsageError('--keep-tags protects tags from --keep, --older-than or --tags; give one of them');
+  return undefined;
 }
 
 interface Resolved {
@@ -185,12 +217,17 @@ async function run(argv: string[]): Promise<number> {
   if (!dryRun && !opts.yes && !process.stdin.isTTY) {
     throw new UsageError('refusing to change the registry without --yes: stdin is not a terminal');
   }
+  // Everything the user wrote is checked before any engine is asked or anything is paused.
+  const remove = (opts.remove ?? []).map(parseSelector);
+  const policy = await policyFrom(opts);
   const resolved = await resolveTarget(opts, cmd.args, log);
   const selectors = resolved.repositories.map(parseSelector);
   const runtime = await runtimeFor(resolved, opts, dryRun, log);
   const report = await sweep({
     target: resolved.target,
     selectors,
+    remove,
+    policy,
     dryRun,
     collector: runtime.collector,
     registryVersion: runtime.registryVersion,

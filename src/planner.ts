@@ -7,7 +7,8 @@
 import { UsageError } from './errors.js';
 import { type Digest, isRepositoryName, isTagName } from './layout.js';
 import type { ParsedManifest } from './manifest.js';
-import type { Inventory, Problem, RepositoryState, Totals } from './scanner.js';
+import { type Policy, type Rules, rulesFor, selectsTags } from './policy.js';
+import type { Inventory, Problem, RepositoryState, TagState, Totals } from './scanner.js';
 import { totalsOf } from './scanner.js';
 
 /** `REPOSITORY` or `REPOSITORY:TAG` from the command line. */
@@ -16,8 +17,9 @@ export interface Selector {
   tag?: string;
 }
 
-export type ManifestReason = 'untagged';
+export type ManifestReason = 'untagged' | 'tag-removed' | 'repository-removed';
 export type IndexEntryReason = 'untagged' | 'history';
+export type TagReason = 'named' | 'policy' | 'subject-removed' | 'repository-removed';
 
 export interface PlannedManifest {
   repository: string;
@@ -35,7 +37,17 @@ export interface PlannedIndexEntry {
 export interface PlannedTag {
   repository: string;
   tag: string;
-  reason: string;
+  digest: Digest | null;
+  reason: TagReason;
+  /** Which rules selected it, in words. */
+  detail: string;
+}
+
+export interface PlannedRepository {
+  repository: string;
+  reason: 'named';
+  /** Repositories below it that stay: only its own _manifests, _layers and _uploads go. */
+  nested: string[];
 }
 
 /** What the plan assumed of a repository it touches: apply re-checks this before removing anything. */
@@ -50,9 +62,10 @@ export interface SparedRepository {
 }
 
 export interface Plan {
+  repositories: PlannedRepository[];
+  tags: PlannedTag[];
   manifests: PlannedManifest[];
   indexEntries: PlannedIndexEntry[];
-  tags: PlannedTag[];
   spared: SparedRepository[];
   checks: RepositoryCheck[];
 }
@@ -88,80 +101,235 @@ export function checkSelectors(inventory: Inventory, selectors: readonly Selecto
   }
 }
 
-/**
- * Every revision the repository must keep: each tag's current manifest, the
- * children of kept lists and indexes, and the referrers of kept manifests,
- * recursively. Problems are returned for tags that are already broken.
- */
-export function keptRevisions(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>): { kept: Set<Digest>; problems: Problem[] } {
-  const revisions = new Set(repo.revisions);
-  const referrers = new Map<Digest, Digest[]>();
-  for (const digest of repo.revisions) {
-    const subject = manifests.get(digest)?.subject;
-    if (subject) referrers.set(subject, [...(referrers.get(subject) ?? []), digest]);
-  }
-  const kept = new Set<Digest>();
-  const problems: Problem[] = [];
-  const queue: Array<{ digest: Digest; via: string }> = [];
-  for (const tag of repo.tags) {
-    if (tag.current) queue.push({ digest: tag.current, via: `tag ${tag.name}` });
-  }
-  while (queue.length > 0) {
-    const { digest, via } = queue.pop() as { digest: Digest; via: string };
-    if (kept.has(digest)) continue;
-    if (!revisions.has(digest)) {
-      problems.push({ repository: repo.name, message: `${via} needs ${digest}, which is not a revision of the repository` });
-      continue;
-    }
-    kept.add(digest);
-    for (const child of manifests.get(digest)?.children ?? []) queue.push({ digest: child, via: `index ${digest}` });
-    for (const referrer of referrers.get(digest) ?? []) queue.push({ digest: referrer, via: `referrer of ${digest}` });
-  }
-  return { kept, problems };
+// Tags cosign and friends push for registries without a referrers API: `sha256-<hex>` and `sha256-<hex>.<suffix>`.
+const FALLBACK_TAG = /^sha256-([0-9a-f]{64})(?:\.[A-Za-z0-9_.-]+)?$/;
+
+/** The manifest a fallback tag (signature, attestation, SBOM) belongs to, or undefined for an ordinary tag. */
+export function fallbackSubject(tag: string): Digest | undefined {
+  const m = FALLBACK_TAG.exec(tag);
+  return m ? (`sha256:${m[1]}` as Digest) : undefined;
 }
 
-function inScope(repo: RepositoryState, selectors: readonly Selector[]): { all: boolean; tags: Set<string> } | undefined {
+/**
+ * Grows `kept` from `roots`: the children of kept lists and indexes and the
+ * referrers of kept manifests, recursively. Roots that are not revisions of
+ * the repository are reported: whatever names them is already broken.
+ */
+class Closure {
+  readonly kept = new Set<Digest>();
+  readonly problems: Problem[] = [];
+  private readonly revisions: Set<Digest>;
+  private readonly referrers = new Map<Digest, Digest[]>();
+
+  constructor(
+    private readonly repo: RepositoryState,
+    private readonly manifests: ReadonlyMap<Digest, ParsedManifest>,
+  ) {
+    this.revisions = new Set(repo.revisions);
+    for (const digest of repo.revisions) {
+      const subject = manifests.get(digest)?.subject;
+      if (subject) this.referrers.set(subject, [...(this.referrers.get(subject) ?? []), digest]);
+    }
+  }
+
+  has(digest: Digest): boolean {
+    return this.revisions.has(digest);
+  }
+
+  add(digest: Digest, via: string): void {
+    const queue: Array<{ digest: Digest; via: string }> = [{ digest, via }];
+    while (queue.length > 0) {
+      const next = queue.pop() as { digest: Digest; via: string };
+      if (this.kept.has(next.digest)) continue;
+      if (!this.revisions.has(next.digest)) {
+        this.problems.push({ repository: this.repo.name, message: `${next.via} needs ${next.digest}, which is not a revision of the repository` });
+        continue;
+      }
+      this.kept.add(next.digest);
+      for (const child of this.manifests.get(next.digest)?.children ?? []) queue.push({ digest: child, via: `index ${next.digest}` });
+      for (const referrer of this.referrers.get(next.digest) ?? []) queue.push({ digest: referrer, via: `referrer of ${next.digest}` });
+    }
+  }
+}
+
+/**
+ * Every revision the repository must keep when every tag stays: each tag's
+ * current manifest, the children of kept lists and indexes, and the referrers
+ * of kept manifests, recursively.
+ */
+export function keptRevisions(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>): { kept: Set<Digest>; problems: Problem[] } {
+  const closure = new Closure(repo, manifests);
+  for (const tag of repo.tags) if (tag.current) closure.add(tag.current, `tag ${tag.name}`);
+  return { kept: closure.kept, problems: closure.problems };
+}
+
+export interface PlanOptions {
+  /** REPOSITORY[:TAG] arguments: only these are purged (default: all). */
+  selectors?: readonly Selector[];
+  /** `-x`: tags and repositories to remove. */
+  remove?: readonly Selector[];
+  /** Tag retention rules; none means no tag is removed by rule and no history is kept. */
+  policy?: Policy;
+  /** The time tags are aged against (default: now). */
+  now?: number;
+}
+
+function describeRules(rules: Rules, parts: { keep?: number; olderThan?: boolean; tags?: boolean }): string {
+  const words: string[] = [];
+  if (parts.keep !== undefined) words.push(`not among the ${rules.keep} most recent (number ${parts.keep})`);
+  if (parts.olderThan) words.push(`pushed more than ${rules.olderThan} ago`);
+  if (parts.tags) words.push(`matches ${rules.tags?.source}`);
+  return words.join(', ');
+}
+
+/** The ordinary tags the rules remove, each with the words that say why. */
+export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now: number): Map<string, string> {
+  const selected = new Map<string, string>();
+  if (!selectsTags(rules)) return selected;
+  // Protected tags are never candidates and do not count toward keep N.
+  const candidates = tags
+    .filter((t) => !rules.keepTags.test(t.name))
+    .sort((a, b) => (b.pushedMs ?? 0) - (a.pushedMs ?? 0) || (a.name < b.name ? -1 : 1));
+  candidates.forEach((tag, rank) => {
+    const byKeep = rules.keep === undefined || rank >= rules.keep;
+    const byAge = rules.olderThanMs === undefined || (tag.pushedMs ?? now) < now - rules.olderThanMs;
+    const byName = rules.tags === undefined || rules.tags.test(tag.name);
+    if (byKeep && byAge && byName) {
+      selected.set(tag.name, describeRules(rules, { keep: rules.keep === undefined ? undefined : rank + 1, olderThan: rules.olderThanMs !== undefined, tags: rules.tags !== undefined }));
+    }
+  });
+  return selected;
+}
+
+interface Scope {
+  all: boolean;
+  tags: Set<string>;
+}
+
+function scopeOf(repo: RepositoryState, options: PlanOptions): Scope | undefined {
+  const selectors = options.selectors ?? [];
+  const named = (options.remove ?? []).some((r) => r.repository === repo.name);
   if (selectors.length === 0) return { all: true, tags: new Set() };
   const mine = selectors.filter((s) => s.repository === repo.name);
-  if (mine.length === 0) return undefined;
+  if (mine.length === 0) return named ? { all: false, tags: new Set() } : undefined;
   if (mine.some((s) => s.tag === undefined)) return { all: true, tags: new Set() };
   return { all: false, tags: new Set(mine.map((s) => s.tag as string)) };
 }
 
+function nestedBelow(inventory: Inventory, name: string): string[] {
+  return inventory.repositories.filter((r) => r.name.startsWith(`${name}/`)).map((r) => r.name);
+}
+
 /**
- * The default policy: keep what every tag needs, remove every other revision
- * and every tag index entry that is not the tag's current digest. With
- * `REPOSITORY:TAG` selectors only that tag's history is in scope.
+ * The plan. Per repository: `-x` removals; tags the retention rules select
+ * (fallback signature tags follow their subject instead); then every revision
+ * that no remaining tag, kept history entry, list or referrer chain still
+ * reaches; and every tag index entry that is neither current nor kept history.
+ * A repository with a problem is spared whole.
  */
-export function planPurge(inventory: Inventory, selectors: readonly Selector[] = []): Plan {
-  const plan: Plan = { manifests: [], indexEntries: [], tags: [], spared: [], checks: [] };
+export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan {
+  const plan: Plan = { repositories: [], tags: [], manifests: [], indexEntries: [], spared: [], checks: [] };
+  const now = options.now ?? Date.now();
+  const removals = options.remove ?? [];
   for (const repo of inventory.repositories) {
-    const scope = inScope(repo, selectors);
+    const scope = scopeOf(repo, options);
     if (!scope) continue;
-    const { kept, problems } = keptRevisions(repo, inventory.manifests);
-    const all = [...repo.problems, ...problems];
-    if (all.length > 0) {
-      plan.spared.push({ repository: repo.name, problems: all });
+    const existing = keptRevisions(repo, inventory.manifests);
+    const problems = [...repo.problems, ...existing.problems];
+    if (problems.length > 0) {
+      plan.spared.push({ repository: repo.name, problems });
       continue;
     }
-    const scopedTags = repo.tags.filter((t) => scope.all || scope.tags.has(t.name));
-    const candidates = scope.all ? repo.revisions : [...new Set(scopedTags.flatMap((t) => t.index))];
-    const revisions = new Set(repo.revisions);
-    const removed = new Set(candidates.filter((d) => !kept.has(d) && revisions.has(d)));
-    for (const digest of [...removed].sort()) plan.manifests.push({ repository: repo.name, digest, reason: 'untagged' });
+    const check = (): void => {
+      plan.checks.push({ repository: repo.name, tags: Object.fromEntries(repo.tags.map((t) => [t.name, t.current as Digest])) });
+    };
 
-    const entriesBefore = plan.indexEntries.length;
-    for (const tag of repo.tags) {
-      const tagInScope = scope.all || scope.tags.has(tag.name);
-      for (const digest of tag.index) {
-        if (digest === tag.current) continue;
-        if (removed.has(digest)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'untagged' });
-        else if (tagInScope) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'history' });
+    if (removals.some((r) => r.repository === repo.name && r.tag === undefined)) {
+      plan.repositories.push({ repository: repo.name, reason: 'named', nested: nestedBelow(inventory, repo.name) });
+      for (const t of repo.tags) plan.tags.push({ repository: repo.name, tag: t.name, digest: t.current ?? null, reason: 'repository-removed', detail: `repository ${repo.name} removed` });
+      for (const digest of repo.revisions) plan.manifests.push({ repository: repo.name, digest, reason: 'repository-removed' });
+      check();
+      continue;
+    }
+
+    const rules = options.policy ? rulesFor(options.policy, repo.name) : undefined;
+    const inTagScope = (tag: string): boolean => scope.all || scope.tags.has(tag);
+    const removedTags = new Map<string, { reason: TagReason; detail: string }>();
+    for (const r of removals) {
+      if (r.repository === repo.name && r.tag !== undefined) removedTags.set(r.tag, { reason: 'named', detail: `named by --remove ${r.repository}:${r.tag}` });
+    }
+    const ordinary = repo.tags.filter((t) => fallbackSubject(t.name) === undefined);
+    if (rules) {
+      const eligible = ordinary.filter((t) => inTagScope(t.name) && !removedTags.has(t.name));
+      for (const [tag, detail] of tagsSelectedByRules(eligible, rules, now)) removedTags.set(tag, { reason: 'policy', detail });
+    }
+
+    const closure = new Closure(repo, inventory.manifests);
+    const keptHistory = new Map<string, Set<Digest>>();
+    for (const tag of ordinary) {
+      if (removedTags.has(tag.name) || !tag.current) continue;
+      closure.add(tag.current, `tag ${tag.name}`);
+      const depth = rules?.history ?? 0;
+      if (depth > 0) {
+        // The N most recent earlier digests of the tag stay, so a rollback remains possible.
+        const earlier = tag.index
+          .filter((d) => d !== tag.current && closure.has(d))
+          .sort((a, b) => (tag.indexTimes?.[b] ?? 0) - (tag.indexTimes?.[a] ?? 0) || (a < b ? -1 : 1))
+          .slice(0, depth);
+        keptHistory.set(tag.name, new Set(earlier));
+        for (const d of earlier) closure.add(d, `history of tag ${tag.name}`);
       }
     }
-    if (removed.size > 0 || plan.indexEntries.length > entriesBefore) {
-      plan.checks.push({ repository: repo.name, tags: Object.fromEntries(repo.tags.map((t) => [t.name, t.current as Digest])) });
+    // Fallback tags follow their subject: kept with it, removed with it. One whose subject was never here is left alone.
+    const fallbacks = repo.tags.filter((t) => fallbackSubject(t.name) !== undefined && !removedTags.has(t.name));
+    const undecided = new Set(fallbacks);
+    for (const t of fallbacks) {
+      if (!closure.has(fallbackSubject(t.name) as Digest)) {
+        undecided.delete(t);
+        if (t.current) closure.add(t.current, `tag ${t.name}`);
+      }
     }
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const t of undecided) {
+        if (closure.kept.has(fallbackSubject(t.name) as Digest)) {
+          undecided.delete(t);
+          if (t.current) closure.add(t.current, `tag ${t.name}`);
+          changed = true;
+        }
+      }
+    }
+    for (const t of undecided) {
+      if (inTagScope(t.name)) removedTags.set(t.name, { reason: 'subject-removed', detail: `its subject ${fallbackSubject(t.name)} is removed` });
+      else if (t.current) closure.add(t.current, `tag ${t.name}`);
+    }
+    if (closure.problems.length > 0) {
+      plan.spared.push({ repository: repo.name, problems: closure.problems });
+      continue;
+    }
+
+    const candidates = scope.all
+      ? repo.revisions
+      : [...new Set(repo.tags.filter((t) => inTagScope(t.name) || removedTags.has(t.name)).flatMap((t) => t.index))].filter((d) => closure.has(d));
+    const removed = new Set(candidates.filter((d) => !closure.kept.has(d)));
+    const currentOfRemoved = new Set(repo.tags.filter((t) => removedTags.has(t.name)).map((t) => t.current));
+    for (const digest of [...removed].sort()) {
+      plan.manifests.push({ repository: repo.name, digest, reason: currentOfRemoved.has(digest) ? 'tag-removed' : 'untagged' });
+    }
+    for (const tag of repo.tags) {
+      const why = removedTags.get(tag.name);
+      if (why) plan.tags.push({ repository: repo.name, tag: tag.name, digest: tag.current ?? null, ...why });
+    }
+    const entriesBefore = plan.indexEntries.length;
+    for (const tag of repo.tags) {
+      if (removedTags.has(tag.name)) continue; // its whole directory goes
+      for (const digest of tag.index) {
+        if (digest === tag.current || keptHistory.get(tag.name)?.has(digest)) continue;
+        if (removed.has(digest)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'untagged' });
+        else if (inTagScope(tag.name)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'history' });
+      }
+    }
+    if (removed.size > 0 || removedTags.size > 0 || plan.indexEntries.length > entriesBefore) check();
   }
   return plan;
 }
@@ -232,7 +400,7 @@ export function predictCollect(inventory: Inventory, plan: Plan, registryVersion
 export function predictTotals(inventory: Inventory, plan: Plan, prediction: Prediction): Totals {
   const before = totalsOf(inventory);
   return {
-    repositories: before.repositories,
+    repositories: before.repositories - plan.repositories.length,
     tags: before.tags - plan.tags.length,
     manifests: before.manifests - plan.manifests.length,
     blobs: before.blobs - prediction.blobs,

@@ -40,7 +40,7 @@ export function formatHuman(report: SweepReport, options: { verbose?: boolean } 
   const target = report.target.kind === 'path' ? report.root : `${report.target.kind} ${report.target.name}, storage at ${report.root}`;
   lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${target}${version}`);
   lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'));
-  const { manifests, indexEntries, tags } = report.plan;
+  const { repositories, manifests, indexEntries, tags } = report.plan;
   const repos = new Set([...manifests.map((m) => m.repository), ...indexEntries.map((e) => e.repository), ...tags.map((t) => t.repository)]);
   const verb = report.dryRun ? 'Would remove' : 'Removed';
   if (manifests.length + indexEntries.length + tags.length === 0) {
@@ -48,10 +48,12 @@ export function formatHuman(report: SweepReport, options: { verbose?: boolean } 
   } else {
     const parts = [plural(manifests.length, 'manifest'), plural(indexEntries.length, 'tag history entry', 'tag history entries')];
     if (tags.length > 0) parts.unshift(plural(tags.length, 'tag'));
+    if (repositories.length > 0) parts.unshift(plural(repositories.length, 'whole repository', 'whole repositories'));
     lines.push(`${verb} ${parts.join(', ')} in ${plural(repos.size, 'repository', 'repositories')}.`);
   }
+  for (const r of repositories) lines.push(`  - repository ${r.repository}${r.nested.length > 0 ? ` (its nested ${r.nested.join(', ')} stay)` : ''}`);
+  for (const t of tags.filter((t) => t.reason !== 'repository-removed')) lines.push(`  - tag ${t.repository}:${t.tag}: ${t.detail}`);
   if (options.verbose) {
-    for (const t of tags) lines.push(`  - ${t.repository}:${t.tag} (${t.reason})`);
     for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
     for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);
   }

@@ -32,6 +32,10 @@ export interface TagState {
   current?: Digest;
   /** Digests in the tag's index/ (its history, the current one included). */
   index: Digest[];
+  /** With ScanOptions.times: when the tag was last pushed (mtime of current/link). */
+  pushedMs?: number;
+  /** With ScanOptions.times: when the tag got each digest of its index (mtime of its link). */
+  indexTimes?: Record<string, number>;
 }
 
 export interface RepositoryState {
@@ -59,6 +63,8 @@ export interface Inventory {
 
 export interface ScanOptions {
   concurrency?: number;
+  /** Also read push times (tag retention rules need them; they cost a stat per link). */
+  times?: boolean;
 }
 
 export const DEFAULT_CONCURRENCY = 16;
@@ -173,7 +179,16 @@ async function scanRevisions(layout: Layout, repo: RepositoryState): Promise<voi
   repo.revisions.sort();
 }
 
-async function scanTags(layout: Layout, repo: RepositoryState): Promise<void> {
+async function mtimeOf(file: string): Promise<number | undefined> {
+  try {
+    return (await fs.stat(file)).mtimeMs;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+async function scanTags(layout: Layout, repo: RepositoryState, times: boolean): Promise<void> {
   const dir = layout.pathFor({ kind: 'tags', name: repo.name });
   let list: Dirent[];
   try {
@@ -197,6 +212,7 @@ async function scanTags(layout: Layout, repo: RepositoryState): Promise<void> {
       repo.problems.push({ repository: repo.name, path: where, message: `current link of tag ${tag.name} ${describeCorrupt(current.corrupt)}` });
     } else {
       tag.current = current.digest;
+      if (times) tag.pushedMs = await mtimeOf(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
     }
     const indexDir = layout.pathFor({ kind: 'tagIndex', name: repo.name, tag: tag.name });
     for (const item of await entries(indexDir)) {
@@ -214,6 +230,10 @@ async function scanTags(layout: Layout, repo: RepositoryState): Promise<void> {
         continue;
       }
       tag.index.push(digest);
+      if (times) {
+        const mtime = await mtimeOf(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
+        if (mtime !== undefined) (tag.indexTimes ??= {})[digest] = mtime;
+      }
     }
     tag.index.sort();
     repo.tags.push(tag);
@@ -271,7 +291,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
   const found = await findRepositories(layout, problems);
   const repositories = await mapLimit(found, concurrency, async (f): Promise<RepositoryState> => {
     const repo: RepositoryState = { ...f, hasTagsDir: false, tags: [], revisions: [], problems: [] };
-    await Promise.all([scanRevisions(layout, repo), scanTags(layout, repo)]);
+    await Promise.all([scanRevisions(layout, repo), scanTags(layout, repo, options.times ?? false)]);
     if (repo.hasManifests && !repo.hasLayers && repo.revisions.length > 0) {
       repo.problems.push({
         repository: repo.name,

@@ -21,11 +21,16 @@ import {
   predictCollect,
   predictTotals,
 } from './planner.js';
+import type { Policy } from './policy.js';
 import { type Problem, type Totals, isRegistryRoot, scan, totalsOf } from './scanner.js';
 
 export interface SweepOptions {
   target: Pick<Target, 'kind' | 'name' | 'root'>;
   selectors?: Selector[];
+  /** `-x`: tags and repositories to remove. */
+  remove?: Selector[];
+  /** Tag retention rules (command line and policy file). */
+  policy?: Policy;
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
   collector?: Collector;
@@ -100,9 +105,9 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   }
   const version = collector?.version ?? options.registryVersion;
 
-  const inventory = await scan(root, { concurrency: options.concurrency });
-  checkSelectors(inventory, options.selectors ?? []);
-  const plan = planPurge(inventory, options.selectors ?? []);
+  const inventory = await scan(root, { concurrency: options.concurrency, times: options.policy !== undefined });
+  checkSelectors(inventory, [...(options.selectors ?? []), ...(options.remove ?? [])]);
+  const plan = planPurge(inventory, { selectors: options.selectors, remove: options.remove, policy: options.policy });
   const predicted = predictCollect(inventory, plan, version);
   const before = totalsOf(inventory);
   const decision = version ? chooseGcFlags(version, keepsUntagged(inventory, plan)) : undefined;
@@ -148,7 +153,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       gc = gcNotRun('--no-gc', decision?.why ?? null);
     } else if (predicted.blockedBy.length > 0) {
       gc = gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision?.why ?? null);
-    } else if (applied.manifests.length === 0 && predicted.blobs === 0) {
+    } else if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) {
       gc = gcNotRun('nothing to collect', decision?.why ?? null);
     } else {
       const result = await collector.collect(decision?.args ?? [], signal);
@@ -159,7 +164,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   });
 
   problems.push(...outcome.applied.skipped);
-  report.plan = { ...plan, manifests: outcome.applied.manifests, indexEntries: outcome.applied.indexEntries };
+  const { repositories, tags, manifests, indexEntries } = outcome.applied;
+  report.plan = { ...plan, repositories, tags, manifests, indexEntries };
   report.gc = outcome.gc;
   if (outcome.gc.ran && outcome.gc.exitCode !== 0) {
     problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });

@@ -38,6 +38,12 @@ describe('bad input: one line on stderr, exit 2, nothing changed', () => {
     ['a registry binary that does not exist', () => ['--path', root, '--yes', '--registry-bin', `${root}/nope`], /is not an executable file/],
     ['--config with a container target', () => ['registry', '--yes', '--config', `${root}/other.yml`], /--config goes with --path/],
     ['--restore without --path', () => ['--restore', `${root}/journal`], /--restore needs --path ROOT/],
+    ['-x without a repository', () => ['--path', root, '--yes', '-x'], /option '-x, --remove <refs...>' argument missing/],
+    ['-x of a repository that does not exist', () => ['--path', root, '--yes', '--no-gc', '-x', 'nope'], /no repository nope/],
+    ['a --keep that is not a number', () => ['--path', root, '--yes', '--keep', 'ten'], /--keep <n>' argument 'ten' is invalid/],
+    ['a bad duration', () => ['--path', root, '--yes', '--no-gc', '--older-than', '3x'], /invalid duration "3x"/],
+    ['--keep-tags alone', () => ['--path', root, '--yes', '--no-gc', '--keep-tags', 'v1'], /--keep-tags protects tags from --keep, --older-than or --tags/],
+    ['a policy file that does not exist', () => ['--path', root, '--yes', '--no-gc', '--policy', `${root}/nope.yml`], /cannot read policy .*nope.yml: ENOENT/],
     ['a real run without --yes when stdin is not a terminal', () => ['--path', root, '--no-gc'], /without --yes: stdin is not a terminal/],
     ['a --config for another root', () => ['--path', root, '--yes', '--no-gc', '--config', `${root}/other.yml`], /stores at \/elsewhere/],
   ];

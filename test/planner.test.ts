@@ -5,6 +5,7 @@ import type { Digest } from '../src/layout.js';
 import { type Selector, keepsUntagged, parseSelector, planPurge, predictCollect } from '../src/planner.js';
 import { TreeWriter, type Written, seededBytes } from '../src/sampleTree.js';
 import { scan } from '../src/scanner.js';
+import { makeRules } from '../src/policy.js';
 import { snapshot, tempDir } from './support/tmp.js';
 
 let root: string;
@@ -20,7 +21,7 @@ afterEach(async () => {
 
 async function planOf(selectors: Selector[] = [], version = '2.8.2') {
   const inventory = await scan(root);
-  const plan = planPurge(inventory, selectors);
+  const plan = planPurge(inventory, { selectors });
   const predicted = predictCollect(inventory, plan, version);
   return { inventory, plan, predicted };
 }
@@ -208,6 +209,33 @@ describe('planner scenarios', () => {
     await w.tag('legacy', 'old', s1.digest);
     expect((await planOf([], '2.8.2')).predicted.blockedBy).toEqual([]);
     expect((await planOf([], '3.0.0')).predicted.blockedBy[0]?.message).toMatch(/schema1/);
+  });
+});
+
+describe('retention in the planner', () => {
+  it('a fallback tag whose subject was never pushed is left alone', async () => {
+    await w.image('app', { seed: 'x', tag: 'latest' });
+    const sig = await w.image('app', { seed: 'orphan-sig', format: 'oci', layers: 1 });
+    await w.tag('app', `sha256-${'cd'.repeat(32)}.sig`, sig.digest);
+    const inventory = await scan(root, { times: true });
+    const plan = planPurge(inventory, { policy: { rules: [], fallback: makeRules({ keep: 0 }) } });
+    expect(plan.tags.map((t) => t.tag)).toEqual([]);
+    expect(plan.manifests).toEqual([]);
+  });
+
+  it('-x of a repository is journaled link by link and restores whole', async () => {
+    await w.image('team/web', { seed: 'w', tag: 'v1' });
+    await w.image('team/web/api', { seed: 'a', tag: 'v1' });
+    const before = await snapshot(root);
+    const inventory = await scan(root);
+    const plan = planPurge(inventory, { remove: [parseSelector('team/web')] });
+    expect(plan.repositories).toEqual([{ repository: 'team/web', reason: 'named', nested: ['team/web/api'] }]);
+    const journal = `${root}.journal`;
+    await applyPlan(root, plan, { journal });
+    expect(await fs.readdir(w.layout.pathFor({ kind: 'repository', name: 'team/web' }))).toEqual(['api']);
+    await restoreJournal(root, journal);
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
   });
 });
 

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Layout, type PathSpec, parseDigest } from './layout.js';
 import type { Plan, PlannedIndexEntry, PlannedManifest, PlannedRepository, PlannedTag, RepositoryCheck } from './planner.js';
+import type { ProgressSink } from './progress.js';
 import type { Problem } from './scanner.js';
 
 export interface ApplyOptions {
@@ -18,6 +19,7 @@ export interface ApplyOptions {
   onRemove?: (relativePath: string) => void;
   /** Stops between two removals (SIGINT/SIGTERM); what was removed is in the journal. */
   signal?: AbortSignal;
+  onProgress?: ProgressSink;
 }
 
 export interface ApplyResult {
@@ -27,7 +29,8 @@ export interface ApplyResult {
   indexEntries: PlannedIndexEntry[];
   /** Repositories left alone because the tree no longer matched the plan. */
   skipped: Problem[];
-  removedPaths: number;
+  /** Every removed directory, relative to the root. */
+  paths: string[];
 }
 
 export interface JournalEntry {
@@ -159,7 +162,9 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const result: ApplyResult = { repositories: [], tags: [], manifests: [], indexEntries: [], skipped: [], removedPaths: 0 };
+  const result: ApplyResult = { repositories: [], tags: [], manifests: [], indexEntries: [], skipped: [], paths: [] };
+  const total = plan.repositories.length * 3 + plan.tags.filter((t) => t.reason !== 'repository-removed').length + plan.indexEntries.length
+    + plan.manifests.filter((m) => m.reason !== 'repository-removed').length;
   const journal = await Journal.open(options.journal, layout);
   try {
     const remove = async (spec: PathSpec): Promise<void> => {
@@ -168,8 +173,10 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
       await journal.record(dir);
       // force: a directory already gone (removed by hand, or by an earlier interrupted run) is what we wanted.
       await fs.rm(dir, { recursive: true, force: true });
-      result.removedPaths++;
-      options.onRemove?.(layout.relativePathFor(spec));
+      const relative = layout.relativePathFor(spec);
+      result.paths.push(relative);
+      options.onRemove?.(relative);
+      options.onProgress?.({ phase: 'apply', done: result.paths.length, total, unit: 'removals' });
     };
     const entriesOf = groupBy(plan.indexEntries, (e) => e.repository);
     const manifestsOf = groupBy(plan.manifests, (m) => m.repository);

@@ -16,7 +16,8 @@ import { type Target, containerRegistryVersion, imageRegistryVersion, locateName
 import { type MaintenanceWindow, registryWindow, unpausedWindow } from './maintenance.js';
 import { parseSelector } from './planner.js';
 import { DEFAULT_KEEP_TAGS, type Policy, loadPolicy, makeRules, selectsTags } from './policy.js';
-import { formatBytes, formatHuman, toJson } from './report.js';
+import type { ProgressEvent, ProgressSink } from './progress.js';
+import { formatBytes, formatHuman, table, toJson } from './report.js';
 import { isRegistryRoot } from './scanner.js';
 import { type SweepPreview, sweep } from './sweep.js';
 
@@ -47,6 +48,8 @@ interface CliOptions {
   keepTags?: string;
   history?: number;
   policy?: string;
+  top?: number;
+  progress: boolean;
 }
 
 function wholeNumber(value: string): number {
@@ -79,7 +82,9 @@ function program(): Command {
     .option('--no-gc', 'remove links only; do not run garbage-collect')
     .option('--json', 'print the report as JSON on stdout')
     .option('-q, --quiet', 'print nothing on success')
-    .option('--verbose', 'list every removed item and show the garbage-collect output')
+    .option('--verbose', 'list every removed path and show the garbage-collect output')
+    .addOption(new Option('--top <n>', 'rows in the table of reclaimable space per repository').default(10).argParser(positiveInt))
+    .option('--no-progress', 'no progress on stderr (it is shown only on a terminal, and never when CI is set)')
     .option('--debug', 'print stack traces of errors')
     .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
     .option('--restore <journal>', 'put back the links a journal recorded (needs --path), then exit')
@@ -112,13 +117,37 @@ Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 130 inter
 }
 
 function describePreview(p: SweepPreview): string {
-  const lines = [
-    `regsweep will change ${p.root}:`,
-    `  remove ${p.plan.manifests.length} manifests and ${p.plan.indexEntries.length} tag history entries`,
-  ];
-  if (p.gc) lines.push(`  then run garbage-collect, predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}`);
+  const { plan } = p;
+  const lines = [`regsweep will change ${p.root}:`, ...table(p.before, p.after, 'after'), ''];
+  if (plan.repositories.length > 0) lines.push(`  remove the repositories ${plan.repositories.map((r) => r.repository).join(', ')}`);
+  if (plan.tags.length > 0) lines.push(`  remove ${plan.tags.length} tags`);
+  lines.push(`  remove ${plan.manifests.length} manifests and ${plan.indexEntries.length} tag history entries`);
+  lines.push(p.gc ? `  run garbage-collect (${p.gc.why}), predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}` : '  no garbage-collect (--no-gc)');
   lines.push(`  registry: ${p.window}`);
   return `${lines.join('\n')}\n`;
+}
+
+const PHASES: Record<ProgressEvent['phase'], string> = { scan: 'scanning', apply: 'removing', collect: 'garbage-collect', rescan: 'measuring' };
+
+/** One line on stderr, redrawn at most ten times a second; only on a terminal, never under CI. */
+function progressLine(enabled: boolean): { sink?: ProgressSink; clear(): void } {
+  if (!enabled) return { clear() {} };
+  const started = Date.now();
+  let last = 0;
+  let drawn = false;
+  return {
+    sink(e) {
+      const now = Date.now();
+      if (now - last < 100 && e.done !== e.total) return;
+      last = now;
+      drawn = true;
+      const count = e.total === undefined ? `${e.done}` : `${e.done}/${e.total}`;
+      process.stderr.write(`\r\x1b[K${PHASES[e.phase]}: ${count} ${e.unit} (${((now - started) / 1000).toFixed(1)} s)`);
+    },
+    clear() {
+      if (drawn) process.stderr.write('\r\x1b[K');
+    },
+  };
 }
 
 async function policyFrom(opts: CliOptions): Promise<Policy | undefined> {
@@ -223,6 +252,11 @@ async function run(argv: string[]): Promise<number> {
   const resolved = await resolveTarget(opts, cmd.args, log);
   const selectors = resolved.repositories.map(parseSelector);
   const runtime = await runtimeFor(resolved, opts, dryRun, log);
+  const progress = progressLine(opts.progress && !opts.quiet && process.stderr.isTTY === true && !process.env.CI);
+  const confirm = async (preview: SweepPreview): Promise<boolean> => {
+    progress.clear();
+    return askOnTerminal(preview);
+  };
   const report = await sweep({
     target: resolved.target,
     selectors,
@@ -234,13 +268,14 @@ async function run(argv: string[]): Promise<number> {
     window: runtime.window,
     journal: opts.journal,
     concurrency: opts.concurrency,
-    confirm: dryRun || opts.yes ? undefined : askOnTerminal,
-  });
+    confirm: dryRun || opts.yes ? undefined : confirm,
+    onProgress: progress.sink,
+  }).finally(() => progress.clear());
   const failed = report.problems.length > 0;
   if (opts.json) {
     process.stdout.write(toJson(report));
   } else if (!opts.quiet || failed) {
-    (opts.quiet ? process.stderr : process.stdout).write(formatHuman(report, { verbose: opts.verbose }));
+    (opts.quiet ? process.stderr : process.stdout).write(formatHuman(report, { verbose: opts.verbose, top: opts.top }));
   }
   return failed ? 1 : 0;
 }

@@ -13,7 +13,7 @@ export interface Collector {
   readonly version: string;
   /** Where it runs, for the report. */
   readonly where: string;
-  collect(args: string[], signal?: AbortSignal): Promise<GcResult>;
+  collect(args: string[], signal?: AbortSignal, onOutput?: (text: string) => void): Promise<GcResult>;
 }
 
 export interface LocalCollectorOptions {
@@ -32,7 +32,7 @@ export async function localCollector(options: LocalCollectorOptions): Promise<Co
   return {
     version,
     where: bin,
-    collect: (args, signal) => runLocalGc({ bin, root: options.root, config: options.config, args, signal }),
+    collect: (args, signal, onOutput) => runLocalGc({ bin, root: options.root, config: options.config, args, signal, onOutput }),
   };
 }
 
@@ -50,7 +50,7 @@ export function containerCollector(engine: Engine, registry: ContainerInfo, conf
   return {
     version,
     where: `a helper container from ${registry.imageName} with the volumes of ${registry.name}`,
-    async collect(args, signal) {
+    async collect(args, signal, onOutput) {
       const cmd = ['garbage-collect', ...args, ...(configPath ? [configPath] : [])];
       const { exitCode, output } = await engine.runOnce({
         image: registry.image,
@@ -59,6 +59,7 @@ export function containerCollector(engine: Engine, registry: ContainerInfo, conf
         volumesFrom: [registry.id],
         labels: { 'io.regsweep.for': registry.name },
         signal,
+        onOutput,
       });
       return { ran: true, command: ['docker', 'run', '--volumes-from', registry.name, registry.imageName, ...cmd], exitCode, output, summary: parseGcSummary(output) };
     },
@@ -72,7 +73,7 @@ export function volumeCollector(engine: Engine, volume: string, image: string, v
   return {
     version,
     where: `a helper container from ${image} with volume ${volume}`,
-    async collect(args, signal) {
+    async collect(args, signal, onOutput) {
       // The official images keep their default config here (2.x) or in /etc/distribution (3.x).
       const config = compareVersions(version, '3.0.0') < 0 ? '/etc/docker/registry/config.yml' : '/etc/distribution/config.yml';
       const cmd = ['garbage-collect', ...args, config];
@@ -83,6 +84,7 @@ export function volumeCollector(engine: Engine, volume: string, image: string, v
         binds: [`${volume}:${mountAt}`],
         labels: { 'io.regsweep.for': volume },
         signal,
+        onOutput,
       });
       return { ran: true, command: ['docker', 'run', '-v', `${volume}:${mountAt}`, image, ...cmd], exitCode, output, summary: parseGcSummary(output) };
     },

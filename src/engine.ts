@@ -5,6 +5,7 @@
  * (304 on pause/unpause/stop) are handled here, by code.
  */
 import fs from 'node:fs';
+import { PassThrough } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -53,6 +54,7 @@ export interface RunOnceOptions {
   binds?: string[];
   labels?: Record<string, string>;
   signal?: AbortSignal;
+  onOutput?: (text: string) => void;
 }
 
 export interface Engine {
@@ -222,10 +224,23 @@ export class DockerodeEngine implements Engine {
     };
     try {
       options.signal?.addEventListener('abort', onAbort, { once: true });
+      // Attached before the start, so not a line of output is missed.
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      const chunks: Buffer[] = [];
+      const sink = new PassThrough();
+      sink.on('data', (c: Buffer) => {
+        chunks.push(c);
+        options.onOutput?.(c.toString('utf8'));
+      });
+      this.docker.modem.demuxStream(stream, sink, sink);
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+      });
       await container.start();
       const waited = (await container.wait()) as { StatusCode: number };
-      const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-      return { exitCode: waited.StatusCode, output: demux(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs))) };
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      return { exitCode: waited.StatusCode, output: Buffer.concat(chunks).toString('utf8') };
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       await container.remove({ force: true }).then(

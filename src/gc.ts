@@ -110,12 +110,16 @@ interface Run {
   output: string;
 }
 
-function run(command: string, args: string[], env: Environment, signal?: AbortSignal): Promise<Run> {
+function run(command: string, args: string[], env: Environment, signal?: AbortSignal, onOutput?: (text: string) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], signal });
     const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    const take = (c: Buffer): void => {
+      chunks.push(c);
+      onOutput?.(c.toString('utf8'));
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     child.on('error', reject);
     child.on('close', (code) => resolve({ exitCode: code, output: Buffer.concat(chunks).toString('utf8') }));
   });
@@ -136,6 +140,8 @@ export interface LocalGcOptions {
   args?: string[];
   env?: Environment;
   signal?: AbortSignal;
+  /** Garbage-collect's output as it comes, for progress. */
+  onOutput?: (text: string) => void;
 }
 
 /**
@@ -168,7 +174,7 @@ export async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
   if (options.config) {
     // The registry's own config: it runs with the same REGISTRY_* overrides the registry would see.
     const command = [options.bin, ...args, options.config];
-    const { exitCode, output } = await run(options.bin, command.slice(1), options.env ?? process.env, options.signal);
+    const { exitCode, output } = await run(options.bin, command.slice(1), options.env ?? process.env, options.signal, options.onOutput);
     return { ran: true, command, exitCode, output, summary: parseGcSummary(output) };
   }
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-gc-'));
@@ -177,7 +183,7 @@ export async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
     const config = { version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } };
     await fs.writeFile(configPath, yaml.dump(config));
     const command = [options.bin, ...args, configPath];
-    const { exitCode, output } = await run(options.bin, command.slice(1), withoutRegistryOverrides(options.env ?? process.env), options.signal);
+    const { exitCode, output } = await run(options.bin, command.slice(1), withoutRegistryOverrides(options.env ?? process.env), options.signal, options.onOutput);
     return { ran: true, command, exitCode, output, summary: parseGcSummary(output) };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

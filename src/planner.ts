@@ -407,3 +407,43 @@ export function predictTotals(inventory: Inventory, plan: Plan, prediction: Pred
     bytes: before.bytes - prediction.bytes,
   };
 }
+
+export interface RepositoryReclaim {
+  repository: string;
+  manifests: number;
+  tags: number;
+  /** Bytes of the blobs garbage-collect will sweep that this repository's removed manifests used. */
+  predictedBytes: number;
+}
+
+/** Label for swept blobs that no removed manifest used: orphan uploads and leftovers of earlier runs. */
+export const UNREFERENCED = '(unreferenced blobs)';
+
+/**
+ * Splits the predicted bytes by repository. A swept blob counts once, for the
+ * first repository (by name) whose removed manifests used it, so the rows add
+ * up to the prediction exactly.
+ */
+export function reclaimByRepository(inventory: Inventory, plan: Plan, prediction: Prediction): RepositoryReclaim[] {
+  const swept = new Set(prediction.digests);
+  const rows = new Map<string, RepositoryReclaim>();
+  const row = (repository: string): RepositoryReclaim => {
+    let r = rows.get(repository);
+    if (!r) rows.set(repository, (r = { repository, manifests: 0, tags: 0, predictedBytes: 0 }));
+    return r;
+  };
+  for (const t of plan.tags) row(t.repository).tags++;
+  const manifests = [...plan.manifests].sort((a, b) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : 0));
+  for (const m of manifests) {
+    const r = row(m.repository);
+    r.manifests++;
+    for (const digest of [m.digest, ...(inventory.manifests.get(m.digest)?.references ?? [])]) {
+      if (!swept.delete(digest)) continue;
+      r.predictedBytes += inventory.blobs.get(digest) ?? 0;
+    }
+  }
+  let rest = 0;
+  for (const digest of swept) rest += inventory.blobs.get(digest) ?? 0;
+  if (rest > 0) row(UNREFERENCED).predictedBytes += rest;
+  return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
+}

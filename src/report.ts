@@ -2,6 +2,7 @@
  * Turns a SweepReport into text for people and JSON for machines. Pure: the
  * CLI decides where it goes.
  */
+import type { RepositoryReclaim } from './planner.js';
 import type { Totals } from './scanner.js';
 import type { SweepReport } from './sweep.js';
 
@@ -20,7 +21,7 @@ function plural(n: number, word: string, many = `${word}s`): string {
   return `${n} ${n === 1 ? word : many}`;
 }
 
-function table(before: Totals, after: Totals, afterLabel: string): string[] {
+export function table(before: Totals, after: Totals, afterLabel: string): string[] {
   const rows: Array<[string, string, string]> = [
     ['', 'before', afterLabel],
     ['repositories', String(before.repositories), String(after.repositories)],
@@ -34,29 +35,62 @@ function table(before: Totals, after: Totals, afterLabel: string): string[] {
   return rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c.padStart(w2)}`);
 }
 
-export function formatHuman(report: SweepReport, options: { verbose?: boolean } = {}): string {
+export interface HumanOptions {
+  verbose?: boolean;
+  /** Rows of the per-repository table (default 10). */
+  top?: number;
+}
+
+const BAR_WIDTH = 24;
+
+/** The largest reclaimable repositories, each with a bar proportional to the largest. */
+export function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[] {
+  const shown = rows.filter((r) => r.predictedBytes > 0).slice(0, top);
+  if (shown.length === 0) return [];
+  const largest = shown[0]?.predictedBytes ?? 1;
+  const nameWidth = Math.max(...shown.map((r) => r.repository.length));
+  const sizes = shown.map((r) => formatBytes(r.predictedBytes));
+  const sizeWidth = Math.max(...sizes.map((x) => x.length));
+  const lines = shown.map((r, i) => {
+    const bar = '█'.repeat(Math.max(1, Math.round((r.predictedBytes / largest) * BAR_WIDTH)));
+    return `  ${r.repository.padEnd(nameWidth)}  ${(sizes[i] as string).padStart(sizeWidth)}  ${bar}`;
+  });
+  const rest = rows.filter((r) => r.predictedBytes > 0).slice(top);
+  if (rest.length > 0) lines.push(`  … ${plural(rest.length, 'more repository', 'more repositories')}, ${formatBytes(rest.reduce((n, r) => n + r.predictedBytes, 0))}`);
+  return lines;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+export function formatHuman(report: SweepReport, options: HumanOptions = {}): string {
   const lines: string[] = [];
-  const version = report.registryVersion ? ` (registry ${report.registryVersion})` : '';
-  const target = report.target.kind === 'path' ? report.root : `${report.target.kind} ${report.target.name}, storage at ${report.root}`;
-  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${target}${version}`);
-  lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'));
+  const { target } = report;
+  const version = target.registryVersion ? ` (registry ${target.registryVersion})` : '';
+  const where = target.kind === 'path' ? target.root : `${target.kind} ${target.name}, storage at ${target.root}`;
+  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${where}${version}`, '');
+  lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'), '');
+
   const { repositories, manifests, indexEntries, tags } = report.plan;
   const repos = new Set([...manifests.map((m) => m.repository), ...indexEntries.map((e) => e.repository), ...tags.map((t) => t.repository)]);
-  const verb = report.dryRun ? 'Would remove' : 'Removed';
   if (manifests.length + indexEntries.length + tags.length === 0) {
     lines.push('Nothing to remove: every revision is needed by a tag.');
   } else {
     const parts = [plural(manifests.length, 'manifest'), plural(indexEntries.length, 'tag history entry', 'tag history entries')];
     if (tags.length > 0) parts.unshift(plural(tags.length, 'tag'));
     if (repositories.length > 0) parts.unshift(plural(repositories.length, 'whole repository', 'whole repositories'));
-    lines.push(`${verb} ${parts.join(', ')} in ${plural(repos.size, 'repository', 'repositories')}.`);
+    lines.push(`${report.dryRun ? 'Would remove' : 'Removed'} ${parts.join(', ')} in ${plural(repos.size, 'repository', 'repositories')}.`);
   }
   for (const r of repositories) lines.push(`  - repository ${r.repository}${r.nested.length > 0 ? ` (its nested ${r.nested.join(', ')} stay)` : ''}`);
   for (const t of tags.filter((t) => t.reason !== 'repository-removed')) lines.push(`  - tag ${t.repository}:${t.tag}: ${t.detail}`);
   if (options.verbose) {
     for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
     for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);
+    for (const p of report.removedPaths) lines.push(`  removed ${p}`);
   }
+
+  const reclaim = reclaimTable(report.perRepository, options.top ?? 10);
+  if (reclaim.length > 0) lines.push('', 'Reclaimable by repository (predicted):', ...reclaim);
+  lines.push('');
   const predicted = `${plural(report.predicted.blobs, 'blob')}, ${formatBytes(report.predicted.bytes)}`;
   if (report.dryRun) {
     lines.push(`garbage-collect would then free ${predicted}.`);
@@ -67,10 +101,14 @@ export function formatHuman(report: SweepReport, options: { verbose?: boolean } 
     lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
   }
   if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
-  if (report.pausedMs > 0) lines.push(`Registry paused for ${(report.pausedMs / 1000).toFixed(1)} s; total ${(report.durationMs / 1000).toFixed(1)} s.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
+  if (!report.dryRun) {
+    const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (garbage-collect ${seconds(report.gc.durationMs)})` : '';
+    const paused = report.pausedMs > 0 ? `Registry paused ${seconds(report.pausedMs)}${gcTime}; ` : gcTime ? `Garbage-collect took ${seconds(report.gc.durationMs ?? 0)}; ` : '';
+    lines.push(`${paused}total ${seconds(report.durationMs)}.`);
+  }
   if (report.problems.length > 0) {
-    lines.push(`${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);
+    lines.push('', `${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);
     for (const p of report.problems) lines.push(`  ${p.repository ? `${p.repository}: ` : ''}${p.message}${p.path ? ` [${p.path}]` : ''}`);
   }
   return `${lines.join('\n')}\n`;
@@ -79,7 +117,8 @@ export function formatHuman(report: SweepReport, options: { verbose?: boolean } 
 export const JSON_SCHEMA_VERSION = 1;
 
 export function toJson(report: SweepReport): string {
-  const { gc, ...rest } = report;
+  // The removed paths and garbage-collect's output are for --verbose; the plan already names every item.
+  const { gc, removedPaths: _paths, ...rest } = report;
   const { output: _output, ...gcFields } = gc;
   return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ...rest, gc: gcFields }, null, 2)}\n`;
 }

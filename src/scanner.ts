@@ -17,6 +17,7 @@ import {
   parseDigest,
 } from './layout.js';
 import { ManifestError, type ParsedManifest, parseManifest } from './manifest.js';
+import type { ProgressSink } from './progress.js';
 
 export interface Problem {
   repository?: string;
@@ -65,6 +66,8 @@ export interface ScanOptions {
   concurrency?: number;
   /** Also read push times (tag retention rules need them; they cost a stat per link). */
   times?: boolean;
+  onProgress?: ProgressSink;
+  phase?: 'scan' | 'rescan';
 }
 
 export const DEFAULT_CONCURRENCY = 16;
@@ -289,6 +292,8 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const problems: Problem[] = [];
   const found = await findRepositories(layout, problems);
+  const phase = options.phase ?? 'scan';
+  let scanned = 0;
   const repositories = await mapLimit(found, concurrency, async (f): Promise<RepositoryState> => {
     const repo: RepositoryState = { ...f, hasTagsDir: false, tags: [], revisions: [], problems: [] };
     await Promise.all([scanRevisions(layout, repo), scanTags(layout, repo, options.times ?? false)]);
@@ -299,6 +304,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
         blocksGc: true,
       });
     }
+    options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
     return repo;
   });
 
@@ -325,6 +331,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
   }
 
   const blobs = await scanBlobs(layout, concurrency, problems);
+  options.onProgress?.({ phase, done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };
 }
 

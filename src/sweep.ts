@@ -20,7 +20,10 @@ import {
   planPurge,
   predictCollect,
   predictTotals,
+  type RepositoryReclaim,
+  reclaimByRepository,
 } from './planner.js';
+import { type ProgressSink, gcLineCounter } from './progress.js';
 import type { Policy } from './policy.js';
 import { type Problem, type Totals, isRegistryRoot, scan, totalsOf } from './scanner.js';
 
@@ -42,11 +45,13 @@ export interface SweepOptions {
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
   onRemove?: (relativePath: string) => void;
+  onProgress?: ProgressSink;
 }
 
 export interface SweepPreview {
   root: string;
   before: Totals;
+  after: Totals;
   plan: Plan;
   predicted: Prediction;
   gc: GcDecision | undefined;
@@ -61,6 +66,7 @@ export interface GcReport {
   summary: GcResult['summary'] | null;
   skipped: string | null;
   output: string;
+  durationMs: number | null;
 }
 
 export interface Amount {
@@ -70,15 +76,17 @@ export interface Amount {
 
 export interface SweepReport {
   dryRun: boolean;
-  target: { kind: TargetKind; name: string; root: string };
-  root: string;
-  registryVersion: string | null;
+  target: { kind: TargetKind; name: string; root: string; registryVersion: string | null };
   before: Totals;
   after: Totals;
   plan: Plan;
   predicted: Amount;
   /** Measured by scanning again after the run; null on a dry run. */
   freed: Amount | null;
+  /** The prediction split by repository, largest first. */
+  perRepository: RepositoryReclaim[];
+  /** Every removed directory, relative to the root (empty on a dry run). */
+  removedPaths: string[];
   gc: GcReport;
   problems: Problem[];
   pausedMs: number;
@@ -88,7 +96,7 @@ export interface SweepReport {
 export class Declined extends UsageError {}
 
 function gcNotRun(skipped: string | null, decision: string | null = null): GcReport {
-  return { ran: false, command: null, exitCode: null, decision, summary: null, skipped, output: '' };
+  return { ran: false, command: null, exitCode: null, decision, summary: null, skipped, output: '', durationMs: null };
 }
 
 function lastLine(output: string): string {
@@ -105,7 +113,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   }
   const version = collector?.version ?? options.registryVersion;
 
-  const inventory = await scan(root, { concurrency: options.concurrency, times: options.policy !== undefined });
+  const inventory = await scan(root, { concurrency: options.concurrency, times: options.policy !== undefined, onProgress: options.onProgress });
   checkSelectors(inventory, [...(options.selectors ?? []), ...(options.remove ?? [])]);
   const plan = planPurge(inventory, { selectors: options.selectors, remove: options.remove, policy: options.policy });
   const predicted = predictCollect(inventory, plan, version);
@@ -116,14 +124,14 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const window = options.window ?? unpausedWindow();
   const report: SweepReport = {
     dryRun,
-    target: { kind: options.target.kind, name: options.target.name, root },
-    root,
-    registryVersion: version ?? null,
+    target: { kind: options.target.kind, name: options.target.name, root, registryVersion: version ?? null },
     before,
     after: predictTotals(inventory, plan, predicted),
     plan,
     predicted: { blobs: predicted.blobs, bytes: predicted.bytes },
     freed: null,
+    perRepository: reclaimByRepository(inventory, plan, predicted),
+    removedPaths: [],
     gc: gcNotRun(dryRun ? 'dry run' : null, decision?.why ?? null),
     problems,
     pausedMs: 0,
@@ -134,7 +142,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     return report;
   }
 
-  const preview: SweepPreview = { root, before, plan, predicted, gc: collector ? decision : undefined, window: window.description };
+  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: collector ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) {
     throw new Declined('nothing changed: not confirmed');
   }
@@ -147,7 +155,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       if (why) moved.push(`${check.repository}: ${why}`);
     }
     if (moved.length > 0) throw new RegsweepError(`the registry changed since the scan, nothing was removed (${moved.join('; ')})`);
-    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal });
+    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal, onProgress: options.onProgress });
     let gc: GcReport;
     if (!collector) {
       gc = gcNotRun('--no-gc', decision?.why ?? null);
@@ -156,9 +164,10 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     } else if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) {
       gc = gcNotRun('nothing to collect', decision?.why ?? null);
     } else {
-      const result = await collector.collect(decision?.args ?? [], signal);
+      const gcStarted = Date.now();
+      const result = await collector.collect(decision?.args ?? [], signal, gcLineCounter(options.onProgress));
       signal.throwIfAborted();
-      gc = { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null };
+      gc = { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - gcStarted };
     }
     return { applied, gc };
   });
@@ -166,12 +175,13 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   problems.push(...outcome.applied.skipped);
   const { repositories, tags, manifests, indexEntries } = outcome.applied;
   report.plan = { ...plan, repositories, tags, manifests, indexEntries };
+  report.removedPaths = outcome.applied.paths;
   report.gc = outcome.gc;
   if (outcome.gc.ran && outcome.gc.exitCode !== 0) {
     problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });
   }
   report.pausedMs = pausedMs;
-  report.after = totalsOf(await scan(root, { concurrency: options.concurrency }));
+  report.after = totalsOf(await scan(root, { concurrency: options.concurrency, onProgress: options.onProgress, phase: 'rescan' }));
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;
   return report;

@@ -14,6 +14,7 @@ import { BIN, runCli } from './support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName, waitForHttp } from './support/docker.js';
 import { type Descriptor, RegistryClient, pushImage } from './support/registry.js';
 import { type Scenario, pushMixedScenario } from './support/scenario.js';
+import { expectValidReport } from './support/schema.js';
 import { tempDir } from './support/tmp.js';
 
 const run = promisify(execFile);
@@ -52,6 +53,7 @@ async function expectServesWhole(port: number, scenario: Scenario): Promise<void
 }
 
 function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }; freed: unknown; predicted: { blobs: number } }): void {
+  expectValidReport(report);
   expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
   expect(report.predicted.blobs).toBeGreaterThan(0);
   expect(report.freed).toEqual(report.predicted);
@@ -93,8 +95,8 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.target).toMatchObject({ kind: 'container', name });
-    expect(report.root).toMatch(new RegExp(`/volumes/${volume}/_data$`));
-    expect(report.registryVersion).toBe('2.8.2');
+    expect(report.target.root).toMatch(new RegExp(`/volumes/${volume}/_data$`));
+    expect(report.target.registryVersion).toBe('2.8.2');
     expect(report.gc.command).toEqual(['docker', 'run', '--volumes-from', name, 'registry:2', 'garbage-collect', '/etc/docker/registry/config.yml']);
     expect(report.gc.decision).toMatch(/plain garbage-collect/);
     expectCollected(report);
@@ -115,7 +117,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const before = await state(name);
     const result = await runCli([name, '--yes', '--unpause-only']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/Registry paused for \d+\.\d s/);
+    expect(result.stdout).toMatch(/Registry paused \d+\.\d s \(garbage-collect \d+\.\d s\); total \d+\.\d s\./);
     expect(await state(name)).toEqual({ ...before, running: true, paused: false });
   }, 120_000);
 
@@ -129,7 +131,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const result = await runCli([name, '--yes', '--json']);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.root).toBe(path.join(host, 'store'));
+    expect(report.target.root).toBe(path.join(host, 'store'));
     expectCollected(report);
     await expectServesWhole(port, scenario);
   }, 180_000);
@@ -150,7 +152,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const result = await runCli([name, '--yes', '--json']);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.root).toMatch(new RegExp(`/volumes/${volume}/_data/store$`));
+    expect(report.target.root).toMatch(new RegExp(`/volumes/${volume}/_data/store$`));
     expect(report.gc.command.at(-1)).toBe('/cfg/custom.yml');
     expectCollected(report);
     await expectServesWhole(port, scenario);
@@ -262,7 +264,7 @@ describe.skipIf(!enabled)('regsweep itself in a container', () => {
       env: process.env,
     });
     const report = JSON.parse(stdout);
-    expect(report.root).toBe('/var/lib/registry');
+    expect(report.target.root).toBe('/var/lib/registry');
     expectCollected(report);
     expect(await state(name)).toMatchObject({ running: true, paused: false });
     await expectServesWhole(port, scenario);

@@ -43,3 +43,24 @@ export async function blobBytes(root: string): Promise<{ blobs: number; bytes: n
   }
   return { blobs, bytes };
 }
+
+/** Counts taken straight from the tree, independently of regsweep's scanner. */
+export async function countTree(root: string): Promise<{ repositories: number; tags: number; manifests: number; blobs: number; bytes: number }> {
+  const counts = { repositories: 0, tags: 0, manifests: 0 };
+  const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+  const walk = async (dir: string): Promise<void> => {
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    if (names.includes('_manifests') || names.includes('_layers')) {
+      counts.repositories++;
+      for (const tag of await fs.readdir(path.join(dir, '_manifests/tags')).catch(() => [] as string[])) {
+        if (await exists(path.join(dir, '_manifests/tags', tag, 'current/link'))) counts.tags++;
+      }
+      for (const hex of await fs.readdir(path.join(dir, '_manifests/revisions/sha256')).catch(() => [] as string[])) {
+        if (await exists(path.join(dir, '_manifests/revisions/sha256', hex, 'link'))) counts.manifests++;
+      }
+    }
+    for (const name of names) if (!name.startsWith('_')) await walk(path.join(dir, name));
+  };
+  await walk(path.join(root, 'docker/registry/v2/repositories'));
+  return { ...counts, ...(await blobBytes(root)) };
+}

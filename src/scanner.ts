@@ -5,9 +5,8 @@
  * attached to the repository, never a guess.
  */
 import type { Dirent } from 'node:fs';
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
-import { mapLimit } from './concurrency.js';
 import {
   type Digest,
   Layout,
@@ -78,9 +77,9 @@ function isMissing(error: unknown): boolean {
 }
 
 /** Directory entries, or [] when the directory does not exist (an empty repository has no revisions dir). */
-async function entries(dir: string): Promise<Dirent[]> {
+function entries(dir: string): Dirent[] {
   try {
-    return await fs.readdir(dir, { withFileTypes: true });
+    return fs.readdirSync(dir, { withFileTypes: true });
   } catch (error) {
     if (isMissing(error)) return [];
     throw error;
@@ -89,10 +88,10 @@ async function entries(dir: string): Promise<Dirent[]> {
 
 type LinkRead = { digest: Digest } | { missing: true } | { corrupt: string };
 
-async function readLink(file: string): Promise<LinkRead> {
+function readLink(file: string): LinkRead {
   let content: string;
   try {
-    content = await fs.readFile(file, 'latin1');
+    content = fs.readFileSync(file, 'utf8');
   } catch (error) {
     if (isMissing(error)) return { missing: true };
     throw error;
@@ -110,7 +109,7 @@ function describeCorrupt(content: string): string {
 /** Is `dir` a registry root (it holds docker/registry/v2)? */
 export async function isRegistryRoot(root: string): Promise<boolean> {
   try {
-    return (await fs.stat(new Layout(root).pathFor({ kind: 'v2' }))).isDirectory();
+    return fs.statSync(new Layout(root).pathFor({ kind: 'v2' })).isDirectory();
   } catch {
     return false;
   }
@@ -127,11 +126,11 @@ interface FoundRepository {
  * `_manifests` (3.x). `_`-prefixed directories are the registry's own, since
  * no name component can start with `_`; everything else may nest further.
  */
-async function findRepositories(layout: Layout, problems: Problem[]): Promise<FoundRepository[]> {
+function findRepositories(layout: Layout, problems: Problem[]): FoundRepository[] {
   const found: FoundRepository[] = [];
   const base = layout.pathFor({ kind: 'repositories' });
-  const walk = async (dir: string, parts: string[]): Promise<void> => {
-    const list = await entries(dir);
+  const walk = (dir: string, parts: string[]): void => {
+    const list = entries(dir);
     const names = new Set(list.filter((e) => e.isDirectory()).map((e) => e.name));
     const hasLayers = names.has('_layers');
     const hasManifests = names.has('_manifests');
@@ -149,22 +148,22 @@ async function findRepositories(layout: Layout, problems: Problem[]): Promise<Fo
     }
     // Every other directory is walked, valid name or not: garbage-collect walks it too and may meet a repository below it.
     const children = [...names].filter((n) => !n.startsWith('_')).sort();
-    await Promise.all(children.map((child) => walk(path.join(dir, child), [...parts, child])));
+    for (const child of children) walk(path.join(dir, child), [...parts, child]);
   };
-  await walk(base, []);
+  walk(base, []);
   return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-async function scanRevisions(layout: Layout, repo: RepositoryState): Promise<void> {
+function scanRevisions(layout: Layout, repo: RepositoryState): void {
   const dir = layout.pathFor({ kind: 'revisions', name: repo.name });
-  for (const entry of await entries(dir)) {
+  for (const entry of entries(dir)) {
     const where = path.join(dir, entry.name);
     const digest = digestFromHex(entry.name);
     if (!entry.isDirectory() || !digest) {
       repo.problems.push({ repository: repo.name, path: where, message: 'unexpected entry among revisions', blocksGc: true });
       continue;
     }
-    const link = await readLink(layout.pathFor({ kind: 'revisionLink', name: repo.name, digest }));
+    const link = readLink(layout.pathFor({ kind: 'revisionLink', name: repo.name, digest }));
     if ('missing' in link) {
       // garbage-collect only enumerates files named exactly `link`; a directory without one is ignored by it too.
       continue;
@@ -182,20 +181,15 @@ async function scanRevisions(layout: Layout, repo: RepositoryState): Promise<voi
   repo.revisions.sort();
 }
 
-async function mtimeOf(file: string): Promise<number | undefined> {
-  try {
-    return (await fs.stat(file)).mtimeMs;
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
+function mtimeOf(file: string): number | undefined {
+  return fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
 }
 
-async function scanTags(layout: Layout, repo: RepositoryState, times: boolean): Promise<void> {
+function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
   const dir = layout.pathFor({ kind: 'tags', name: repo.name });
   let list: Dirent[];
   try {
-    list = await fs.readdir(dir, { withFileTypes: true });
+    list = fs.readdirSync(dir, { withFileTypes: true });
     repo.hasTagsDir = true;
   } catch (error) {
     if (isMissing(error)) return;
@@ -208,24 +202,24 @@ async function scanTags(layout: Layout, repo: RepositoryState, times: boolean): 
       continue;
     }
     const tag: TagState = { name: entry.name, index: [] };
-    const current = await readLink(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
+    const current = readLink(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
     if ('missing' in current) {
       repo.problems.push({ repository: repo.name, path: where, message: `tag ${tag.name} has no current link` });
     } else if ('corrupt' in current) {
       repo.problems.push({ repository: repo.name, path: where, message: `current link of tag ${tag.name} ${describeCorrupt(current.corrupt)}` });
     } else {
       tag.current = current.digest;
-      if (times) tag.pushedMs = await mtimeOf(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
+      if (times) tag.pushedMs = mtimeOf(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
     }
     const indexDir = layout.pathFor({ kind: 'tagIndex', name: repo.name, tag: tag.name });
-    for (const item of await entries(indexDir)) {
+    for (const item of entries(indexDir)) {
       const digest = digestFromHex(item.name);
       const itemPath = path.join(indexDir, item.name);
       if (!item.isDirectory() || !digest) {
         repo.problems.push({ repository: repo.name, path: itemPath, message: `unexpected entry in the index of tag ${tag.name}` });
         continue;
       }
-      const link = await readLink(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
+      const link = readLink(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
       if ('missing' in link) continue;
       if ('corrupt' in link || link.digest !== digest) {
         const what = 'corrupt' in link ? describeCorrupt(link.corrupt) : `names ${link.digest}, not the digest of its directory`;
@@ -234,7 +228,7 @@ async function scanTags(layout: Layout, repo: RepositoryState, times: boolean): 
       }
       tag.index.push(digest);
       if (times) {
-        const mtime = await mtimeOf(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
+        const mtime = mtimeOf(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
         if (mtime !== undefined) (tag.indexTimes ??= {})[digest] = mtime;
       }
     }
@@ -245,10 +239,10 @@ async function scanTags(layout: Layout, repo: RepositoryState, times: boolean): 
 
 type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
-async function readManifest(layout: Layout, digest: Digest): Promise<ManifestRead> {
+function readManifest(layout: Layout, digest: Digest): ManifestRead {
   let raw: Buffer;
   try {
-    raw = await fs.readFile(layout.pathFor({ kind: 'blobData', digest }));
+    raw = fs.readFileSync(layout.pathFor({ kind: 'blobData', digest }));
   } catch (error) {
     if (isMissing(error)) return { missing: true };
     return { error: (error as Error).message };
@@ -261,42 +255,38 @@ async function readManifest(layout: Layout, digest: Digest): Promise<ManifestRea
   }
 }
 
-async function scanBlobs(layout: Layout, concurrency: number, problems: Problem[]): Promise<Map<Digest, number>> {
+function scanBlobs(layout: Layout, problems: Problem[]): Map<Digest, number> {
   const blobs = new Map<Digest, number>();
   const base = layout.pathFor({ kind: 'blobAlgorithm' });
-  const prefixes = (await entries(base)).filter((e) => e.isDirectory()).map((e) => e.name);
-  await mapLimit(prefixes, concurrency, async (prefix) => {
+  const prefixes = entries(base).filter((e) => e.isDirectory()).map((e) => e.name);
+  for (const prefix of prefixes) {
     const prefixDir = path.join(base, prefix);
-    for (const entry of await entries(prefixDir)) {
+    for (const entry of entries(prefixDir)) {
       const digest = digestFromHex(entry.name);
       const data = path.join(prefixDir, entry.name, 'data');
-      let size: number;
-      try {
-        size = (await fs.stat(data)).size;
-      } catch (error) {
-        if (isMissing(error)) continue; // no data file: garbage-collect does not count it as a blob either
-        throw error;
-      }
+      // No data file: garbage-collect does not count it as a blob either.
+      const size = fs.statSync(data, { throwIfNoEntry: false })?.size;
+      if (size === undefined) continue;
       if (!digest || entry.name.slice(0, 2) !== prefix) {
         problems.push({ path: data, message: 'blob data at an unexpected path; garbage-collect aborts on it', blocksGc: true });
         continue;
       }
       blobs.set(digest, size);
     }
-  });
+  }
   return blobs;
 }
 
 export async function scan(root: string, options: ScanOptions = {}): Promise<Inventory> {
   const layout = new Layout(root);
-  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const problems: Problem[] = [];
-  const found = await findRepositories(layout, problems);
+  const found = findRepositories(layout, problems);
   const phase = options.phase ?? 'scan';
   let scanned = 0;
-  const repositories = await mapLimit(found, concurrency, async (f): Promise<RepositoryState> => {
+  const repositories = found.map((f): RepositoryState => {
     const repo: RepositoryState = { ...f, hasTagsDir: false, tags: [], revisions: [], problems: [] };
-    await Promise.all([scanRevisions(layout, repo), scanTags(layout, repo, options.times ?? false)]);
+    scanRevisions(layout, repo);
+    scanTags(layout, repo, options.times ?? false);
     if (repo.hasManifests && !repo.hasLayers && repo.revisions.length > 0) {
       repo.problems.push({
         repository: repo.name,
@@ -309,7 +299,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
   });
 
   const wanted = [...new Set(repositories.flatMap((r) => r.revisions))].sort();
-  const reads = await mapLimit(wanted, concurrency, (digest) => readManifest(layout, digest));
+  const reads = wanted.map((digest) => readManifest(layout, digest));
   const manifests = new Map<Digest, ParsedManifest>();
   const unreadable = new Map<Digest, ManifestRead>();
   wanted.forEach((digest, i) => {
@@ -330,7 +320,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
     }
   }
 
-  const blobs = await scanBlobs(layout, concurrency, problems);
+  const blobs = scanBlobs(layout, problems);
   options.onProgress?.({ phase, done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };
 }

@@ -4,7 +4,7 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import { applyPlan, recheck } from './apply.js';
+import { applyPlan, emptyTrash, recheck, trashFor } from './apply.js';
 import type { Collector } from './collectors.js';
 import { RegsweepError, UsageError } from './errors.js';
 import { type GcDecision, type GcResult, chooseGcFlags } from './gc.js';
@@ -155,7 +155,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       if (why) moved.push(`${check.repository}: ${why}`);
     }
     if (moved.length > 0) throw new RegsweepError(`the registry changed since the scan, nothing was removed (${moved.join('; ')})`);
-    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal, onProgress: options.onProgress });
+    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal, onProgress: options.onProgress, trash: trashFor(root) });
     let gc: GcReport;
     if (!collector) {
       gc = gcNotRun('--no-gc', decision?.why ?? null);
@@ -172,6 +172,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     return { applied, gc };
   });
 
+  // Outside the window: the registry already serves again while the removed directories are unlinked.
+  emptyTrash(root);
   problems.push(...outcome.applied.skipped);
   const { repositories, tags, manifests, indexEntries } = outcome.applied;
   report.plan = { ...plan, repositories, tags, manifests, indexEntries };

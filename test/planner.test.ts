@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyPlan, restoreJournal } from '../src/apply.js';
+import path from 'node:path';
+import { applyPlan, emptyTrash, restoreJournal, trashFor } from '../src/apply.js';
 import type { Digest } from '../src/layout.js';
 import { type Selector, keepsUntagged, parseSelector, planPurge, predictCollect } from '../src/planner.js';
 import { TreeWriter, type Written, seededBytes } from '../src/sampleTree.js';
@@ -256,6 +257,21 @@ describe('apply', () => {
     expect(restored.restored).toBe(3); // two revision links and one tag index link
     expect(await snapshot(root)).toEqual(before);
     await fs.rm(journal);
+  });
+
+  it('moves removals into a trash beside docker/, which emptyTrash deletes', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    const { plan } = await planOf();
+    const trash = trashFor(root);
+    expect(path.dirname(trash)).toBe(root);
+    const result = await applyPlan(root, plan, { trash });
+    expect(result.paths).toEqual([w.layout.relativePathFor({ kind: 'revisionDir', name: 'app', digest: old.digest })]);
+    expect(await fs.readdir(trash)).toEqual(['0']);
+    expect(await fs.readFile(path.join(trash, '0', 'link'), 'utf8')).toBe(old.digest);
+    expect((await scan(root)).repositories[0]?.revisions).not.toContain(old.digest);
+    emptyTrash(root);
+    expect((await fs.readdir(root)).sort()).toEqual(['docker']);
   });
 
   it('skips a repository whose tag moved after the scan', async () => {

@@ -1,0 +1,280 @@
+/**
+ * `npm run bench`: regsweep's full dry run against the floor (`find` with a
+ * stat per file) and the registry's own `garbage-collect --dry-run`, on
+ * layout-exact trees of three sizes, interleaved and repeated, medians
+ * quoted as ratios measured in the same run. Exits 1 when a target is missed.
+ *
+ *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { applyPlan, emptyTrash, trashFor } from '../src/apply.js';
+import { findRegistryBinary } from '../src/gc.js';
+import { planPurge } from '../src/planner.js';
+import { scan } from '../src/scanner.js';
+import { type TreeSpec, writeBenchTree } from './benchTree.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const projectRoot = path.resolve(here, '../..');
+const cli = path.join(projectRoot, 'dist/src/cli.js');
+
+const SIZES: Record<string, TreeSpec> = {
+  tiny: { repositories: 4, tagsPerRepository: 10, revisionsPerTag: 3 },
+  small: { repositories: 30, tagsPerRepository: 10, revisionsPerTag: 8 },
+  medium: { repositories: 300, tagsPerRepository: 10, revisionsPerTag: 8 },
+  large: { repositories: 900, tagsPerRepository: 10, revisionsPerTag: 8 },
+};
+
+interface Args {
+  sizes: string[];
+  reps: number;
+  markdown?: string;
+  targets: boolean;
+  dir: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { sizes: ['small', 'medium', 'large'], reps: 5, targets: true, dir: path.join(projectRoot, '.bench') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--sizes') args.sizes = next().split(',');
+    else if (a === '--reps') args.reps = Number(next());
+    else if (a === '--markdown') args.markdown = next();
+    else if (a === '--dir') args.dir = path.resolve(next());
+    else if (a === '--no-targets') args.targets = false;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  for (const s of args.sizes) if (!SIZES[s]) throw new Error(`unknown size ${s} (${Object.keys(SIZES).join(', ')})`);
+  if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps takes a whole number');
+  return args;
+}
+
+interface Run {
+  ms: number;
+  maxRssKiB?: number;
+}
+
+/** Wall time of a child process from spawn to exit; its peak RSS when it reports one on fd 3. */
+function timed(command: string, argv: string[], withRss = false): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe', withRss ? 'pipe' : 'ignore'] });
+    let err = '';
+    let rss = '';
+    child.stderr?.on('data', (c) => (err += c));
+    (child.stdio[3] as NodeJS.ReadableStream | null)?.on('data', (c) => (rss += c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code !== 0 && code !== 1) return reject(new Error(`${command} ${argv.join(' ')} exited ${code}: ${err.slice(0, 400)}`));
+      resolve(withRss ? { ms, maxRssKiB: Number(rss.trim()) } : { ms });
+    });
+  });
+}
+
+// The real CLI, in a fresh process; after it finishes it reports its peak RSS (KiB) on fd 3.
+const RUNNER = `import { main } from ${JSON.stringify(cli)};
+import fs from 'node:fs';
+await main(process.argv);
+fs.writeSync(3, String(process.resourceUsage().maxRSS));`;
+
+const regsweepDryRun = (root: string): Promise<Run> =>
+  timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', '--path', root, '--dry-run', '--no-gc', '--json'], true);
+const findFloor = (root: string): Promise<Run> => timed('find', [root, '-type', 'f', '-printf', '%s\\n']);
+const gcDryRun = (bin: string, config: string): Promise<Run> => timed(bin, ['garbage-collect', '--dry-run', config]);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+function countFiles(root: string): number {
+  let n = 0;
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(dir, e.name));
+      else n++;
+    }
+  };
+  walk(root);
+  return n;
+}
+
+/** The tree for a size, written once and reused while its spec is unchanged. */
+function treeFor(dir: string, name: string, spec: TreeSpec): { root: string; files: number; revisions: number } {
+  const root = path.join(dir, name);
+  const marker = path.join(dir, `${name}.json`);
+  const wanted = JSON.stringify(spec);
+  if (fs.existsSync(marker)) {
+    const saved = JSON.parse(fs.readFileSync(marker, 'utf8'));
+    if (JSON.stringify(saved.spec) === wanted && fs.existsSync(root)) return { root, files: saved.files, revisions: saved.revisions };
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+  process.stderr.write(`writing the ${name} tree (${spec.repositories} repositories × ${spec.tagsPerRepository} tags × ${spec.revisionsPerTag} revisions)…\n`);
+  const stats = writeBenchTree(root, spec);
+  const files = countFiles(root);
+  fs.writeFileSync(marker, JSON.stringify({ spec, files, revisions: stats.revisions }));
+  return { root, files, revisions: stats.revisions };
+}
+
+/**
+ * Removals per second of the real apply as it runs in the maintenance window
+ * (re-check, then each removal a rename into the trash), on a copy of the tree;
+ * and the time to empty the trash afterwards, with the registry serving again.
+ */
+async function measureApply(root: string, copy: string): Promise<{ removals: number; ms: number; trashMs: number }> {
+  fs.rmSync(copy, { recursive: true, force: true });
+  execFileSync('cp', ['-a', root, copy]);
+  const inventory = await scan(copy);
+  const plan = planPurge(inventory);
+  const started = process.hrtime.bigint();
+  const result = await applyPlan(copy, plan, { trash: trashFor(copy) });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const emptied = process.hrtime.bigint();
+  emptyTrash(copy);
+  const trashMs = Number(process.hrtime.bigint() - emptied) / 1e6;
+  fs.rmSync(copy, { recursive: true, force: true });
+  return { removals: result.paths.length, ms, trashMs };
+}
+
+interface SizeResult {
+  name: string;
+  files: number;
+  revisions: number;
+  regsweepMs: number;
+  rssMiB: number;
+  findMs: number;
+  gcMs?: number;
+  applyPerSecond: number;
+  removals: number;
+  trashMs: number;
+}
+
+async function measureSize(name: string, args: Args, gcBin: string | undefined): Promise<SizeResult> {
+  const spec = SIZES[name] as TreeSpec;
+  const { root, files, revisions } = treeFor(args.dir, name, spec);
+  const config = path.join(args.dir, `${name}.gc.yml`);
+  fs.writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
+  const runs = { regsweep: [] as Run[], find: [] as Run[], gc: [] as Run[] };
+  const measurers: Array<[keyof typeof runs, () => Promise<Run>]> = [
+    ['find', () => findFloor(root)],
+    ['regsweep', () => regsweepDryRun(root)],
+  ];
+  if (gcBin) measurers.push(['gc', () => gcDryRun(gcBin, config)]);
+  // One unmeasured round warms the page cache for all three alike.
+  for (const [, run] of measurers) await run();
+  for (let rep = 0; rep < args.reps; rep++) {
+    // Interleaved, and the order rotates, so drift on a shared machine hits every contender.
+    for (let k = 0; k < measurers.length; k++) {
+      const [key, run] = measurers[(rep + k) % measurers.length] as [keyof typeof runs, () => Promise<Run>];
+      runs[key].push(await run());
+    }
+    process.stderr.write(`  ${name}: round ${rep + 1}/${args.reps}\n`);
+  }
+  const apply = await measureApply(root, path.join(args.dir, `${name}.apply-copy`));
+  fs.rmSync(config);
+  return {
+    name,
+    files,
+    revisions,
+    regsweepMs: median(runs.regsweep.map((r) => r.ms)),
+    rssMiB: median(runs.regsweep.map((r) => (r.maxRssKiB ?? 0) / 1024)),
+    findMs: median(runs.find.map((r) => r.ms)),
+    gcMs: gcBin ? median(runs.gc.map((r) => r.ms)) : undefined,
+    applyPerSecond: apply.removals / (apply.ms / 1000),
+    removals: apply.removals,
+    trashMs: apply.trashMs,
+  };
+}
+
+interface Target {
+  what: string;
+  ok: boolean;
+  measured: string;
+}
+
+function targetsFor(results: SizeResult[]): Target[] {
+  const targets: Target[] = [];
+  const medium = results.find((r) => r.name === 'medium');
+  if (medium) {
+    const vsFind = medium.regsweepMs / medium.findMs;
+    targets.push({ what: 'medium: full dry run ≤ 1.0× the find floor', ok: vsFind <= 1.0, measured: `${vsFind.toFixed(2)}×` });
+    if (medium.gcMs !== undefined) {
+      const vsGc = medium.regsweepMs / medium.gcMs;
+      targets.push({ what: "medium: full dry run ≤ 0.33× the registry's garbage-collect --dry-run", ok: vsGc <= 0.33, measured: `${vsGc.toFixed(2)}×` });
+    }
+    targets.push({ what: 'medium: peak RSS ≤ 200 MiB', ok: medium.rssMiB <= 200, measured: `${medium.rssMiB.toFixed(0)} MiB` });
+    const secondsFor20k = 20_000 / medium.applyPerSecond;
+    targets.push({ what: 'medium: 20,000 removals in under 2 s', ok: secondsFor20k < 2, measured: `${secondsFor20k.toFixed(2)} s` });
+  }
+  const sorted = [...results].sort((a, b) => a.files - b.files);
+  const smallest = sorted[0];
+  const largest = sorted[sorted.length - 1];
+  if (smallest && largest && largest.files >= 4 * smallest.files && medium) {
+    // Linear growth: the per-file cost of the largest tree stays within 1.5× of the medium one.
+    const per = (r: SizeResult): number => r.regsweepMs / r.files;
+    const growth = per(largest) / per(medium);
+    targets.push({ what: `growth: per-file cost of ${largest.name} ≤ 1.5× that of medium`, ok: growth <= 1.5, measured: `${growth.toFixed(2)}×` });
+  }
+  return targets;
+}
+
+function machine(dir: string): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  let fsType = 'unknown';
+  try {
+    fsType = execFileSync('df', ['-T', dir], { encoding: 'utf8' }).split('\n')[1]?.split(/\s+/)[1] ?? fsType;
+  } catch {}
+  return `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${fsType} filesystem`;
+}
+
+function render(results: SizeResult[], targets: Target[], args: Args, gcBin: string | undefined): string {
+  const lines: string[] = [];
+  lines.push(`Machine: ${machine(args.dir)}`);
+  lines.push(`Medians of ${args.reps} interleaved rounds after one warm-up round; page cache warm.`);
+  lines.push(gcBin ? `Registry: ${gcBin}` : 'Registry: no binary found; garbage-collect --dry-run not measured');
+  lines.push('');
+  lines.push('| tree | files | revisions | regsweep dry run | peak RSS | find floor | ratio to find | gc --dry-run | ratio to gc | µs per file | apply (paused) | emptying the trash (serving) |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+    lines.push(
+      `| ${r.name} | ${r.files.toLocaleString('en')} | ${r.revisions.toLocaleString('en')} | ${s(r.regsweepMs)} | ${r.rssMiB.toFixed(0)} MiB | ${s(r.findMs)} | ${(r.regsweepMs / r.findMs).toFixed(2)}× | ${r.gcMs === undefined ? '–' : s(r.gcMs)} | ${r.gcMs === undefined ? '–' : `${(r.regsweepMs / r.gcMs).toFixed(2)}×`} | ${((r.regsweepMs * 1000) / r.files).toFixed(1)} | ${r.removals.toLocaleString('en')} removals, ${Math.round(r.applyPerSecond).toLocaleString('en')}/s | ${s(r.trashMs)} |`,
+    );
+  }
+  if (targets.length > 0) {
+    lines.push('', '| target | measured | met |', '| --- | ---: | --- |');
+    for (const t of targets) lines.push(`| ${t.what} | ${t.measured} | ${t.ok ? 'yes' : '**no**'} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(args.dir, { recursive: true });
+  const gcBin = await findRegistryBinary(undefined);
+  const results: SizeResult[] = [];
+  for (const size of args.sizes) results.push(await measureSize(size, args, gcBin));
+  const targets = args.targets ? targetsFor(results) : [];
+  const text = render(results, targets, args, gcBin);
+  process.stdout.write(text);
+  if (args.markdown) {
+    const doc = `# Benchmarks\n\nMeasured by \`npm run bench -- --sizes ${args.sizes.join(',')} --reps ${args.reps}\` on ${new Date().toISOString().slice(0, 10)}.\nTimes are wall-clock medians; every ratio compares runs made side by side in the same session.\n\n${text}`;
+    fs.writeFileSync(args.markdown, doc);
+  }
+  if (targets.some((t) => !t.ok)) {
+    process.stderr.write(`missed: ${targets.filter((t) => !t.ok).map((t) => t.what).join('; ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

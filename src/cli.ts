@@ -6,6 +6,7 @@
  *   130 interrupted
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import readline from 'node:readline/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { restoreJournal } from './apply.js';
@@ -92,7 +93,7 @@ function program(): Command {
     .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
     .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
     .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
-    .addOption(new Option('--concurrency <n>', 'parallel file operations').argParser(positiveInt))
+    .addOption(new Option('--concurrency <n>', 'threads that read the tree (default: the number of CPUs, at most 4)').argParser(positiveInt))
     .version(version, '-V, --version')
     .addHelpText(
       'after',
@@ -269,7 +270,7 @@ async function run(argv: string[]): Promise<number> {
     registryVersion: runtime.registryVersion,
     window: runtime.window,
     journal: opts.journal,
-    concurrency: opts.concurrency,
+    concurrency: opts.concurrency ?? Math.min(4, os.availableParallelism()),
     confirm: dryRun || opts.yes ? undefined : confirm,
     onProgress: progress.sink,
   }).finally(() => progress.clear());

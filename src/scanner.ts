@@ -62,6 +62,7 @@ export interface Inventory {
 }
 
 export interface ScanOptions {
+  /** Worker threads (default 1: this thread alone). */
   concurrency?: number;
   /** Also read push times (tag retention rules need them; they cost a stat per link). */
   times?: boolean;
@@ -69,7 +70,6 @@ export interface ScanOptions {
   phase?: 'scan' | 'rescan';
 }
 
-export const DEFAULT_CONCURRENCY = 16;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | null)?.code;
@@ -115,7 +115,7 @@ export async function isRegistryRoot(root: string): Promise<boolean> {
   }
 }
 
-interface FoundRepository {
+export interface FoundRepository {
   name: string;
   hasLayers: boolean;
   hasManifests: boolean;
@@ -237,7 +237,7 @@ function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
   }
 }
 
-type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
+export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
 function readManifest(layout: Layout, digest: Digest): ManifestRead {
   let raw: Buffer;
@@ -255,10 +255,11 @@ function readManifest(layout: Layout, digest: Digest): ManifestRead {
   }
 }
 
-function scanBlobs(layout: Layout, problems: Problem[]): Map<Digest, number> {
-  const blobs = new Map<Digest, number>();
-  const base = layout.pathFor({ kind: 'blobAlgorithm' });
-  const prefixes = entries(base).filter((e) => e.isDirectory()).map((e) => e.name);
+/** Blobs under some of the 256 prefix directories, with the size of each one's data. */
+export function scanBlobPrefixes(root: string, prefixes: readonly string[]): { blobs: Array<[Digest, number]>; problems: Problem[] } {
+  const base = new Layout(root).pathFor({ kind: 'blobAlgorithm' });
+  const blobs: Array<[Digest, number]> = [];
+  const problems: Problem[] = [];
   for (const prefix of prefixes) {
     const prefixDir = path.join(base, prefix);
     for (const entry of entries(prefixDir)) {
@@ -271,10 +272,53 @@ function scanBlobs(layout: Layout, problems: Problem[]): Map<Digest, number> {
         problems.push({ path: data, message: 'blob data at an unexpected path; garbage-collect aborts on it', blocksGc: true });
         continue;
       }
-      blobs.set(digest, size);
+      blobs.push([digest, size]);
     }
   }
-  return blobs;
+  return { blobs, problems };
+}
+
+export function blobPrefixes(root: string): string[] {
+  return entries(new Layout(root).pathFor({ kind: 'blobAlgorithm' }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
+}
+
+export interface RepositoryScan {
+  repo: RepositoryState;
+  /** The manifests its revisions name, as read. */
+  manifests: Array<[Digest, ManifestRead]>;
+}
+
+/** One repository: its revisions and tags, and the manifests its revisions name. The unit of parallel work. */
+export function scanRepository(root: string, found: FoundRepository, times: boolean): RepositoryScan {
+  const layout = new Layout(root);
+  const repo: RepositoryState = { ...found, hasTagsDir: false, tags: [], revisions: [], problems: [] };
+  scanRevisions(layout, repo);
+  scanTags(layout, repo, times);
+  if (repo.hasManifests && !repo.hasLayers && repo.revisions.length > 0) {
+    repo.problems.push({
+      repository: repo.name,
+      message: 'has manifests but no _layers: registry 2.x garbage-collect does not see it and would delete its blobs, 3.x aborts',
+      blocksGc: true,
+    });
+  }
+  return { repo, manifests: repo.revisions.map((digest) => [digest, readManifest(layout, digest)]) };
+}
+
+/** Runs the units of work, in worker threads when asked for more than one. */
+export interface ScanPool {
+  repository(found: FoundRepository, times: boolean): Promise<RepositoryScan>;
+  blobs(prefixes: string[]): Promise<{ blobs: Array<[Digest, number]>; problems: Problem[] }>;
+  close(): Promise<void>;
+}
+
+function inlinePool(root: string): ScanPool {
+  return {
+    repository: async (found, times) => scanRepository(root, found, times),
+    blobs: async (prefixes) => scanBlobPrefixes(root, prefixes),
+    close: async () => {},
+  };
 }
 
 export async function scan(root: string, options: ScanOptions = {}): Promise<Inventory> {
@@ -282,45 +326,47 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
   const problems: Problem[] = [];
   const found = findRepositories(layout, problems);
   const phase = options.phase ?? 'scan';
+  const workers = Math.min(options.concurrency ?? 1, found.length);
+  const pool = workers > 1 ? await (await import('./scanPool.js')).workerPool(layout.root, workers) : inlinePool(layout.root);
   let scanned = 0;
-  const repositories = found.map((f): RepositoryState => {
-    const repo: RepositoryState = { ...f, hasTagsDir: false, tags: [], revisions: [], problems: [] };
-    scanRevisions(layout, repo);
-    scanTags(layout, repo, options.times ?? false);
-    if (repo.hasManifests && !repo.hasLayers && repo.revisions.length > 0) {
-      repo.problems.push({
-        repository: repo.name,
-        message: 'has manifests but no _layers: registry 2.x garbage-collect does not see it and would delete its blobs, 3.x aborts',
-        blocksGc: true,
-      });
-    }
-    options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
-    return repo;
-  });
+  let scans: RepositoryScan[];
+  let blobParts: Array<{ blobs: Array<[Digest, number]>; problems: Problem[] }>;
+  try {
+    const prefixes = blobPrefixes(layout.root);
+    const chunks: string[][] = [];
+    for (let i = 0; i < prefixes.length; i += 16) chunks.push(prefixes.slice(i, i + 16));
+    const blobWork = Promise.all(chunks.map((c) => pool.blobs(c)));
+    scans = await Promise.all(
+      found.map(async (f) => {
+        const result = await pool.repository(f, options.times ?? false);
+        options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
+        return result;
+      }),
+    );
+    blobParts = await blobWork;
+  } finally {
+    await pool.close();
+  }
 
-  const wanted = [...new Set(repositories.flatMap((r) => r.revisions))].sort();
-  const reads = wanted.map((digest) => readManifest(layout, digest));
+  const repositories = scans.map((s) => s.repo);
   const manifests = new Map<Digest, ParsedManifest>();
-  const unreadable = new Map<Digest, ManifestRead>();
-  wanted.forEach((digest, i) => {
-    const read = reads[i] as ManifestRead;
-    if ('manifest' in read) manifests.set(digest, read.manifest);
-    else unreadable.set(digest, read);
-  });
-  for (const repo of repositories) {
-    for (const digest of repo.revisions) {
-      const read = unreadable.get(digest);
-      if (!read) continue;
-      if ('missing' in read) {
+  for (const { repo, manifests: reads } of scans) {
+    for (const [digest, read] of reads) {
+      if ('manifest' in read) {
+        manifests.set(digest, read.manifest);
+      } else if ('missing' in read) {
         // garbage-collect skips a revision whose blob is gone; anything that needs it is already broken.
         repo.problems.push({ repository: repo.name, message: `manifest ${digest} is linked but its blob is missing` });
-      } else if ('error' in read) {
+      } else {
         repo.problems.push({ repository: repo.name, message: `manifest ${digest} is unreadable: ${read.error}`, blocksGc: true });
       }
     }
   }
-
-  const blobs = scanBlobs(layout, problems);
+  const blobs = new Map<Digest, number>();
+  for (const part of blobParts) {
+    for (const [digest, size] of part.blobs) blobs.set(digest, size);
+    problems.push(...part.problems);
+  }
   options.onProgress?.({ phase, done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };
 }

@@ -40,24 +40,24 @@ export function configPathCandidates(container: ContainerInfo): string[] {
   return IMAGE_CONFIG_PATHS;
 }
 
-/** The host path behind a path inside a container, through the deepest mount that holds it. */
-export function hostPathFor(mounts: readonly MountInfo[], containerPath: string): string | undefined {
-  const target = path.posix.normalize(containerPath);
+/** Maps a path across mounts, through the deepest mount whose `from` side holds it. */
+function acrossMounts(mounts: readonly MountInfo[], p: string, from: 'source' | 'destination'): string | undefined {
+  const to = from === 'source' ? 'destination' : 'source';
+  const target = path.posix.normalize(p);
   const holding = mounts
-    .filter((m) => target === m.destination || target.startsWith(`${m.destination.replace(/\/$/, '')}/`))
-    .sort((a, b) => b.destination.length - a.destination.length)[0];
-  if (!holding) return undefined;
-  return path.posix.join(holding.source, path.posix.relative(holding.destination, target));
+    .filter((m) => target === m[from] || target.startsWith(`${m[from].replace(/\/$/, '')}/`))
+    .sort((a, b) => b[from].length - a[from].length)[0];
+  return holding && path.posix.join(holding[to], path.posix.relative(holding[from], target));
 }
 
-/** The path inside a container behind a host path, through the mount whose source holds it. */
+/** The host path behind a path inside a container. */
+export function hostPathFor(mounts: readonly MountInfo[], containerPath: string): string | undefined {
+  return acrossMounts(mounts, containerPath, 'destination');
+}
+
+/** The path inside a container behind a host path. */
 export function containerPathFor(mounts: readonly MountInfo[], hostPath: string): string | undefined {
-  const target = path.posix.normalize(hostPath);
-  const holding = mounts
-    .filter((m) => target === m.source || target.startsWith(`${m.source.replace(/\/$/, '')}/`))
-    .sort((a, b) => b.source.length - a.source.length)[0];
-  if (!holding) return undefined;
-  return path.posix.join(holding.destination, path.posix.relative(holding.source, target));
+  return acrossMounts(mounts, hostPath, 'source');
 }
 
 interface ContainerStorage {

@@ -53,11 +53,6 @@ export function isRepositoryName(name: string): boolean {
   return name.split('/').every((component) => COMPONENT_RE.test(component));
 }
 
-/** A directory name that may be one component of a repository name (never one of the registry's own `_` dirs). */
-export function isNameComponent(component: string): boolean {
-  return COMPONENT_RE.test(component);
-}
-
 export function isTagName(tag: string): boolean {
   return TAG_RE.test(tag);
 }
@@ -174,9 +169,4 @@ export class Layout {
     }
     return absolute;
   }
-}
-
-/** The content of a valid link file naming `digest`. */
-export function linkContent(digest: Digest): string {
-  return digest;
 }

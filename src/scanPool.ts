@@ -17,6 +17,8 @@ const IN_FLIGHT_PER_WORKER = 4;
 export async function workerPool(root: string, size: number): Promise<ScanPool> {
   const workers = Array.from({ length: size }, () => new Worker(new URL('./scanWorker.js', import.meta.url), {
       workerData: { root },
+      // Not the parent's flags: `node -e` or --input-type would make the worker fail to start.
+      execArgv: [],
       // Short-lived and allocation-heavy: a small young generation keeps the process's peak RSS down.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     }));

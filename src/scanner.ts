@@ -335,15 +335,17 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
     const prefixes = blobPrefixes(layout.root);
     const chunks: string[][] = [];
     for (let i = 0; i < prefixes.length; i += 16) chunks.push(prefixes.slice(i, i + 16));
-    const blobWork = Promise.all(chunks.map((c) => pool.blobs(c)));
-    scans = await Promise.all(
-      found.map(async (f) => {
-        const result = await pool.repository(f, options.times ?? false);
-        options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
-        return result;
-      }),
-    );
-    blobParts = await blobWork;
+    // Both awaited together, so a failure in either is never an unhandled rejection.
+    [scans, blobParts] = await Promise.all([
+      Promise.all(
+        found.map(async (f) => {
+          const result = await pool.repository(f, options.times ?? false);
+          options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
+          return result;
+        }),
+      ),
+      Promise.all(chunks.map((c) => pool.blobs(c))),
+    ]);
   } finally {
     await pool.close();
   }

@@ -85,6 +85,24 @@ describe('output', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('--verbose lists every removed path', async () => {
+    const copy = await tempDir();
+    await fs.cp(root, copy, { recursive: true });
+    const run = await runCli(['--path', copy, '--yes', '--no-gc', '--verbose']);
+    await fs.rm(copy, { recursive: true, force: true });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^ {2}removed docker\/registry\/v2\/repositories\/app\/_manifests\/revisions\/sha256\/[0-9a-f]{64}$/m);
+    expect(run.stdout).toMatch(/^ {2}removed docker\/registry\/v2\/repositories\/app\/_manifests\/tags\/latest\/index\/sha256\/[0-9a-f]{64}$/m);
+  });
+
+  it('errors are one line; --debug adds the stack', async () => {
+    const plain = await runCli(['--path', `${root}/nope`, '--dry-run']);
+    expect(plain.stderr.trimEnd().split('\n')).toHaveLength(1);
+    const debug = await runCli(['--path', `${root}/nope`, '--dry-run', '--debug']);
+    expect(debug.code).toBe(2);
+    expect(debug.stderr).toMatch(/^regsweep: .* is not a registry storage root.*\n.*UsageError[\s\S]*at /);
+  });
+
   it('-q prints nothing on success', async () => {
     const copy = await tempDir();
     await fs.cp(root, copy, { recursive: true });

@@ -25,7 +25,7 @@ const SIZES: Record<string, TreeSpec> = {
   tiny: { repositories: 4, tagsPerRepository: 10, revisionsPerTag: 3 },
   small: { repositories: 30, tagsPerRepository: 10, revisionsPerTag: 8 },
   medium: { repositories: 300, tagsPerRepository: 10, revisionsPerTag: 8 },
-  large: { repositories: 900, tagsPerRepository: 10, revisionsPerTag: 8 },
+  large: { repositories: 600, tagsPerRepository: 10, revisionsPerTag: 8 },
 };
 
 interface Args {

@@ -350,12 +350,39 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
     await pool.close();
   }
 
+  // Each digest string once: results arrive as copies (and JSON.parse makes a string per occurrence),
+  // and a digest is named by its blob, its revision links, tag histories and every manifest that uses it.
+  const canonical = new Map<string, Digest>();
+  const intern = (d: Digest): Digest => {
+    const known = canonical.get(d);
+    if (known) return known;
+    canonical.set(d, d);
+    return d;
+  };
+  const blobs = new Map<Digest, number>();
+  for (const part of blobParts) {
+    for (const [digest, size] of part.blobs) blobs.set(intern(digest), size);
+    problems.push(...part.problems);
+  }
   const repositories = scans.map((s) => s.repo);
   const manifests = new Map<Digest, ParsedManifest>();
   for (const { repo, manifests: reads } of scans) {
+    repo.revisions = repo.revisions.map(intern);
+    for (const tag of repo.tags) {
+      tag.index = tag.index.map(intern);
+      if (tag.current) tag.current = intern(tag.current);
+    }
     for (const [digest, read] of reads) {
       if ('manifest' in read) {
-        manifests.set(digest, read.manifest);
+        const m = read.manifest;
+        const references = m.references.map(intern);
+        manifests.set(intern(digest), {
+          ...m,
+          digest: intern(m.digest),
+          references,
+          children: m.kind === 'index' ? references : m.children,
+          ...(m.subject ? { subject: intern(m.subject) } : {}),
+        });
       } else if ('missing' in read) {
         // garbage-collect skips a revision whose blob is gone; anything that needs it is already broken.
         repo.problems.push({ repository: repo.name, message: `manifest ${digest} is linked but its blob is missing` });
@@ -363,11 +390,6 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
         repo.problems.push({ repository: repo.name, message: `manifest ${digest} is unreadable: ${read.error}`, blocksGc: true });
       }
     }
-  }
-  const blobs = new Map<Digest, number>();
-  for (const part of blobParts) {
-    for (const [digest, size] of part.blobs) blobs.set(digest, size);
-    problems.push(...part.problems);
   }
   options.onProgress?.({ phase, done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };

@@ -222,7 +222,7 @@ function targetsFor(results: SizeResult[]): Target[] {
   const sorted = [...results].sort((a, b) => a.files - b.files);
   const smallest = sorted[0];
   const largest = sorted[sorted.length - 1];
-  if (smallest && largest && largest.files >= 4 * smallest.files && medium) {
+  if (smallest && largest && largest !== medium && largest.files >= 4 * smallest.files && medium) {
     // Linear growth: the per-file cost of the largest tree stays within 1.5× of the medium one.
     const per = (r: SizeResult): number => r.regsweepMs / r.files;
     const growth = per(largest) / per(medium);

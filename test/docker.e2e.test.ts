@@ -71,6 +71,24 @@ async function buildVariant(tag: string, caseLine: string): Promise<void> {
   }
 }
 
+interface Deployed {
+  name: string;
+  volume: string;
+  port: number;
+  scenario: Scenario;
+}
+
+/** A registry container with a fresh named volume at /var/lib/registry, the mixed scenario pushed into it. */
+async function deployWithVolume(prefix: string, volumes: string[], image?: string): Promise<Deployed> {
+  const name = uniqueName(prefix);
+  const volume = uniqueName('vol');
+  volumes.push(volume);
+  const port = await freePort();
+  await runRegistryContainer({ name, port, volume: { name: volume }, image });
+  const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+  return { name, volume, port, scenario };
+}
+
 describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   const volumes: string[] = [];
   const dirs: string[] = [];
@@ -82,12 +100,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   });
 
   it('a container with a named volume: paused, purged, collected in a helper, restarted, pulls whole', async () => {
-    const name = uniqueName('reg-volume');
-    const volume = uniqueName('vol');
-    volumes.push(volume);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, volume: { name: volume } });
-    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const { name, volume, port, scenario } = await deployWithVolume('reg-volume', volumes);
     const before = await state(name);
 
     const result = await runCli([name, '--yes', '--json']);
@@ -108,12 +121,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   }, 180_000);
 
   it('--unpause-only unpauses without a restart', async () => {
-    const name = uniqueName('reg-unpause');
-    const volume = uniqueName('vol');
-    volumes.push(volume);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, volume: { name: volume } });
-    await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const { name } = await deployWithVolume('reg-unpause', volumes);
     const before = await state(name);
     const result = await runCli([name, '--yes', '--unpause-only']);
     expect(result.code).toBe(0);
@@ -159,12 +167,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   }, 180_000);
 
   it('a volume whose registry is stopped: collected from the stopped container, left stopped', async () => {
-    const name = uniqueName('reg-stopped');
-    const volume = uniqueName('vol');
-    volumes.push(volume);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, volume: { name: volume } });
-    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const { name, volume, port, scenario } = await deployWithVolume('reg-stopped', volumes);
     await docker().getContainer(name).stop();
     const result = await runCli(['-v', volume, '--yes', '--json']);
     expect(result.stderr).toBe('');
@@ -179,12 +182,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   }, 180_000);
 
   it('a volume no container uses, collected from --registry-image', async () => {
-    const name = uniqueName('reg-gone');
-    const volume = uniqueName('vol');
-    volumes.push(volume);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, volume: { name: volume } });
-    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const { name, volume, port, scenario } = await deployWithVolume('reg-gone', volumes);
     await docker().getContainer(name).remove({ force: true });
     const result = await runCli(['-v', volume, '--yes', '--json', '--registry-image', 'registry:2']);
     expect(result.code).toBe(0);
@@ -302,15 +300,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     expect(await helpersLeft()).toEqual([]);
   });
 
-  async function registry(image: string): Promise<{ name: string; port: number; scenario: Scenario }> {
-    const name = uniqueName('reg-fault');
-    const volume = uniqueName('vol');
-    volumes.push(volume);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, volume: { name: volume }, image });
-    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
-    return { name, port, scenario };
-  }
+  const registry = (image: string): Promise<Deployed> => deployWithVolume('reg-fault', volumes, image);
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s during garbage-collect: exit 130, helper removed, registry brought back', async (signal) => {
     const { name, port, scenario } = await registry('registry:slowgc');

@@ -1,23 +1,28 @@
 /**
- * Carries out a Plan on the tree. Before touching a repository it re-reads
- * that repository's tags and compares them with what the plan assumed; a
- * repository whose tags moved is skipped, not purged. Every link file is
+ * Carries out a Plan on the tree. First it re-reads the tags of every
+ * repository the plan touches and compares them with what the plan assumed:
+ * if any moved, it removes nothing at all (`onChange: 'abort'`, what a
+ * maintenance window wants) or leaves just those repositories (`'skip'`). Every link file is
  * written to the journal before it is removed, so a purge can be undone
  * (restoreJournal) until garbage-collect runs.
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { RegsweepError } from './errors.js';
 import { Layout, type PathSpec, parseDigest } from './layout.js';
 import type { Plan, PlannedIndexEntry, PlannedManifest, PlannedRepository, PlannedTag, RepositoryCheck } from './planner.js';
 import type { ProgressSink } from './progress.js';
 import type { Problem } from './scanner.js';
 
+/** Tags moved between the plan and the apply, and the apply was told to stop: nothing was removed. */
+export class TreeChangedError extends RegsweepError {}
+
 export interface ApplyOptions {
   /** Where to write the journal of removed links (JSON lines). */
   journal?: string;
-  /** Called with each removed path, relative to the root. */
-  onRemove?: (relativePath: string) => void;
+  /** When a repository's tags moved since the plan: remove nothing at all, or skip that repository (default). */
+  onChange?: 'abort' | 'skip';
   /** Move removals here (see Remover) and delete them later with emptyTrash. */
   trash?: string;
   /** Stops between two removals (SIGINT/SIGTERM); what was removed is in the journal. */
@@ -74,7 +79,7 @@ function currentTags(layout: Layout, repository: string): Record<string, string 
 }
 
 /** Why the repository no longer matches the plan, or undefined when it does. */
-export async function recheck(layout: Layout, check: RepositoryCheck): Promise<string | undefined> {
+function recheck(layout: Layout, check: RepositoryCheck): string | undefined {
   const now = currentTags(layout, check.repository);
   const planned = Object.keys(check.tags);
   for (const tag of planned) {
@@ -232,11 +237,11 @@ export function trashFor(root: string): string {
 }
 
 /** Removes the repository's directory and its parents while they are empty, up to repositories/. */
-async function removeEmptyDirectories(layout: Layout, repository: string): Promise<void> {
+function removeEmptyDirectories(layout: Layout, repository: string): void {
   const parts = repository.split('/');
   while (parts.length > 0) {
     try {
-      await fs.rmdir(layout.pathFor({ kind: 'repository', name: parts.join('/') }));
+      fsSync.rmdirSync(layout.pathFor({ kind: 'repository', name: parts.join('/') }));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return;
@@ -270,26 +275,33 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
       const dir = layout.pathFor(spec);
       if (spec.kind === 'revisionDir' || spec.kind === 'tagIndexEntryDir') await remover.linkDirectory(dir);
       else await remover.tree(dir);
-      const relative = layout.relativePathFor(spec);
-      result.paths.push(relative);
-      options.onRemove?.(relative);
+      result.paths.push(layout.relativePathFor(spec));
       options.onProgress?.({ phase: 'apply', done: result.paths.length, total, unit: 'removals' });
     };
     const entriesOf = groupBy(plan.indexEntries, (e) => e.repository);
     const manifestsOf = groupBy(plan.manifests, (m) => m.repository);
     const tagsOf = groupBy(plan.tags, (t) => t.repository);
     const repositoryRemovals = new Map(plan.repositories.map((r) => [r.repository, r]));
+    // Every check before any removal, each repository read once.
+    const changed = new Map<string, string>();
     for (const check of plan.checks) {
-      const changed = await recheck(layout, check);
-      if (changed) {
-        result.skipped.push({ repository: check.repository, message: `not purged: ${changed}` });
+      const why = recheck(layout, check);
+      if (why) changed.set(check.repository, why);
+    }
+    if (changed.size > 0 && options.onChange === 'abort') {
+      throw new TreeChangedError(`the registry changed since the scan, nothing was removed (${[...changed].map(([r, why]) => `${r}: ${why}`).join('; ')})`);
+    }
+    for (const check of plan.checks) {
+      const why = changed.get(check.repository);
+      if (why) {
+        result.skipped.push({ repository: check.repository, message: `not purged: ${why}` });
         continue;
       }
       const removal = repositoryRemovals.get(check.repository);
       if (removal) {
         // Only its own directories: repositories nested below it keep working.
         for (const kind of ['manifests', 'layers', 'uploads'] as const) await remove({ kind, name: removal.repository });
-        await removeEmptyDirectories(layout, removal.repository);
+        removeEmptyDirectories(layout, removal.repository);
         result.repositories.push(removal);
         result.tags.push(...(tagsOf.get(check.repository) ?? []));
         result.manifests.push(...(manifestsOf.get(check.repository) ?? []));

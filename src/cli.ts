@@ -19,7 +19,7 @@ import { parseSelector } from './planner.js';
 import { DEFAULT_KEEP_TAGS, type Policy, loadPolicy, makeRules, selectsTags } from './policy.js';
 import type { ProgressEvent, ProgressSink } from './progress.js';
 import { formatBytes, formatHuman, table, toJson } from './report.js';
-import { isRegistryRoot } from './scanner.js';
+import { requireRegistryRoot } from './scanner.js';
 import { type SweepPreview, sweep } from './sweep.js';
 
 const require = createRequire(import.meta.url);
@@ -187,11 +187,12 @@ interface Runtime {
 async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, log: (m: string) => void): Promise<Runtime> {
   const { target, engine } = resolved;
   const registry = target.containers[0];
-  if (!engine) {
+  const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
     const local = await localCollector({ registryBin: opts.registryBin, root: target.root, config: opts.config });
     if (!local && opts.gc && !dryRun) throw noCollectorError(target);
-    return { collector: opts.gc ? local : undefined, registryVersion: local?.version, window: unpausedWindow() };
-  }
+    return { collector: opts.gc ? local : undefined, registryVersion: local?.version, window };
+  };
+  if (!engine) return withLocalBinary(unpausedWindow());
   const window = target.containers.some((c) => c.running)
     ? registryWindow(engine, target.containers, { restart: !opts.unpauseOnly, service: target.kind === 'service' ? target.name : undefined, log })
     : unpausedWindow('no registry container is running: nothing to pause');
@@ -204,9 +205,7 @@ async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean,
     const version = await imageRegistryVersion(engine, opts.registryImage);
     return { collector: opts.gc ? volumeCollector(engine, target.volume, opts.registryImage, version) : undefined, registryVersion: version, window };
   }
-  const local = await localCollector({ registryBin: opts.registryBin, root: target.root });
-  if (!local && opts.gc && !dryRun) throw noCollectorError(target);
-  return { collector: opts.gc ? local : undefined, registryVersion: local?.version, window };
+  return withLocalBinary(window);
 }
 
 async function askOnTerminal(preview: SweepPreview): Promise<boolean> {
@@ -238,7 +237,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (opts.restore) {
     if (!opts.path) throw new UsageError('--restore needs --path ROOT');
-    if (!(await isRegistryRoot(opts.path))) throw new UsageError(`${opts.path} is not a registry storage root (no docker/registry/v2 below it)`);
+    requireRegistryRoot(opts.path);
     const restored = await restoreJournal(opts.path, opts.restore);
     if (!opts.quiet) process.stdout.write(`restored ${restored.restored} links, ${restored.present} already present\n`);
     for (const c of restored.conflicts) process.stderr.write(`conflict: ${c} exists with other content; left as it is\n`);

@@ -170,22 +170,20 @@ async function realpathOrSelf(p: string): Promise<string> {
 }
 
 export async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
-  const args = ['garbage-collect', ...(options.args ?? [])];
-  if (options.config) {
-    // The registry's own config: it runs with the same REGISTRY_* overrides the registry would see.
-    const command = [options.bin, ...args, options.config];
-    const { exitCode, output } = await run(options.bin, command.slice(1), options.env ?? process.env, options.signal, options.onOutput);
-    return { ran: true, command, exitCode, output, summary: parseGcSummary(output) };
-  }
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-gc-'));
+  const env = options.env ?? process.env;
+  // Without the registry's own config, a generated one names only the root, and REGISTRY_* overrides
+  // are dropped so they cannot point it at another tree; with it, they apply as the registry sees them.
+  const dir = options.config ? undefined : await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-gc-'));
   try {
-    const configPath = path.join(dir, 'config.yml');
-    const config = { version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } };
-    await fs.writeFile(configPath, yaml.dump(config));
-    const command = [options.bin, ...args, configPath];
-    const { exitCode, output } = await run(options.bin, command.slice(1), withoutRegistryOverrides(options.env ?? process.env), options.signal, options.onOutput);
+    let config = options.config;
+    if (dir) {
+      config = path.join(dir, 'config.yml');
+      await fs.writeFile(config, yaml.dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } }));
+    }
+    const command = [options.bin, 'garbage-collect', ...(options.args ?? []), config as string];
+    const { exitCode, output } = await run(options.bin, command.slice(1), dir ? withoutRegistryOverrides(env) : env, options.signal, options.onOutput);
     return { ran: true, command, exitCode, output, summary: parseGcSummary(output) };
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
   }
 }

@@ -15,6 +15,7 @@ import {
   isTagName,
   parseDigest,
 } from './layout.js';
+import { UsageError } from './errors.js';
 import { ManifestError, type ParsedManifest, parseManifest } from './manifest.js';
 import type { ProgressSink } from './progress.js';
 
@@ -106,12 +107,10 @@ function describeCorrupt(content: string): string {
   return `holds ${shown}, not a sha256 digest`;
 }
 
-/** Is `dir` a registry root (it holds docker/registry/v2)? */
-export async function isRegistryRoot(root: string): Promise<boolean> {
-  try {
-    return fs.statSync(new Layout(root).pathFor({ kind: 'v2' })).isDirectory();
-  } catch {
-    return false;
+/** Refuses (exit 2) a directory that is not a registry root: one that does not hold docker/registry/v2. */
+export function requireRegistryRoot(root: string): void {
+  if (!fs.statSync(new Layout(root).pathFor({ kind: 'v2' }), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`${root} is not a registry storage root (no docker/registry/v2 below it)`);
   }
 }
 

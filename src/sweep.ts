@@ -4,9 +4,9 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import { applyPlan, emptyTrash, recheck, trashFor } from './apply.js';
+import { applyPlan, emptyTrash, trashFor } from './apply.js';
 import type { Collector } from './collectors.js';
-import { RegsweepError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { type GcDecision, type GcResult, chooseGcFlags } from './gc.js';
 import { Layout } from './layout.js';
 import type { Target, TargetKind } from './locator.js';
@@ -25,7 +25,7 @@ import {
 } from './planner.js';
 import { type ProgressSink, gcLineCounter } from './progress.js';
 import type { Policy } from './policy.js';
-import { type Problem, type Totals, isRegistryRoot, scan, totalsOf } from './scanner.js';
+import { type Problem, type Totals, requireRegistryRoot, scan, totalsOf } from './scanner.js';
 
 export interface SweepOptions {
   target: Pick<Target, 'kind' | 'name' | 'root'>;
@@ -44,7 +44,6 @@ export interface SweepOptions {
   concurrency?: number;
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
-  onRemove?: (relativePath: string) => void;
   onProgress?: ProgressSink;
 }
 
@@ -108,9 +107,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
   const { dryRun, collector } = options;
   const root = new Layout(options.target.root).root;
-  if (!(await isRegistryRoot(root))) {
-    throw new UsageError(`${root} is not a registry storage root (no docker/registry/v2 below it)`);
-  }
+  requireRegistryRoot(root);
   const version = collector?.version ?? options.registryVersion;
 
   const inventory = await scan(root, { concurrency: options.concurrency, times: options.policy !== undefined, onProgress: options.onProgress });
@@ -120,7 +117,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const before = totalsOf(inventory);
   const decision = version ? chooseGcFlags(version, keepsUntagged(inventory, plan)) : undefined;
   const problems: Problem[] = [...inventory.problems, ...plan.spared.flatMap((s) => s.problems)];
-  for (const p of predicted.blockedBy) if (!problems.includes(p)) problems.push(p);
+  const listed = new Set(problems);
+  problems.push(...predicted.blockedBy.filter((p) => !listed.has(p)));
   const window = options.window ?? unpausedWindow();
   const report: SweepReport = {
     dryRun,
@@ -149,13 +147,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
 
   const { value: outcome, pausedMs } = await window.run(async (signal) => {
     // The plan was made while the registry served; anything pushed since then voids it.
-    const moved: string[] = [];
-    for (const check of plan.checks) {
-      const why = await recheck(new Layout(root), check);
-      if (why) moved.push(`${check.repository}: ${why}`);
-    }
-    if (moved.length > 0) throw new RegsweepError(`the registry changed since the scan, nothing was removed (${moved.join('; ')})`);
-    const applied = await applyPlan(root, plan, { journal: options.journal, onRemove: options.onRemove, signal, onProgress: options.onProgress, trash: trashFor(root) });
+    const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash: trashFor(root) });
     let gc: GcReport;
     if (!collector) {
       gc = gcNotRun('--no-gc', decision?.why ?? null);

@@ -285,6 +285,19 @@ describe('apply', () => {
     expect((await fs.stat(w.layout.pathFor({ kind: 'revisionLink', name: 'app', digest: old.digest }))).isFile()).toBe(true);
   });
 
+  it("with onChange 'abort', a tag moved in one repository stops every removal", async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    await w.image('other', { seed: 'o-new', tag: 'latest' });
+    await w.image('other', { seed: 'o-old' });
+    const { plan } = await planOf();
+    expect(plan.manifests).toHaveLength(2);
+    await w.tag('app', 'latest', old.digest);
+    const before = await snapshot(root);
+    await expect(applyPlan(root, plan, { onChange: 'abort' })).rejects.toThrow(/nothing was removed \(app: tag latest moved since the scan/);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('skips a repository that gained a tag after the scan', async () => {
     await w.image('app', { seed: 'new', tag: 'latest' });
     const old = await w.image('app', { seed: 'old' });

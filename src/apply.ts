@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { RegsweepError } from './errors.js';
 import { Layout, type PathSpec, parseDigest } from './layout.js';
-import type { Plan, PlannedIndexEntry, PlannedManifest, PlannedRepository, PlannedTag, RepositoryCheck } from './planner.js';
+import { type Plan, type PlannedIndexEntries, type PlannedManifests, type PlannedRepository, type PlannedTag, type RepositoryCheck, plannedIndexEntries, plannedManifests } from './planner.js';
 import type { ProgressSink } from './progress.js';
 import type { Problem } from './scanner.js';
 
@@ -33,8 +33,8 @@ export interface ApplyOptions {
 export interface ApplyResult {
   repositories: PlannedRepository[];
   tags: PlannedTag[];
-  manifests: PlannedManifest[];
-  indexEntries: PlannedIndexEntry[];
+  manifests: PlannedManifests;
+  indexEntries: PlannedIndexEntries;
   /** Repositories left alone because the tree no longer matched the plan. */
   skipped: Problem[];
   /** Every removed directory, relative to the root. */
@@ -251,7 +251,7 @@ function removeEmptyDirectories(layout: Layout, repository: string): void {
   }
 }
 
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+function groupBy<T>(items: Iterable<T>, key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const k = key(item);
@@ -264,9 +264,9 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const result: ApplyResult = { repositories: [], tags: [], manifests: [], indexEntries: [], skipped: [], paths: [] };
-  const total = plan.repositories.length * 3 + plan.tags.filter((t) => t.reason !== 'repository-removed').length + plan.indexEntries.length
-    + plan.manifests.filter((m) => m.reason !== 'repository-removed').length;
+  const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [] };
+  let total = plan.repositories.length * 3 + plan.tags.filter((t) => t.reason !== 'repository-removed').length + plan.indexEntries.length;
+  for (const m of plan.manifests) if (m.reason !== 'repository-removed') total++;
   const journal = Journal.open(options.journal, layout);
   const remover = new Remover(journal, options.trash);
   try {
@@ -304,7 +304,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
         removeEmptyDirectories(layout, removal.repository);
         result.repositories.push(removal);
         result.tags.push(...(tagsOf.get(check.repository) ?? []));
-        result.manifests.push(...(manifestsOf.get(check.repository) ?? []));
+        for (const m of manifestsOf.get(check.repository) ?? []) result.manifests.push(m);
         continue;
       }
       for (const tag of tagsOf.get(check.repository) ?? []) {

@@ -4,12 +4,13 @@
  * tree as the plan leaves it, which says exactly which blobs the sweep frees.
  * Nothing here touches the disk; the plan is plain data (`--json` prints it).
  */
+import { PackedList } from './digests.js';
 import { UsageError } from './errors.js';
+import { type BlobPart, Ledger, type Sweep } from './ledger.js';
 import { type Digest, isRepositoryName, isTagName } from './layout.js';
 import type { ParsedManifest } from './manifest.js';
 import { type Policy, type Rules, rulesFor, selectsTags } from './policy.js';
 import type { Inventory, Problem, RepositoryState, TagState, Totals } from './scanner.js';
-import { totalsOf } from './scanner.js';
 
 /** `REPOSITORY` or `REPOSITORY:TAG` from the command line. */
 export interface Selector {
@@ -61,22 +62,36 @@ export interface SparedRepository {
   problems: Problem[];
 }
 
+/** Removed manifests, packed: a tree with a million revisions can plan most of them away. */
+export type PlannedManifests = PackedList<PlannedManifest>;
+export type PlannedIndexEntries = PackedList<PlannedIndexEntry>;
+
+export function plannedManifests(items: Iterable<PlannedManifest> = []): PlannedManifests {
+  const list = new PackedList<PlannedManifest>(['repository', 'digest', 'reason'], 'digest');
+  for (const item of items) list.push(item);
+  return list;
+}
+
+export function plannedIndexEntries(items: Iterable<PlannedIndexEntry> = []): PlannedIndexEntries {
+  const list = new PackedList<PlannedIndexEntry>(['repository', 'tag', 'digest', 'reason'], 'digest');
+  for (const item of items) list.push(item);
+  return list;
+}
+
 export interface Plan {
   repositories: PlannedRepository[];
   tags: PlannedTag[];
-  manifests: PlannedManifest[];
-  indexEntries: PlannedIndexEntry[];
+  manifests: PlannedManifests;
+  indexEntries: PlannedIndexEntries;
   spared: SparedRepository[];
   checks: RepositoryCheck[];
 }
 
-export interface Prediction {
-  blobs: number;
-  bytes: number;
-  digests: Digest[];
-  /** When non-empty, garbage-collect must not run (it would abort or mis-mark) and frees nothing. */
-  blockedBy: Problem[];
+export function emptyPlan(): Plan {
+  return { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), spared: [], checks: [] };
 }
+
+export type Prediction = Sweep;
 
 export function parseSelector(text: string): Selector {
   const colon = text.lastIndexOf(':');
@@ -89,16 +104,25 @@ export function parseSelector(text: string): Selector {
   return tag === undefined ? { repository } : { repository, tag };
 }
 
-/** Refuses selectors that name nothing in the tree, so a typo never reads as "nothing to do". */
-export function checkSelectors(inventory: Inventory, selectors: readonly Selector[]): void {
-  const byName = new Map(inventory.repositories.map((r) => [r.name, r]));
+/** Refuses selectors that name a repository the tree does not hold, so a typo never reads as "nothing to do". */
+export function checkSelectedRepositories(root: string, names: readonly string[], selectors: readonly Selector[]): void {
+  const known = new Set(names);
+  for (const s of selectors) if (!known.has(s.repository)) throw new UsageError(`no repository ${s.repository} in ${root}`);
+}
+
+/** Refuses selectors that name a tag the repository does not hold. */
+export function checkSelectedTags(repo: RepositoryState, selectors: readonly Selector[]): void {
   for (const s of selectors) {
-    const repo = byName.get(s.repository);
-    if (!repo) throw new UsageError(`no repository ${s.repository} in ${inventory.root}`);
-    if (s.tag !== undefined && !repo.tags.some((t) => t.name === s.tag)) {
+    if (s.repository === repo.name && s.tag !== undefined && !repo.tags.some((t) => t.name === s.tag)) {
       throw new UsageError(`no tag ${s.tag} in repository ${s.repository}`);
     }
   }
+}
+
+/** Both checks over a whole inventory. */
+export function checkSelectors(inventory: Inventory, selectors: readonly Selector[]): void {
+  checkSelectedRepositories(inventory.root, inventory.repositories.map((r) => r.name), selectors);
+  for (const repo of inventory.repositories) checkSelectedTags(repo, selectors);
 }
 
 // Tags cosign and friends push for registries without a referrers API: `sha256-<hex>` and `sha256-<hex>.<suffix>`.
@@ -216,8 +240,20 @@ function scopeOf(repo: RepositoryState, options: PlanOptions): Scope | undefined
   return { all: false, tags: new Set(mine.map((s) => s.tag as string)) };
 }
 
-function nestedBelow(inventory: Inventory, name: string): string[] {
-  return inventory.repositories.filter((r) => r.name.startsWith(`${name}/`)).map((r) => r.name);
+function nestedBelow(names: readonly string[], name: string): string[] {
+  return names.filter((n) => n.startsWith(`${name}/`));
+}
+
+/** What planning one repository needs besides the repository itself. */
+export interface PlanContext {
+  options: PlanOptions;
+  now: number;
+  /** Every repository name in the tree (a removed repository's nested ones stay). */
+  names: readonly string[];
+}
+
+export function planContext(names: readonly string[], options: PlanOptions = {}): PlanContext {
+  return { options, now: options.now ?? Date.now(), names };
 }
 
 /**
@@ -228,28 +264,41 @@ function nestedBelow(inventory: Inventory, name: string): string[] {
  * A repository with a problem is spared whole.
  */
 export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan {
-  const plan: Plan = { repositories: [], tags: [], manifests: [], indexEntries: [], spared: [], checks: [] };
-  const now = options.now ?? Date.now();
+  const plan = emptyPlan();
+  const context = planContext(inventory.repositories.map((r) => r.name), options);
+  for (const repo of inventory.repositories) planRepository(repo, inventory.manifests, context, plan);
+  return plan;
+}
+
+const NOTHING: ReadonlySet<Digest> = new Set();
+
+/**
+ * Plans one repository into `plan`, given the manifests its revisions name,
+ * and returns the revisions it removes. Repositories are independent, so the
+ * scan can hand them over one at a time and forget each afterwards.
+ */
+export function planRepository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>, context: PlanContext, plan: Plan): ReadonlySet<Digest> {
+  const { options, now } = context;
   const removals = options.remove ?? [];
-  for (const repo of inventory.repositories) {
+  {
     const scope = scopeOf(repo, options);
-    if (!scope) continue;
-    const existing = keptRevisions(repo, inventory.manifests);
+    if (!scope) return NOTHING;
+    const existing = keptRevisions(repo, manifests);
     const problems = [...repo.problems, ...existing.problems];
     if (problems.length > 0) {
       plan.spared.push({ repository: repo.name, problems });
-      continue;
+      return NOTHING;
     }
     const check = (): void => {
       plan.checks.push({ repository: repo.name, tags: Object.fromEntries(repo.tags.map((t) => [t.name, t.current as Digest])) });
     };
 
     if (removals.some((r) => r.repository === repo.name && r.tag === undefined)) {
-      plan.repositories.push({ repository: repo.name, reason: 'named', nested: nestedBelow(inventory, repo.name) });
+      plan.repositories.push({ repository: repo.name, reason: 'named', nested: nestedBelow(context.names, repo.name) });
       for (const t of repo.tags) plan.tags.push({ repository: repo.name, tag: t.name, digest: t.current ?? null, reason: 'repository-removed', detail: `repository ${repo.name} removed` });
       for (const digest of repo.revisions) plan.manifests.push({ repository: repo.name, digest, reason: 'repository-removed' });
       check();
-      continue;
+      return new Set(repo.revisions);
     }
 
     const rules = options.policy ? rulesFor(options.policy, repo.name) : undefined;
@@ -264,7 +313,7 @@ export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan
       for (const [tag, detail] of tagsSelectedByRules(eligible, rules, now)) removedTags.set(tag, { reason: 'policy', detail });
     }
 
-    const closure = new Closure(repo, inventory.manifests);
+    const closure = new Closure(repo, manifests);
     const keptHistory = new Map<string, Set<Digest>>();
     for (const tag of ordinary) {
       if (removedTags.has(tag.name) || !tag.current) continue;
@@ -305,7 +354,7 @@ export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan
     }
     if (closure.problems.length > 0) {
       plan.spared.push({ repository: repo.name, problems: closure.problems });
-      continue;
+      return NOTHING;
     }
 
     const candidates = scope.all
@@ -330,27 +379,55 @@ export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan
       }
     }
     if (removed.size > 0 || removedTags.size > 0 || plan.indexEntries.length > entriesBefore) check();
+    return removed;
   }
-  return plan;
+}
+
+/** Manifests the plan removes, by repository. */
+function removedByRepository(plan: Plan): Map<string, Set<Digest>> {
+  const removed = new Map<string, Set<Digest>>();
+  for (const m of plan.manifests) {
+    const set = removed.get(m.repository) ?? new Set<Digest>();
+    set.add(m.digest);
+    removed.set(m.repository, set);
+  }
+  return removed;
 }
 
 /**
- * Does the tree, as the plan leaves it, hold a manifest that no tag names
- * directly (a child, a referrer, or anything in a spared or unselected
- * repository)? Then `--delete-untagged` would remove more than the plan.
+ * Does the repository, as the plan leaves it, hold a manifest that no tag
+ * names directly (a child, a referrer, or anything spared or unselected)?
+ * Then `--delete-untagged` would remove more than the plan.
  */
-export function keepsUntagged(inventory: Inventory, plan: Plan): boolean {
-  const removed = new Set(plan.manifests.map((m) => `${m.repository}@${m.digest}`));
-  return inventory.repositories.some((repo) => {
-    const tagged = new Set(repo.tags.map((t) => t.current));
-    return repo.revisions.some((d) => !tagged.has(d) && !removed.has(`${repo.name}@${d}`));
-  });
+export function repositoryKeepsUntagged(repo: RepositoryState, removed: ReadonlySet<Digest>): boolean {
+  const tagged = new Set(repo.tags.map((t) => t.current));
+  return repo.revisions.some((d) => !tagged.has(d) && !removed.has(d));
 }
 
-/** Major version of a registry version string such as `2.8.2` or `3.0.0`. */
-function majorOf(version: string | undefined): number | undefined {
-  const major = version === undefined ? NaN : Number.parseInt(version, 10);
-  return Number.isFinite(major) ? major : undefined;
+export function keepsUntagged(inventory: Inventory, plan: Plan): boolean {
+  const removed = removedByRepository(plan);
+  return inventory.repositories.some((repo) => repositoryKeepsUntagged(repo, removed.get(repo.name) ?? NOTHING));
+}
+
+/** A Ledger fed with a whole inventory and the plan for it. */
+function ledgerFor(inventory: Inventory, plan: Plan, registryVersion?: string): Ledger {
+  const ledger = new Ledger(registryVersion);
+  const removed = removedByRepository(plan);
+  ledger.treeProblem(inventory.problems);
+  for (const repo of inventory.repositories) ledger.repository(repo, inventory.manifests, removed.get(repo.name) ?? NOTHING);
+  ledger.blobs(blobPartOf(inventory.blobs));
+  return ledger;
+}
+
+function blobPartOf(blobs: ReadonlyMap<Digest, number>): BlobPart {
+  const digests = new Uint8Array(blobs.size * 32);
+  const sizes = new Float64Array(blobs.size);
+  let i = 0;
+  for (const [digest, size] of blobs) {
+    digests.set(Buffer.from(digest.slice('sha256:'.length), 'hex'), i * 32);
+    sizes[i++] = size;
+  }
+  return { digests, sizes, problems: [] };
 }
 
 /**
@@ -358,47 +435,13 @@ function majorOf(version: string | undefined): number | undefined {
  * repository it enumerates, every remaining revision and what that manifest
  * references is marked, globally. Every blob not marked is swept.
  */
-export function predictCollect(inventory: Inventory, plan: Plan, registryVersion?: string): Prediction {
-  const major = majorOf(registryVersion);
-  const removed = new Map<string, Set<Digest>>();
-  for (const m of plan.manifests) {
-    const set = removed.get(m.repository) ?? new Set<Digest>();
-    set.add(m.digest);
-    removed.set(m.repository, set);
-  }
-  const blockedBy: Problem[] = [...inventory.problems, ...inventory.repositories.flatMap((r) => r.problems)].filter((p) => p.blocksGc);
-  const marked = new Set<Digest>();
-  for (const repo of inventory.repositories) {
-    // 2.x enumerates repositories by `_layers`, 3.x by `_manifests`.
-    const enumerated = major !== undefined && major >= 3 ? repo.hasManifests : repo.hasLayers;
-    if (!enumerated) continue;
-    const gone = removed.get(repo.name);
-    for (const digest of repo.revisions) {
-      if (gone?.has(digest)) continue;
-      const manifest = inventory.manifests.get(digest);
-      // A revision whose blob is missing is skipped by garbage-collect, and so not marked.
-      if (!manifest) continue;
-      if (major !== undefined && major >= 3 && manifest.kind === 'schema1') {
-        blockedBy.push({ repository: repo.name, message: `registry ${registryVersion} cannot read schema1 manifest ${digest}; its garbage-collect aborts`, blocksGc: true });
-      }
-      marked.add(digest);
-      for (const ref of manifest.references) marked.add(ref);
-    }
-  }
-  if (blockedBy.length > 0) return { blobs: 0, bytes: 0, digests: [], blockedBy };
-  const digests: Digest[] = [];
-  let bytes = 0;
-  for (const [digest, size] of inventory.blobs) {
-    if (marked.has(digest)) continue;
-    digests.push(digest);
-    bytes += size;
-  }
-  return { blobs: digests.length, bytes, digests: digests.sort(), blockedBy };
+export function predictCollect(inventory: Inventory, plan: Plan, registryVersion?: string): Prediction & { digests: Digest[] } {
+  const ledger = ledgerFor(inventory, plan, registryVersion);
+  return { ...ledger.sweep(), digests: ledger.sweptDigests() };
 }
 
 /** The totals the tree will have once the plan is applied and garbage-collect has run. */
-export function predictTotals(inventory: Inventory, plan: Plan, prediction: Prediction): Totals {
-  const before = totalsOf(inventory);
+export function predictTotals(before: Totals, plan: Plan, prediction: Prediction): Totals {
   return {
     repositories: before.repositories - plan.repositories.length,
     tags: before.tags - plan.tags.length,
@@ -424,8 +467,7 @@ export const UNREFERENCED = '(unreferenced blobs)';
  * first repository (by name) whose removed manifests used it, so the rows add
  * up to the prediction exactly.
  */
-export function reclaimByRepository(inventory: Inventory, plan: Plan, prediction: Prediction): RepositoryReclaim[] {
-  const swept = new Set(prediction.digests);
+export function reclaimRows(plan: Plan, ledger: Ledger): RepositoryReclaim[] {
   const rows = new Map<string, RepositoryReclaim>();
   const row = (repository: string): RepositoryReclaim => {
     let r = rows.get(repository);
@@ -433,17 +475,13 @@ export function reclaimByRepository(inventory: Inventory, plan: Plan, prediction
     return r;
   };
   for (const t of plan.tags) row(t.repository).tags++;
-  const manifests = [...plan.manifests].sort((a, b) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : 0));
-  for (const m of manifests) {
-    const r = row(m.repository);
-    r.manifests++;
-    for (const digest of [m.digest, ...(inventory.manifests.get(m.digest)?.references ?? [])]) {
-      if (!swept.delete(digest)) continue;
-      r.predictedBytes += inventory.blobs.get(digest) ?? 0;
-    }
-  }
-  let rest = 0;
-  for (const digest of swept) rest += inventory.blobs.get(digest) ?? 0;
-  if (rest > 0) row(UNREFERENCED).predictedBytes += rest;
+  for (const m of plan.manifests) row(m.repository).manifests++;
+  const { repositories, unreferenced } = ledger.bytesByRepository();
+  for (const [repository, bytes] of repositories) row(repository).predictedBytes += bytes;
+  if (unreferenced > 0) row(UNREFERENCED).predictedBytes += unreferenced;
   return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
+}
+
+export function reclaimByRepository(inventory: Inventory, plan: Plan, registryVersion?: string): RepositoryReclaim[] {
+  return reclaimRows(plan, ledgerFor(inventory, plan, registryVersion));
 }

@@ -71,7 +71,9 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'), '');
 
   const { repositories, manifests, indexEntries, tags } = report.plan;
-  const repos = new Set([...manifests.map((m) => m.repository), ...indexEntries.map((e) => e.repository), ...tags.map((t) => t.repository)]);
+  const repos = new Set(tags.map((t) => t.repository));
+  for (const m of manifests) repos.add(m.repository);
+  for (const e of indexEntries) repos.add(e.repository);
   if (manifests.length + indexEntries.length + tags.length === 0) {
     lines.push('Nothing to remove: every revision is needed by a tag.');
   } else {

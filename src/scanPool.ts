@@ -4,8 +4,8 @@
  * back by structured clone. Used when --concurrency is above 1.
  */
 import { Worker } from 'node:worker_threads';
-import type { Digest } from './layout.js';
-import type { FoundRepository, Problem, RepositoryScan, ScanPool } from './scanner.js';
+import type { BlobPart } from './ledger.js';
+import type { FoundRepository, RepositoryScan, ScanPool } from './scanner.js';
 
 type Work = { kind: 'repository'; found: FoundRepository; times: boolean } | { kind: 'blobs'; prefixes: string[] };
 export type ScanTask = Work & { id: number };
@@ -67,7 +67,7 @@ export async function workerPool(root: string, size: number): Promise<ScanPool> 
   };
   return {
     repository: (found, times) => submit<RepositoryScan>({ kind: 'repository', found, times }),
-    blobs: (prefixes) => submit<{ blobs: Array<[Digest, number]>; problems: Problem[] }>({ kind: 'blobs', prefixes }),
+    blobs: (prefixes) => submit<BlobPart>({ kind: 'blobs', prefixes }),
     close: async () => {
       await Promise.all(workers.map((w) => w.terminate()));
     },

@@ -16,6 +16,7 @@ import {
   parseDigest,
 } from './layout.js';
 import { UsageError } from './errors.js';
+import type { BlobPart } from './ledger.js';
 import { ManifestError, type ParsedManifest, parseManifest } from './manifest.js';
 import type { ProgressSink } from './progress.js';
 
@@ -254,10 +255,10 @@ function readManifest(layout: Layout, digest: Digest): ManifestRead {
   }
 }
 
-/** Blobs under some of the 256 prefix directories, with the size of each one's data. */
-export function scanBlobPrefixes(root: string, prefixes: readonly string[]): { blobs: Array<[Digest, number]>; problems: Problem[] } {
+/** Blobs under some of the 256 prefix directories, with the size of each one's data, packed (32 bytes and a number each). */
+export function scanBlobPrefixes(root: string, prefixes: readonly string[]): BlobPart {
   const base = new Layout(root).pathFor({ kind: 'blobAlgorithm' });
-  const blobs: Array<[Digest, number]> = [];
+  const found: Array<{ hex: string; size: number }> = [];
   const problems: Problem[] = [];
   for (const prefix of prefixes) {
     const prefixDir = path.join(base, prefix);
@@ -271,10 +272,24 @@ export function scanBlobPrefixes(root: string, prefixes: readonly string[]): { b
         problems.push({ path: data, message: 'blob data at an unexpected path; garbage-collect aborts on it', blocksGc: true });
         continue;
       }
-      blobs.push([digest, size]);
+      found.push({ hex: entry.name, size });
     }
   }
-  return { blobs, problems };
+  const digests = new Uint8Array(found.length * 32);
+  const sizes = new Float64Array(found.length);
+  found.forEach(({ hex, size }, i) => {
+    digests.set(Buffer.from(hex, 'hex'), i * 32);
+    sizes[i] = size;
+  });
+  return { digests, sizes, problems };
+}
+
+/** The digests and sizes of a BlobPart, as strings. */
+export function* blobsIn(part: BlobPart): Generator<[Digest, number]> {
+  for (let i = 0; i < part.sizes.length; i++) {
+    const hex = Buffer.from(part.digests.buffer, part.digests.byteOffset + i * 32, 32).toString('hex');
+    yield [`sha256:${hex}` as Digest, part.sizes[i] as number];
+  }
 }
 
 export function blobPrefixes(root: string): string[] {
@@ -308,7 +323,7 @@ export function scanRepository(root: string, found: FoundRepository, times: bool
 /** Runs the units of work, in worker threads when asked for more than one. */
 export interface ScanPool {
   repository(found: FoundRepository, times: boolean): Promise<RepositoryScan>;
-  blobs(prefixes: string[]): Promise<{ blobs: Array<[Digest, number]>; problems: Problem[] }>;
+  blobs(prefixes: string[]): Promise<BlobPart>;
   close(): Promise<void>;
 }
 
@@ -320,35 +335,103 @@ function inlinePool(root: string): ScanPool {
   };
 }
 
-export async function scan(root: string, options: ScanOptions = {}): Promise<Inventory> {
+/** A scanned repository with its manifests read: the ones that could not be read are problems of the repository. */
+export interface SettledRepository {
+  repo: RepositoryState;
+  manifests: Map<Digest, ParsedManifest>;
+}
+
+function settle({ repo, manifests: reads }: RepositoryScan): SettledRepository {
+  const manifests = new Map<Digest, ParsedManifest>();
+  for (const [digest, read] of reads) {
+    if ('manifest' in read) {
+      manifests.set(digest, read.manifest);
+    } else if ('missing' in read) {
+      // garbage-collect skips a revision whose blob is gone; anything that needs it is already broken.
+      repo.problems.push({ repository: repo.name, message: `manifest ${digest} is linked but its blob is missing` });
+    } else {
+      repo.problems.push({ repository: repo.name, message: `manifest ${digest} is unreadable: ${read.error}`, blocksGc: true });
+    }
+  }
+  return { repo, manifests };
+}
+
+/** What a walk over the tree hands out, as it goes. */
+export interface TreeVisitor {
+  /** Every repository, before any is scanned. */
+  found?(repositories: readonly FoundRepository[]): void;
+  /** Each repository once, in name order; it may be forgotten afterwards. */
+  repository(settled: SettledRepository): void;
+  /** Blobs of some prefix directories, in no particular order. */
+  blobs(part: BlobPart): void;
+}
+
+/** Repositories scanned ahead of the one being handed out, per thread: enough to keep threads busy, few enough to bound memory. */
+const LOOKAHEAD_PER_THREAD = 8;
+
+/**
+ * Walks the tree, streaming: repositories are scanned (in threads when asked)
+ * a bounded number ahead and handed to the visitor one at a time in name
+ * order, so memory holds a handful of repositories, never the tree. Returns
+ * the problems outside any repository that were found while finding them.
+ */
+export async function walkTree(root: string, options: ScanOptions, visitor: TreeVisitor): Promise<Problem[]> {
   const layout = new Layout(root);
   const problems: Problem[] = [];
   const found = findRepositories(layout, problems);
+  visitor.found?.(found);
   const phase = options.phase ?? 'scan';
-  const workers = Math.min(options.concurrency ?? 1, found.length);
-  const pool = workers > 1 ? await (await import('./scanPool.js')).workerPool(layout.root, workers) : inlinePool(layout.root);
-  let scanned = 0;
-  let scans: RepositoryScan[];
-  let blobParts: Array<{ blobs: Array<[Digest, number]>; problems: Problem[] }>;
+  const threads = Math.max(1, Math.min(options.concurrency ?? 1, found.length));
+  const pool = threads > 1 ? await (await import('./scanPool.js')).workerPool(layout.root, threads) : inlinePool(layout.root);
   try {
     const prefixes = blobPrefixes(layout.root);
-    const chunks: string[][] = [];
-    for (let i = 0; i < prefixes.length; i += 16) chunks.push(prefixes.slice(i, i + 16));
+    const blobWork: Array<Promise<void>> = [];
+    for (let i = 0; i < prefixes.length; i += 16) {
+      blobWork.push(pool.blobs(prefixes.slice(i, i + 16)).then((part) => visitor.blobs(part)));
+    }
+    const repositories = new Promise<void>((resolve, reject) => {
+      const ready = new Map<number, RepositoryScan>();
+      let submitted = 0;
+      let handed = 0;
+      let failed = false;
+      const fail = (error: unknown): void => {
+        failed = true;
+        reject(error);
+      };
+      const handOut = (): void => {
+        try {
+          while (!failed && ready.has(handed)) {
+            const scanned = ready.get(handed) as RepositoryScan;
+            ready.delete(handed++);
+            visitor.repository(settle(scanned));
+            options.onProgress?.({ phase, done: handed, total: found.length, unit: 'repositories' });
+          }
+        } catch (error) {
+          fail(error);
+          return;
+        }
+        if (failed) return;
+        while (submitted < found.length && submitted - handed < threads * LOOKAHEAD_PER_THREAD) {
+          const index = submitted++;
+          pool.repository(found[index] as FoundRepository, options.times ?? false).then((scanned) => {
+            ready.set(index, scanned);
+            handOut();
+          }, fail);
+        }
+        if (handed === found.length) resolve();
+      };
+      handOut();
+    });
     // Both awaited together, so a failure in either is never an unhandled rejection.
-    [scans, blobParts] = await Promise.all([
-      Promise.all(
-        found.map(async (f) => {
-          const result = await pool.repository(f, options.times ?? false);
-          options.onProgress?.({ phase, done: ++scanned, total: found.length, unit: 'repositories' });
-          return result;
-        }),
-      ),
-      Promise.all(chunks.map((c) => pool.blobs(c))),
-    ]);
+    await Promise.all([repositories, Promise.all(blobWork)]);
   } finally {
     await pool.close();
   }
+  return problems;
+}
 
+export async function scan(root: string, options: ScanOptions = {}): Promise<Inventory> {
+  const layout = new Layout(root);
   // Each digest string once: results arrive as copies (and JSON.parse makes a string per occurrence),
   // and a digest is named by its blob, its revision links, tag histories and every manifest that uses it.
   const canonical = new Map<string, Digest>();
@@ -358,22 +441,18 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
     canonical.set(d, d);
     return d;
   };
-  const blobs = new Map<Digest, number>();
-  for (const part of blobParts) {
-    for (const [digest, size] of part.blobs) blobs.set(intern(digest), size);
-    problems.push(...part.problems);
-  }
-  const repositories = scans.map((s) => s.repo);
+  const repositories: RepositoryState[] = [];
   const manifests = new Map<Digest, ParsedManifest>();
-  for (const { repo, manifests: reads } of scans) {
-    repo.revisions = repo.revisions.map(intern);
-    for (const tag of repo.tags) {
-      tag.index = tag.index.map(intern);
-      if (tag.current) tag.current = intern(tag.current);
-    }
-    for (const [digest, read] of reads) {
-      if ('manifest' in read) {
-        const m = read.manifest;
+  const blobs = new Map<Digest, number>();
+  const blobProblems: Problem[] = [];
+  const problems = await walkTree(layout.root, options, {
+    repository({ repo, manifests: read }) {
+      repo.revisions = repo.revisions.map(intern);
+      for (const tag of repo.tags) {
+        tag.index = tag.index.map(intern);
+        if (tag.current) tag.current = intern(tag.current);
+      }
+      for (const [digest, m] of read) {
         const references = m.references.map(intern);
         manifests.set(intern(digest), {
           ...m,
@@ -382,15 +461,17 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
           children: m.kind === 'index' ? references : m.children,
           ...(m.subject ? { subject: intern(m.subject) } : {}),
         });
-      } else if ('missing' in read) {
-        // garbage-collect skips a revision whose blob is gone; anything that needs it is already broken.
-        repo.problems.push({ repository: repo.name, message: `manifest ${digest} is linked but its blob is missing` });
-      } else {
-        repo.problems.push({ repository: repo.name, message: `manifest ${digest} is unreadable: ${read.error}`, blocksGc: true });
       }
-    }
-  }
-  options.onProgress?.({ phase, done: blobs.size, unit: 'blobs' });
+      repositories.push(repo);
+    },
+    blobs(part) {
+      for (const [digest, size] of blobsIn(part)) blobs.set(intern(digest), size);
+      blobProblems.push(...part.problems);
+    },
+  });
+  // Blob parts arrive in any order; their problems are listed by path so two scans read alike.
+  problems.push(...blobProblems.sort((a, b) => ((a.path ?? '') < (b.path ?? '') ? -1 : 1)));
+  options.onProgress?.({ phase: options.phase ?? 'scan', done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };
 }
 

@@ -11,21 +11,11 @@ import { type GcDecision, type GcResult, chooseGcFlags } from './gc.js';
 import { Layout } from './layout.js';
 import type { Target, TargetKind } from './locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './maintenance.js';
-import {
-  type Plan,
-  type Prediction,
-  type Selector,
-  checkSelectors,
-  keepsUntagged,
-  planPurge,
-  predictCollect,
-  predictTotals,
-  type RepositoryReclaim,
-  reclaimByRepository,
-} from './planner.js';
+import type { Plan, Prediction, RepositoryReclaim, Selector } from './planner.js';
 import { type ProgressSink, gcLineCounter } from './progress.js';
 import type { Policy } from './policy.js';
-import { type Problem, type Totals, requireRegistryRoot, scan, totalsOf } from './scanner.js';
+import { type Problem, type Totals, requireRegistryRoot } from './scanner.js';
+import { measure, survey } from './survey.js';
 
 export interface SweepOptions {
   target: Pick<Target, 'kind' | 'name' | 'root'>;
@@ -110,13 +100,18 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   requireRegistryRoot(root);
   const version = collector?.version ?? options.registryVersion;
 
-  const inventory = await scan(root, { concurrency: options.concurrency, times: options.policy !== undefined, onProgress: options.onProgress });
-  checkSelectors(inventory, [...(options.selectors ?? []), ...(options.remove ?? [])]);
-  const plan = planPurge(inventory, { selectors: options.selectors, remove: options.remove, policy: options.policy });
-  const predicted = predictCollect(inventory, plan, version);
-  const before = totalsOf(inventory);
-  const decision = version ? chooseGcFlags(version, keepsUntagged(inventory, plan)) : undefined;
-  const problems: Problem[] = [...inventory.problems, ...plan.spared.flatMap((s) => s.problems)];
+  const surveyed = await survey(root, {
+    concurrency: options.concurrency,
+    times: options.policy !== undefined,
+    onProgress: options.onProgress,
+    selectors: options.selectors,
+    remove: options.remove,
+    policy: options.policy,
+    registryVersion: version,
+  });
+  const { plan, predicted, before } = surveyed;
+  const decision = version ? chooseGcFlags(version, surveyed.keepsUntagged) : undefined;
+  const problems: Problem[] = [...surveyed.problems, ...plan.spared.flatMap((s) => s.problems)];
   const listed = new Set(problems);
   problems.push(...predicted.blockedBy.filter((p) => !listed.has(p)));
   const window = options.window ?? unpausedWindow();
@@ -124,11 +119,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     dryRun,
     target: { kind: options.target.kind, name: options.target.name, root, registryVersion: version ?? null },
     before,
-    after: predictTotals(inventory, plan, predicted),
+    after: surveyed.after,
     plan,
     predicted: { blobs: predicted.blobs, bytes: predicted.bytes },
     freed: null,
-    perRepository: reclaimByRepository(inventory, plan, predicted),
+    perRepository: surveyed.perRepository,
     removedPaths: [],
     gc: gcNotRun(dryRun ? 'dry run' : null, decision?.why ?? null),
     problems,
@@ -175,7 +170,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });
   }
   report.pausedMs = pausedMs;
-  report.after = totalsOf(await scan(root, { concurrency: options.concurrency, onProgress: options.onProgress, phase: 'rescan' }));
+  report.after = await measure(root, { concurrency: options.concurrency, onProgress: options.onProgress, phase: 'rescan' });
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;
   return report;

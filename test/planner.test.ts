@@ -28,7 +28,7 @@ async function planOf(selectors: Selector[] = [], version = '2.8.2') {
 }
 
 const removed = (plan: { manifests: Array<{ repository: string; digest: string }> }): string[] =>
-  plan.manifests.map((m) => `${m.repository}@${m.digest}`).sort();
+  [...plan.manifests].map((m) => `${m.repository}@${m.digest}`).sort();
 
 /** The blobs an image wrote: its manifest, config and layers (read back from the manifest). */
 async function blobsOf(image: Written): Promise<Digest[]> {
@@ -44,7 +44,7 @@ describe('planner scenarios', () => {
     const old = await w.image('app', { seed: 'old' });
     const { plan, predicted } = await planOf();
     expect(removed(plan)).toEqual([`app@${old.digest}`]);
-    expect(plan.manifests[0]?.reason).toBe('untagged');
+    expect(plan.manifests.at(0)?.reason).toBe('untagged');
     // Exactly the old image's manifest, config and layers are swept; the children's layers stay.
     expect(predicted.digests).toEqual(await blobsOf(old));
     expect(predicted.blockedBy).toEqual([]);
@@ -58,7 +58,7 @@ describe('planner scenarios', () => {
     const sig = await w.image('signed', { seed: 'sig', subject: index, layers: 1 });
     const sigOfSig = await w.image('signed', { seed: 'sigsig', subject: sig, layers: 1 });
     const { plan, predicted, inventory } = await planOf();
-    expect(plan.manifests).toEqual([]);
+    expect([...plan.manifests]).toEqual([]);
     expect(predicted.blobs).toBe(0);
     // The referrers are kept on purpose and untagged: --delete-untagged would remove them.
     expect(keepsUntagged(inventory, plan)).toBe(true);
@@ -81,8 +81,8 @@ describe('planner scenarios', () => {
     await w.tag('app', 'v1', d1.digest); // v1 moved from d0 to d1; its index names both
     await w.tag('app', 'also', d1.digest);
     const { plan, predicted } = await planOf();
-    expect(plan.manifests).toEqual([]);
-    expect(plan.indexEntries).toEqual([{ repository: 'app', tag: 'v1', digest: d0.digest, reason: 'history' }]);
+    expect([...plan.manifests]).toEqual([]);
+    expect([...plan.indexEntries]).toEqual([{ repository: 'app', tag: 'v1', digest: d0.digest, reason: 'history' }]);
     expect(predicted.blobs).toBe(0);
   });
 
@@ -167,7 +167,7 @@ describe('planner scenarios', () => {
     const other = await w.image('app', { seed: 'y' });
     await fs.rm(w.layout.pathFor({ kind: 'revisionDir', name: 'app', digest: img.digest }), { recursive: true });
     const { plan } = await planOf();
-    expect(plan.manifests).toEqual([]);
+    expect([...plan.manifests]).toEqual([]);
     expect(plan.spared[0]?.problems[0]?.message).toMatch(/tag latest needs .* not a revision/);
     expect(other.digest).toBeDefined();
   });
@@ -176,7 +176,7 @@ describe('planner scenarios', () => {
     await w.image('app', { seed: 'x', tag: 'latest' });
     const orphan = await w.blob(seededBytes('orphan', 777));
     const { plan, predicted } = await planOf();
-    expect(plan.manifests).toEqual([]);
+    expect([...plan.manifests]).toEqual([]);
     expect(predicted.digests).toEqual([orphan.digest]);
     expect(predicted.bytes).toBe(777);
   });
@@ -198,7 +198,7 @@ describe('planner scenarios', () => {
     const stray = await w.image('app', { seed: 'stray' });
     const { plan } = await planOf([parseSelector('app:v1')]);
     expect(removed(plan)).toEqual([`app@${v1old.digest}`]);
-    expect(plan.indexEntries).toEqual([{ repository: 'app', tag: 'v1', digest: v1old.digest, reason: 'untagged' }]);
+    expect([...plan.indexEntries]).toEqual([{ repository: 'app', tag: 'v1', digest: v1old.digest, reason: 'untagged' }]);
     expect(removed(plan)).not.toContain(`app@${v2old.digest}`);
     expect(removed(plan)).not.toContain(`app@${stray.digest}`);
   });
@@ -221,7 +221,7 @@ describe('retention in the planner', () => {
     const inventory = await scan(root, { times: true });
     const plan = planPurge(inventory, { policy: { rules: [], fallback: makeRules({ keep: 0 }) } });
     expect(plan.tags.map((t) => t.tag)).toEqual([]);
-    expect(plan.manifests).toEqual([]);
+    expect([...plan.manifests]).toEqual([]);
   });
 
   it('-x of a repository is journaled link by link and restores whole', async () => {
@@ -280,7 +280,7 @@ describe('apply', () => {
     const { plan } = await planOf();
     await w.tag('app', 'latest', old.digest); // a push between the scan and the apply
     const result = await applyPlan(root, plan);
-    expect(result.manifests).toEqual([]);
+    expect([...result.manifests]).toEqual([]);
     expect(result.skipped[0]?.message).toMatch(/tag latest moved/);
     expect((await fs.stat(w.layout.pathFor({ kind: 'revisionLink', name: 'app', digest: old.digest }))).isFile()).toBe(true);
   });

@@ -35,3 +35,58 @@ it('gives the same inventory with 1 and with 3 threads', async () => {
   expect(one.repositories.find((r: { name: string }) => r.name === 'repo1')?.problems[0]?.message).toMatch(/current link of tag latest holds "garbage"/);
   expect(one.repositories.find((r: { name: string }) => r.name === 'repo2')?.problems[0]?.message).toMatch(/unknown media type/);
 });
+
+async function healthyTree(): Promise<string> {
+  const dir = await tempDir();
+  const w = await new TreeWriter(dir).init();
+  const base = await w.blob(seededBytes('shared base', 3000));
+  for (let r = 0; r < 9; r++) {
+    const name = r % 3 === 0 ? `ns/repo${r}` : `repo${r}`;
+    const children = [await w.image(name, { seed: `${r}a`, shared: [base] }), await w.image(name, { seed: `${r}b` })];
+    await w.index(name, children, { tag: 'multi' });
+    await w.image(name, { seed: `${r}old`, tag: 'latest', shared: [base] });
+    await w.image(name, { seed: `${r}new`, tag: 'latest' });
+    await w.image(name, { seed: `${r}loose` });
+  }
+  await w.blob(seededBytes('orphan', 700));
+  return dir;
+}
+
+it('plans and predicts in one streaming pass exactly what the whole-inventory functions give', async () => {
+  const { scan } = await import('../dist/src/scanner.js');
+  const planner = await import('../dist/src/planner.js');
+  const { survey } = await import('../dist/src/survey.js');
+  const healthy = await healthyTree();
+  try {
+    for (const tree of [root, healthy]) {
+      const inventory = await scan(tree);
+      const plan = planner.planPurge(inventory);
+      const predicted = planner.predictCollect(inventory, plan, '2.8.2');
+      for (const concurrency of [1, 3]) {
+        const s = await survey(tree, { concurrency, registryVersion: '2.8.2' });
+        expect(JSON.parse(JSON.stringify(s.plan))).toEqual(JSON.parse(JSON.stringify(plan)));
+        expect(s.plan.manifests.length).toBeGreaterThan(0);
+        expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, blockedBy: predicted.blockedBy });
+        expect(s.perRepository).toEqual(planner.reclaimByRepository(inventory, plan, '2.8.2'));
+        expect(s.keepsUntagged).toBe(planner.keepsUntagged(inventory, plan));
+        expect(s.before).toEqual({
+          repositories: inventory.repositories.length,
+          tags: inventory.repositories.reduce((n: number, r: { tags: unknown[] }) => n + r.tags.length, 0),
+          manifests: inventory.repositories.reduce((n: number, r: { revisions: unknown[] }) => n + r.revisions.length, 0),
+          blobs: inventory.blobs.size,
+          bytes: [...inventory.blobs.values()].reduce((n: number, b: number) => n + b, 0),
+        });
+      }
+      if (tree === healthy) {
+        // The healthy tree really predicts something, split over repositories and the orphan.
+        expect(predicted.blockedBy).toEqual([]);
+        expect(predicted.blobs).toBeGreaterThan(9);
+        const rows = planner.reclaimByRepository(inventory, plan, '2.8.2');
+        expect(rows.map((r: { repository: string }) => r.repository)).toContain(planner.UNREFERENCED);
+        expect(rows.reduce((n: number, r: { predictedBytes: number }) => n + r.predictedBytes, 0)).toBe(predicted.bytes);
+      }
+    }
+  } finally {
+    await fs.rm(healthy, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,247 @@
+/**
+ * Compact storage for sha256 digests, so a tree with millions of blobs fits in
+ * a few hundred megabytes: a digest is 32 bytes in a typed array, not a
+ * 71-character string (88 bytes of heap) in a Map.
+ *
+ * DigestTable gives each distinct digest a small integer id, with a size and a
+ * few flag bits per id; PackedList keeps plan entries (a digest and a few
+ * strings each) in typed arrays and hands them out as plain objects.
+ */
+import type { Digest } from './layout.js';
+
+const CHUNK_BITS = 14;
+/** Entries per chunk: storage grows a chunk at a time, never by copying everything. */
+const CHUNK = 1 << CHUNK_BITS;
+const WORDS = 8; // 32 bytes as 8 × uint32
+const PREFIX = 'sha256:';
+
+function hexValue(code: number): number {
+  // '0'-'9' → 0-9, 'a'-'f' → 10-15; digests reaching here were validated as lowercase hex.
+  return code <= 57 ? code - 48 : code - 87;
+}
+
+/** Writes the 32 bytes of `sha256:<hex>` into `out` at `offset`. */
+function parseInto(digest: Digest, out: Uint8Array, offset: number): void {
+  for (let i = 0; i < 32; i++) {
+    const at = PREFIX.length + 2 * i;
+    out[offset + i] = (hexValue(digest.charCodeAt(at)) << 4) | hexValue(digest.charCodeAt(at + 1));
+  }
+}
+
+function format(bytes: Uint8Array, offset: number): Digest {
+  return `${PREFIX}${Buffer.from(bytes.buffer, bytes.byteOffset + offset, 32).toString('hex')}` as Digest;
+}
+
+/** Digests in chunks of 32-byte slots, addressed by position. */
+class DigestColumn {
+  private readonly bytes: Uint8Array[] = [];
+  /** The same chunks as 32-bit words, to hash and compare without making a string. */
+  private readonly words: Uint32Array[] = [];
+
+  private slot(index: number): Uint8Array {
+    const chunk = index >>> CHUNK_BITS;
+    while (this.bytes.length <= chunk) {
+      const buffer = new ArrayBuffer(CHUNK * 32);
+      this.bytes.push(new Uint8Array(buffer));
+      this.words.push(new Uint32Array(buffer));
+    }
+    return this.bytes[chunk] as Uint8Array;
+  }
+
+  set(index: number, digest: Digest): void {
+    parseInto(digest, this.slot(index), (index & (CHUNK - 1)) * 32);
+  }
+
+  setBytes(index: number, bytes: Uint8Array, offset: number): void {
+    this.slot(index).set(bytes.subarray(offset, offset + 32), (index & (CHUNK - 1)) * 32);
+  }
+
+  get(index: number): Digest {
+    return format(this.bytes[index >>> CHUNK_BITS] as Uint8Array, (index & (CHUNK - 1)) * 32);
+  }
+
+  /** Word `w` (0–7) of the digest at `index`. */
+  word(index: number, w: number): number {
+    return (this.words[index >>> CHUNK_BITS] as Uint32Array)[(index & (CHUNK - 1)) * WORDS + w] as number;
+  }
+
+  /** Does the digest at `index` equal `key` (8 words)? */
+  equals(index: number, key: Uint32Array): boolean {
+    const words = this.words[index >>> CHUNK_BITS] as Uint32Array;
+    const at = (index & (CHUNK - 1)) * WORDS;
+    for (let w = 0; w < WORDS; w++) if (words[at + w] !== key[w]) return false;
+    return true;
+  }
+}
+
+/** A number per position, in chunks. */
+class NumberColumn<A extends Float64Array | Uint8Array | Int32Array> {
+  private readonly chunks: A[] = [];
+  constructor(private readonly make: (n: number) => A) {}
+
+  get(index: number): number {
+    return (this.chunks[index >>> CHUNK_BITS] as A)[index & (CHUNK - 1)] as number;
+  }
+
+  set(index: number, value: number): void {
+    const chunk = index >>> CHUNK_BITS;
+    while (this.chunks.length <= chunk) this.chunks.push(this.make(CHUNK));
+    (this.chunks[chunk] as A)[index & (CHUNK - 1)] = value;
+  }
+}
+
+export const Flag = {
+  /** Present under blobs/ (its size is known). */
+  blob: 1,
+  /** Marked by the simulated garbage-collect. */
+  marked: 2,
+  /** Its bytes were already counted for a repository. */
+  attributed: 4,
+} as const;
+
+/**
+ * Every distinct digest once, with an id, a size and flags. An open-addressing
+ * hash table over the digests' own bytes (sha256 is already uniform, so its
+ * first word is the hash).
+ */
+export class DigestTable {
+  private readonly digests = new DigestColumn();
+  private readonly sizes = new NumberColumn((n) => new Float64Array(n));
+  private readonly flags = new NumberColumn((n) => new Uint8Array(n));
+  private slots = new Int32Array(1 << 12);
+  private readonly key = new Uint8Array(32);
+  private readonly keyWords = new Uint32Array(this.key.buffer);
+  count = 0;
+
+  /** The id of a digest, added when new. */
+  id(digest: Digest): number {
+    parseInto(digest, this.key, 0);
+    return this.lookup(true);
+  }
+
+  /** The id of a digest given as 32 bytes, added when new. */
+  idOfBytes(bytes: Uint8Array, offset: number): number {
+    this.key.set(bytes.subarray(offset, offset + 32));
+    return this.lookup(true);
+  }
+
+  /** The id of a digest, or -1 when it was never added. */
+  find(digest: Digest): number {
+    parseInto(digest, this.key, 0);
+    return this.lookup(false);
+  }
+
+  digest(id: number): Digest {
+    return this.digests.get(id);
+  }
+
+  size(id: number): number {
+    return this.sizes.get(id);
+  }
+
+  setSize(id: number, size: number): void {
+    this.sizes.set(id, size);
+  }
+
+  has(id: number, flag: number): boolean {
+    return (this.flags.get(id) & flag) !== 0;
+  }
+
+  set(id: number, flag: number): void {
+    this.flags.set(id, this.flags.get(id) | flag);
+  }
+
+  private lookup(insert: boolean): number {
+    const mask = this.slots.length - 1;
+    const k = this.keyWords;
+    for (let slot = (k[0] as number) & mask; ; slot = (slot + 1) & mask) {
+      const held = this.slots[slot] as number;
+      if (held === 0) {
+        if (!insert) return -1;
+        return this.insert(slot);
+      }
+      if (this.digests.equals(held - 1, k)) return held - 1;
+    }
+  }
+
+  private insert(slot: number): number {
+    const id = this.count++;
+    this.digests.setBytes(id, this.key, 0);
+    this.flags.set(id, 0);
+    this.sizes.set(id, 0);
+    this.slots[slot] = id + 1;
+    // At most 70% full keeps linear probes short.
+    if (this.count * 10 > this.slots.length * 7) this.grow();
+    return id;
+  }
+
+  private grow(): void {
+    const slots = new Int32Array(this.slots.length * 2);
+    const mask = slots.length - 1;
+    for (let id = 0; id < this.count; id++) {
+      let slot = this.digests.word(id, 0) & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = id + 1;
+    }
+    this.slots = slots;
+  }
+}
+
+/**
+ * A list of records that each hold one digest and a few short strings (a
+ * repository, a tag, a reason), stored as 32 bytes plus one small integer per
+ * string; repeated strings are kept once. Iterating yields plain objects.
+ */
+export class PackedList<T extends object> implements Iterable<T> {
+  private readonly digests = new DigestColumn();
+  /** One column of string ids per key; the digest key's is unused. */
+  private readonly fields: Array<NumberColumn<Int32Array>>;
+  private readonly strings: string[] = [];
+  private readonly stringIds = new Map<string, number>();
+  length = 0;
+
+  /** `keys` in the order objects are made (and written to JSON); `digestKey` is one of them. */
+  constructor(
+    private readonly keys: ReadonlyArray<keyof T & string>,
+    private readonly digestKey: keyof T & string,
+  ) {
+    this.fields = keys.map(() => new NumberColumn((n) => new Int32Array(n)));
+  }
+
+  push(item: T): void {
+    const index = this.length++;
+    const record = item as Record<string, unknown>;
+    this.keys.forEach((key, k) => {
+      if (key === this.digestKey) {
+        this.digests.set(index, record[key] as Digest);
+        return;
+      }
+      const text = record[key] as string;
+      let id = this.stringIds.get(text);
+      if (id === undefined) {
+        id = this.strings.length;
+        this.strings.push(text);
+        this.stringIds.set(text, id);
+      }
+      (this.fields[k] as NumberColumn<Int32Array>).set(index, id);
+    });
+  }
+
+  at(index: number): T | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) return undefined;
+    const item: Record<string, unknown> = {};
+    this.keys.forEach((key, k) => {
+      item[key] = key === this.digestKey ? this.digests.get(index) : this.strings[(this.fields[k] as NumberColumn<Int32Array>).get(index)];
+    });
+    return item as T;
+  }
+
+  *[Symbol.iterator](): Iterator<T> {
+    for (let i = 0; i < this.length; i++) yield this.at(i) as T;
+  }
+
+  /** JSON.stringify writes the list as an ordinary array. */
+  toJSON(): T[] {
+    return [...this];
+  }
+}

@@ -5,6 +5,7 @@
  *   2 refused (usage, bad input, unsupported target); nothing changed
  *   130 interrupted
  */
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import readline from 'node:readline/promises';
@@ -18,7 +19,7 @@ import { type MaintenanceWindow, registryWindow, unpausedWindow } from './mainte
 import { parseSelector } from './planner.js';
 import { DEFAULT_KEEP_TAGS, type Policy, loadPolicy, makeRules, selectsTags } from './policy.js';
 import type { ProgressEvent, ProgressSink } from './progress.js';
-import { formatBytes, formatHuman, table, toJson } from './report.js';
+import { formatBytes, formatHuman, jsonChunks, table } from './report.js';
 import { requireRegistryRoot } from './scanner.js';
 import { type SweepPreview, sweep } from './sweep.js';
 
@@ -275,7 +276,9 @@ async function run(argv: string[]): Promise<number> {
   }).finally(() => progress.clear());
   const failed = report.problems.length > 0;
   if (opts.json) {
-    process.stdout.write(toJson(report));
+    for (const chunk of jsonChunks(report)) {
+      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    }
   } else if (!opts.quiet || failed) {
     (opts.quiet ? process.stderr : process.stdout).write(formatHuman(report, { verbose: opts.verbose, top: opts.top }));
   }

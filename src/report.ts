@@ -2,6 +2,7 @@
  * Turns a SweepReport into text for people and JSON for machines. Pure: the
  * CLI decides where it goes.
  */
+import { PackedList } from './digests.js';
 import type { RepositoryReclaim } from './planner.js';
 import type { Totals } from './scanner.js';
 import type { SweepReport } from './sweep.js';
@@ -118,9 +119,68 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
 
 export const JSON_SCHEMA_VERSION = 1;
 
-export function toJson(report: SweepReport): string {
+function jsonDocument(report: SweepReport): object {
   // The removed paths and garbage-collect's output are for --verbose; the plan already names every item.
   const { gc, removedPaths: _paths, ...rest } = report;
   const { output: _output, ...gcFields } = gc;
-  return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ...rest, gc: gcFields }, null, 2)}\n`;
+  return { schemaVersion: JSON_SCHEMA_VERSION, ...rest, gc: gcFields };
+}
+
+const CHUNK_CHARS = 1 << 16;
+
+/**
+ * The JSON report in pieces of about 64 KiB, the same text as
+ * `JSON.stringify(document, null, 2)`: a plan with a million entries is
+ * written entry by entry, never held as one string (or one array of objects).
+ */
+export function* jsonChunks(report: SweepReport): Generator<string> {
+  let pending = '';
+  for (const piece of pretty(jsonDocument(report), '')) {
+    pending += piece;
+    if (pending.length >= CHUNK_CHARS) {
+      yield pending;
+      pending = '';
+    }
+  }
+  yield `${pending}\n`;
+}
+
+function* items(list: Iterable<unknown>, indent: string): Generator<string> {
+  const inner = `${indent}  `;
+  let empty = true;
+  for (const item of list) {
+    yield empty ? `[\n${inner}` : `,\n${inner}`;
+    empty = false;
+    yield* pretty(item === undefined || typeof item === 'function' ? null : item, inner);
+  }
+  yield empty ? '[]' : `\n${indent}]`;
+}
+
+function* pretty(value: unknown, indent: string): Generator<string> {
+  if (value instanceof PackedList) {
+    yield* items(value, indent);
+    return;
+  }
+  const json = value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
+  if (Array.isArray(json)) {
+    yield* items(json, indent);
+  } else if (json !== null && typeof json === 'object') {
+    const fields = Object.entries(json).filter(([, v]) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol');
+    if (fields.length === 0) {
+      yield '{}';
+      return;
+    }
+    const inner = `${indent}  `;
+    for (const [i, [key, v]] of fields.entries()) {
+      yield `${i === 0 ? '{\n' : ',\n'}${inner}${JSON.stringify(key)}: `;
+      yield* pretty(v, inner);
+    }
+    yield `\n${indent}}`;
+  } else {
+    yield JSON.stringify(json) ?? 'null';
+  }
+}
+
+export function toJson(report: SweepReport): string {
+  return [...jsonChunks(report)].join('');
 }

@@ -482,15 +482,3 @@ export interface Totals {
   blobs: number;
   bytes: number;
 }
-
-export function totalsOf(inventory: Inventory): Totals {
-  let bytes = 0;
-  for (const size of inventory.blobs.values()) bytes += size;
-  return {
-    repositories: inventory.repositories.length,
-    tags: inventory.repositories.reduce((n, r) => n + r.tags.length, 0),
-    manifests: inventory.repositories.reduce((n, r) => n + r.revisions.length, 0),
-    blobs: inventory.blobs.size,
-    bytes,
-  };
-}

@@ -5,7 +5,7 @@
  *
  * DigestTable gives each distinct digest a small integer id, with a size and a
  * few flag bits per id; PackedList keeps plan entries (a digest and a few
- * strings each) in typed arrays and hands them out as plain objects.
+ * strings each) as ids in typed arrays and hands them out as plain objects.
  */
 import type { Digest } from './layout.js';
 
@@ -46,10 +46,6 @@ class DigestColumn {
       this.words.push(new Uint32Array(buffer));
     }
     return this.bytes[chunk] as Uint8Array;
-  }
-
-  set(index: number, digest: Digest): void {
-    parseInto(digest, this.slot(index), (index & (CHUNK - 1)) * 32);
   }
 
   setBytes(index: number, bytes: Uint8Array, offset: number): void {
@@ -193,17 +189,21 @@ export class DigestTable {
  * string; repeated strings are kept once. Iterating yields plain objects.
  */
 export class PackedList<T extends object> implements Iterable<T> {
-  private readonly digests = new DigestColumn();
-  /** One column of string ids per key; the digest key's is unused. */
+  /** One column of ids per key: digest ids in `table` for the digest key, string ids for the others. */
   private readonly fields: Array<NumberColumn<Int32Array>>;
   private readonly strings: string[] = [];
   private readonly stringIds = new Map<string, number>();
   length = 0;
 
-  /** `keys` in the order objects are made (and written to JSON); `digestKey` is one of them. */
+  /**
+   * `keys` in the order objects are made (and written to JSON); `digestKey`
+   * is one of them. Digests go in `table`, which may be shared with a Ledger
+   * that holds them anyway.
+   */
   constructor(
     private readonly keys: ReadonlyArray<keyof T & string>,
     private readonly digestKey: keyof T & string,
+    private readonly table: DigestTable = new DigestTable(),
   ) {
     this.fields = keys.map(() => new NumberColumn((n) => new Int32Array(n)));
   }
@@ -212,8 +212,9 @@ export class PackedList<T extends object> implements Iterable<T> {
     const index = this.length++;
     const record = item as Record<string, unknown>;
     this.keys.forEach((key, k) => {
+      const column = this.fields[k] as NumberColumn<Int32Array>;
       if (key === this.digestKey) {
-        this.digests.set(index, record[key] as Digest);
+        column.set(index, this.table.id(record[key] as Digest));
         return;
       }
       const text = record[key] as string;
@@ -223,7 +224,7 @@ export class PackedList<T extends object> implements Iterable<T> {
         this.strings.push(text);
         this.stringIds.set(text, id);
       }
-      (this.fields[k] as NumberColumn<Int32Array>).set(index, id);
+      column.set(index, id);
     });
   }
 
@@ -231,7 +232,8 @@ export class PackedList<T extends object> implements Iterable<T> {
     if (!Number.isInteger(index) || index < 0 || index >= this.length) return undefined;
     const item: Record<string, unknown> = {};
     this.keys.forEach((key, k) => {
-      item[key] = key === this.digestKey ? this.digests.get(index) : this.strings[(this.fields[k] as NumberColumn<Int32Array>).get(index)];
+      const id = (this.fields[k] as NumberColumn<Int32Array>).get(index);
+      item[key] = key === this.digestKey ? this.table.digest(id) : this.strings[id];
     });
     return item as T;
   }

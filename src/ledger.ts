@@ -48,7 +48,6 @@ class IdList {
 }
 
 export class Ledger {
-  private readonly table = new DigestTable();
   private readonly treeProblems: Problem[] = [];
   private readonly repositoryProblems: Problem[] = [];
   /** Ids of what removed manifests use (themselves and their references), repository by repository. */
@@ -60,7 +59,11 @@ export class Ledger {
   private byRepository: { repositories: Map<string, number>; unreferenced: number } | undefined;
   private readonly major: number | undefined;
 
-  constructor(private readonly registryVersion?: string) {
+  /** `table` may be shared with the plan's packed lists: the digests they name are here anyway. */
+  constructor(
+    private readonly registryVersion?: string,
+    readonly table: DigestTable = new DigestTable(),
+  ) {
     this.major = majorOf(registryVersion);
   }
 

@@ -4,7 +4,7 @@
  * tree as the plan leaves it, which says exactly which blobs the sweep frees.
  * Nothing here touches the disk; the plan is plain data (`--json` prints it).
  */
-import { PackedList } from './digests.js';
+import { type DigestTable, PackedList } from './digests.js';
 import { UsageError } from './errors.js';
 import { type BlobPart, Ledger, type Sweep } from './ledger.js';
 import { type Digest, isRepositoryName, isTagName } from './layout.js';
@@ -66,14 +66,14 @@ export interface SparedRepository {
 export type PlannedManifests = PackedList<PlannedManifest>;
 export type PlannedIndexEntries = PackedList<PlannedIndexEntry>;
 
-export function plannedManifests(items: Iterable<PlannedManifest> = []): PlannedManifests {
-  const list = new PackedList<PlannedManifest>(['repository', 'digest', 'reason'], 'digest');
+export function plannedManifests(items: Iterable<PlannedManifest> = [], table?: DigestTable): PlannedManifests {
+  const list = new PackedList<PlannedManifest>(['repository', 'digest', 'reason'], 'digest', table);
   for (const item of items) list.push(item);
   return list;
 }
 
-export function plannedIndexEntries(items: Iterable<PlannedIndexEntry> = []): PlannedIndexEntries {
-  const list = new PackedList<PlannedIndexEntry>(['repository', 'tag', 'digest', 'reason'], 'digest');
+export function plannedIndexEntries(items: Iterable<PlannedIndexEntry> = [], table?: DigestTable): PlannedIndexEntries {
+  const list = new PackedList<PlannedIndexEntry>(['repository', 'tag', 'digest', 'reason'], 'digest', table);
   for (const item of items) list.push(item);
   return list;
 }
@@ -87,8 +87,9 @@ export interface Plan {
   checks: RepositoryCheck[];
 }
 
-export function emptyPlan(): Plan {
-  return { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), spared: [], checks: [] };
+/** A plan to fill; its packed lists keep digests in `table` (a Ledger's, when given). */
+export function emptyPlan(table?: DigestTable): Plan {
+  return { repositories: [], tags: [], manifests: plannedManifests([], table), indexEntries: plannedIndexEntries([], table), spared: [], checks: [] };
 }
 
 export type Prediction = Sweep;

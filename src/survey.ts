@@ -47,7 +47,7 @@ export interface Survey {
 /** Scans, plans and predicts in one pass over the tree. */
 export async function survey(root: string, options: SurveyOptions = {}): Promise<Survey> {
   const ledger = new Ledger(options.registryVersion);
-  const plan = emptyPlan();
+  const plan = emptyPlan(ledger.table);
   const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
   const counts = { repositories: 0, tags: 0, manifests: 0 };
   let context: PlanContext | undefined;

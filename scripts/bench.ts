@@ -4,6 +4,11 @@
  * layout-exact trees of three sizes, interleaved and repeated, medians
  * quoted as ratios measured in the same run. Exits 1 when a target is missed.
  *
+ * `--sizes million` (about a million revisions, 7 million files) is read from
+ * a loop-mounted squashfs image instead (root and tar2sqfs needed; without
+ * them it is reported as not measured), for peak RSS: only the dry run and
+ * the find floor are run on it.
+ *
  *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets]
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,6 +20,7 @@ import { applyPlan, emptyTrash, trashFor } from '../src/apply.js';
 import { findRegistryBinary } from '../src/gc.js';
 import { planPurge } from '../src/planner.js';
 import { scan } from '../src/scanner.js';
+import { type BenchImage, MissingPrerequisite, mountBenchImage } from './benchImage.js';
 import { type TreeSpec, writeBenchTree } from './benchTree.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -26,7 +32,12 @@ const SIZES: Record<string, TreeSpec> = {
   small: { repositories: 30, tagsPerRepository: 10, revisionsPerTag: 8 },
   medium: { repositories: 300, tagsPerRepository: 10, revisionsPerTag: 8 },
   large: { repositories: 600, tagsPerRepository: 10, revisionsPerTag: 8 },
+  // 1042 × 100 × 8 revisions, one tag in ten a list of two images (three revisions): 1,000,320.
+  million: { repositories: 1042, tagsPerRepository: 100, revisionsPerTag: 8 },
 };
+
+/** Too large to write file by file: mounted from an image, read-only, so no garbage-collect or apply. */
+const FROM_IMAGE = new Set(['million']);
 
 interface Args {
   sizes: string[];
@@ -88,8 +99,8 @@ import fs from 'node:fs';
 await main(process.argv);
 fs.writeSync(3, String(process.resourceUsage().maxRSS));`;
 
-const regsweepDryRun = (root: string): Promise<Run> =>
-  timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', '--path', root, '--dry-run', '--no-gc', '--json'], true);
+const regsweepDryRun = (root: string, threads?: number): Promise<Run> =>
+  timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', '--path', root, '--dry-run', '--no-gc', '--json', ...(threads ? ['--concurrency', String(threads)] : [])], true);
 const findFloor = (root: string): Promise<Run> => timed('find', [root, '-type', 'f', '-printf', '%s\\n']);
 const gcDryRun = (bin: string, config: string): Promise<Run> => timed(bin, ['garbage-collect', '--dry-run', config]);
 
@@ -154,34 +165,50 @@ interface SizeResult {
   revisions: number;
   regsweepMs: number;
   rssMiB: number;
-  findMs: number;
+  /** Not measured on an image: find over millions of squashfs inodes took 18 minutes here, and no target needs it. */
+  findMs?: number;
   gcMs?: number;
   applyPerSecond?: number;
   removals?: number;
   trashMs?: number;
 }
 
-async function measureSize(name: string, args: Args, gcBin: string | undefined): Promise<SizeResult> {
+/**
+ * Each contender's runs (none for one left undefined): one unmeasured round
+ * first, which warms the page cache for all alike, then `reps` rounds.
+ */
+async function rounds<K extends string>(name: string, reps: number, contenders: Record<K, (() => Promise<Run>) | undefined>, warmUp = true): Promise<Record<K, Run[]>> {
+  const runs = {} as Record<K, Run[]>;
+  const entries: Array<[K, () => Promise<Run>]> = [];
+  for (const [key, run] of Object.entries(contenders) as Array<[K, (() => Promise<Run>) | undefined]>) {
+    runs[key] = [];
+    if (run) entries.push([key, run]);
+  }
+  if (warmUp) for (const [, run] of entries) await run();
+  for (let rep = 0; rep < reps; rep++) {
+    // Interleaved, and the order rotates, so drift on a shared machine hits every contender.
+    for (let k = 0; k < entries.length; k++) {
+      const [key, run] = entries[(rep + k) % entries.length] as [K, () => Promise<Run>];
+      runs[key].push(await run());
+    }
+    process.stderr.write(`  ${name}: round ${rep + 1}/${reps}\n`);
+  }
+  return runs;
+}
+
+const medianMs = (runs: Run[]): number => median(runs.map((r) => r.ms));
+const medianRssMiB = (runs: Run[]): number => median(runs.map((r) => (r.maxRssKiB ?? 0) / 1024));
+
+async function measureTree(name: string, args: Args, gcBin: string | undefined): Promise<SizeResult> {
   const spec = SIZES[name] as TreeSpec;
   const { root, files, revisions } = treeFor(args.dir, name, spec);
   const config = path.join(args.dir, `${name}.gc.yml`);
   fs.writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
-  const runs = { regsweep: [] as Run[], find: [] as Run[], gc: [] as Run[] };
-  const measurers: Array<[keyof typeof runs, () => Promise<Run>]> = [
-    ['find', () => findFloor(root)],
-    ['regsweep', () => regsweepDryRun(root)],
-  ];
-  if (gcBin) measurers.push(['gc', () => gcDryRun(gcBin, config)]);
-  // One unmeasured round warms the page cache for all three alike.
-  for (const [, run] of measurers) await run();
-  for (let rep = 0; rep < args.reps; rep++) {
-    // Interleaved, and the order rotates, so drift on a shared machine hits every contender.
-    for (let k = 0; k < measurers.length; k++) {
-      const [key, run] = measurers[(rep + k) % measurers.length] as [keyof typeof runs, () => Promise<Run>];
-      runs[key].push(await run());
-    }
-    process.stderr.write(`  ${name}: round ${rep + 1}/${args.reps}\n`);
-  }
+  const runs = await rounds(name, args.reps, {
+    find: () => findFloor(root),
+    regsweep: () => regsweepDryRun(root),
+    gc: gcBin ? () => gcDryRun(gcBin, config) : undefined,
+  });
   // Copying and deleting a larger tree takes many minutes on slow disks; the apply target is on medium.
   const apply = files <= 250_000 ? await measureApply(root, path.join(args.dir, `${name}.apply-copy`)) : undefined;
   fs.rmSync(config);
@@ -189,14 +216,51 @@ async function measureSize(name: string, args: Args, gcBin: string | undefined):
     name,
     files,
     revisions,
-    regsweepMs: median(runs.regsweep.map((r) => r.ms)),
-    rssMiB: median(runs.regsweep.map((r) => (r.maxRssKiB ?? 0) / 1024)),
-    findMs: median(runs.find.map((r) => r.ms)),
-    gcMs: gcBin ? median(runs.gc.map((r) => r.ms)) : undefined,
+    regsweepMs: medianMs(runs.regsweep),
+    rssMiB: medianRssMiB(runs.regsweep),
+    findMs: medianMs(runs.find),
+    gcMs: gcBin ? medianMs(runs.gc) : undefined,
     applyPerSecond: apply ? apply.removals / (apply.ms / 1000) : undefined,
     removals: apply?.removals,
     trashMs: apply?.trashMs,
   };
+}
+
+const THREADS = [1, 2, 4, 8];
+
+/** The medium dry run at each --concurrency, interleaved like the rest: does reading in parallel pay here? */
+async function measureConcurrency(args: Args): Promise<Array<{ threads: number; ms: number; rssMiB: number }>> {
+  const { root } = treeFor(args.dir, 'medium', SIZES.medium as TreeSpec);
+  const contenders = Object.fromEntries(THREADS.map((t) => [String(t), () => regsweepDryRun(root, t)]));
+  const runs = await rounds('medium --concurrency', args.reps, contenders);
+  return THREADS.map((t) => ({ threads: t, ms: medianMs(runs[String(t)] ?? []), rssMiB: medianRssMiB(runs[String(t)] ?? []) }));
+}
+
+interface NotMeasured {
+  name: string;
+  reason: string;
+}
+
+/**
+ * Only the dry run, for its peak RSS (the same command as on the other sizes);
+ * nothing that writes. No warm-up round: a run takes minutes, and memory
+ * does not depend on the page cache.
+ */
+async function measureImage(name: string, args: Args): Promise<SizeResult | NotMeasured> {
+  let image: BenchImage;
+  try {
+    image = await mountBenchImage(args.dir, name, SIZES[name] as TreeSpec);
+  } catch (err) {
+    if (err instanceof MissingPrerequisite) return { name, reason: err.message };
+    throw err;
+  }
+  try {
+    const root = image.root;
+    const runs = await rounds(name, args.reps, { regsweep: () => regsweepDryRun(root) }, false);
+    return { name, files: image.files, revisions: image.revisions, regsweepMs: medianMs(runs.regsweep), rssMiB: medianRssMiB(runs.regsweep) };
+  } finally {
+    image.unmount();
+  }
 }
 
 interface Target {
@@ -209,7 +273,7 @@ function targetsFor(results: SizeResult[]): Target[] {
   const targets: Target[] = [];
   const medium = results.find((r) => r.name === 'medium');
   if (medium) {
-    const vsFind = medium.regsweepMs / medium.findMs;
+    const vsFind = medium.regsweepMs / (medium.findMs ?? Number.NaN);
     targets.push({ what: 'medium: full dry run ≤ 1.0× the find floor', ok: vsFind <= 1.0, measured: `${vsFind.toFixed(2)}×` });
     if (medium.gcMs !== undefined) {
       const vsGc = medium.regsweepMs / medium.gcMs;
@@ -219,7 +283,10 @@ function targetsFor(results: SizeResult[]): Target[] {
     const secondsFor20k = 20_000 / (medium.applyPerSecond ?? 0);
     targets.push({ what: 'medium: 20,000 removals in under 2 s', ok: secondsFor20k < 2, measured: `${secondsFor20k.toFixed(2)} s` });
   }
-  const sorted = [...results].sort((a, b) => a.files - b.files);
+  const million = results.find((r) => r.name === 'million');
+  if (million) targets.push({ what: 'million: peak RSS ≤ 400 MiB', ok: million.rssMiB <= 400, measured: `${million.rssMiB.toFixed(0)} MiB` });
+  // Growth compares like with like: an image is another filesystem, read with another report.
+  const sorted = results.filter((r) => !FROM_IMAGE.has(r.name)).sort((a, b) => a.files - b.files);
   const smallest = sorted[0];
   const largest = sorted[sorted.length - 1];
   if (smallest && largest && largest !== medium && largest.files >= 4 * smallest.files && medium) {
@@ -240,7 +307,9 @@ function machine(dir: string): string {
   return `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${fsType} filesystem`;
 }
 
-function render(results: SizeResult[], targets: Target[], args: Args, gcBin: string | undefined): string {
+type ConcurrencyResult = Awaited<ReturnType<typeof measureConcurrency>>;
+
+function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: ConcurrencyResult, targets: Target[], args: Args, gcBin: string | undefined): string {
   const lines: string[] = [];
   lines.push(`Machine: ${machine(args.dir)}`);
   lines.push(`Medians of ${args.reps} interleaved rounds after one warm-up round; page cache warm.`);
@@ -251,8 +320,19 @@ function render(results: SizeResult[], targets: Target[], args: Args, gcBin: str
   for (const r of results) {
     const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
     lines.push(
-      `| ${r.name} | ${r.files.toLocaleString('en')} | ${r.revisions.toLocaleString('en')} | ${s(r.regsweepMs)} | ${r.rssMiB.toFixed(0)} MiB | ${s(r.findMs)} | ${(r.regsweepMs / r.findMs).toFixed(2)}× | ${r.gcMs === undefined ? '–' : s(r.gcMs)} | ${r.gcMs === undefined ? '–' : `${(r.regsweepMs / r.gcMs).toFixed(2)}×`} | ${((r.regsweepMs * 1000) / r.files).toFixed(1)} | ${r.applyPerSecond === undefined ? '–' : `${(r.removals ?? 0).toLocaleString('en')} removals, ${Math.round(r.applyPerSecond).toLocaleString('en')}/s`} | ${r.trashMs === undefined ? '–' : s(r.trashMs)} |`,
+      `| ${r.name} | ${r.files.toLocaleString('en')} | ${r.revisions.toLocaleString('en')} | ${s(r.regsweepMs)} | ${r.rssMiB.toFixed(0)} MiB | ${r.findMs === undefined ? '–' : s(r.findMs)} | ${r.findMs === undefined ? '–' : `${(r.regsweepMs / r.findMs).toFixed(2)}×`} | ${r.gcMs === undefined ? '–' : s(r.gcMs)} | ${r.gcMs === undefined ? '–' : `${(r.regsweepMs / r.gcMs).toFixed(2)}×`} | ${((r.regsweepMs * 1000) / r.files).toFixed(1)} | ${r.applyPerSecond === undefined ? '–' : `${(r.removals ?? 0).toLocaleString('en')} removals, ${Math.round(r.applyPerSecond).toLocaleString('en')}/s`} | ${r.trashMs === undefined ? '–' : s(r.trashMs)} |`,
     );
+  }
+  const fromImage = results.filter((r) => FROM_IMAGE.has(r.name)).map((r) => r.name);
+  if (fromImage.length > 0) {
+    lines.push('', `${fromImage.join(', ')}: a read-only squashfs image, loop-mounted; only regsweep's dry run, once per round, no warm-up (no find, garbage-collect or apply).`);
+  }
+  for (const n of notMeasured) lines.push('', `${n.name}: not measured (${n.reason}).`);
+  if (concurrency.length > 0) {
+    const one = concurrency.find((c) => c.threads === 1)?.ms ?? Number.NaN;
+    lines.push('', 'Dry run of the medium tree by `--concurrency` (the default is the number of CPUs, at most 4):', '');
+    lines.push('| threads | dry run | vs 1 thread | peak RSS |', '| ---: | ---: | ---: | ---: |');
+    for (const c of concurrency) lines.push(`| ${c.threads} | ${(c.ms / 1000).toFixed(2)} s | ${(c.ms / one).toFixed(2)}× | ${c.rssMiB.toFixed(0)} MiB |`);
   }
   if (targets.length > 0) {
     lines.push('', '| target | measured | met |', '| --- | ---: | --- |');
@@ -266,9 +346,15 @@ async function main(): Promise<void> {
   fs.mkdirSync(args.dir, { recursive: true });
   const gcBin = await findRegistryBinary(undefined);
   const results: SizeResult[] = [];
-  for (const size of args.sizes) results.push(await measureSize(size, args, gcBin));
+  const notMeasured: NotMeasured[] = [];
+  for (const size of args.sizes) {
+    const outcome = FROM_IMAGE.has(size) ? await measureImage(size, args) : await measureTree(size, args, gcBin);
+    if ('reason' in outcome) notMeasured.push(outcome);
+    else results.push(outcome);
+  }
+  const concurrency = args.sizes.includes('medium') ? await measureConcurrency(args) : [];
   const targets = args.targets ? targetsFor(results) : [];
-  const text = render(results, targets, args, gcBin);
+  const text = render(results, notMeasured, concurrency, targets, args, gcBin);
   process.stdout.write(text);
   if (args.markdown) {
     const doc = `# Benchmarks\n\nMeasured by \`npm run bench -- --sizes ${args.sizes.join(',')} --reps ${args.reps}\` on ${new Date().toISOString().slice(0, 10)}.\nTimes are wall-clock medians; every ratio compares runs made side by side in the same session.\n\n${text}`;

@@ -4,10 +4,10 @@
  * layout-exact trees of three sizes, interleaved and repeated, medians
  * quoted as ratios measured in the same run. Exits 1 when a target is missed.
  *
- * `--sizes million` (about a million revisions, 7 million files) is read from
- * a loop-mounted squashfs image instead (root and tar2sqfs needed; without
- * them it is reported as not measured), for peak RSS: only the dry run and
- * the find floor are run on it.
+ * `--sizes million` (about a million revisions, 6.6 million files) is read
+ * from a loop-mounted squashfs image instead (root and tar2sqfs needed;
+ * without them it is reported as not measured), for peak RSS: only the dry
+ * run is run on it.
  *
  *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets]
  */

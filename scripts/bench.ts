@@ -209,8 +209,8 @@ async function measureTree(name: string, args: Args, gcBin: string | undefined):
     regsweep: () => regsweepDryRun(root),
     gc: gcBin ? () => gcDryRun(gcBin, config) : undefined,
   });
-  // Copying and deleting a larger tree takes many minutes on slow disks; the apply target is on medium.
-  const apply = files <= 250_000 ? await measureApply(root, path.join(args.dir, `${name}.apply-copy`)) : undefined;
+  // On every size written file by file, so removals per second can be compared across sizes too.
+  const apply = await measureApply(root, path.join(args.dir, `${name}.apply-copy`));
   fs.rmSync(config);
   return {
     name,
@@ -220,9 +220,9 @@ async function measureTree(name: string, args: Args, gcBin: string | undefined):
     rssMiB: medianRssMiB(runs.regsweep),
     findMs: medianMs(runs.find),
     gcMs: gcBin ? medianMs(runs.gc) : undefined,
-    applyPerSecond: apply ? apply.removals / (apply.ms / 1000) : undefined,
-    removals: apply?.removals,
-    trashMs: apply?.trashMs,
+    applyPerSecond: apply.removals / (apply.ms / 1000),
+    removals: apply.removals,
+    trashMs: apply.trashMs,
   };
 }
 

@@ -90,14 +90,38 @@ function entries(dir: string): Dirent[] {
 
 type LinkRead = { digest: Digest } | { missing: true } | { corrupt: string };
 
-function readLink(file: string): LinkRead {
-  let content: string;
+/**
+ * One buffer per thread for the small files the scan reads by the hundred
+ * thousand. readFileSync costs an fstat and a second read to find the end;
+ * one read into a buffer larger than the file finds it at once, since a
+ * regular file's read is short only at its end. That is two syscalls of five
+ * per file, and the scan is bound by them.
+ */
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/** The whole file, or as much as fills readBuffer; undefined when it does not exist. The view is valid until the next read. */
+function readStart(file: string): Buffer | undefined {
+  let fd: number;
   try {
-    content = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, 'r');
   } catch (error) {
-    if (isMissing(error)) return { missing: true };
+    if (isMissing(error)) return undefined;
     throw error;
   }
+  try {
+    return readBuffer.subarray(0, fs.readSync(fd, readBuffer, 0, readBuffer.length, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Longer than a link can be: its content is corrupt, and no more of it is needed to say so. */
+const LINK_READ_LIMIT = 128;
+
+function readLink(file: string): LinkRead {
+  const start = readStart(file);
+  if (start === undefined) return { missing: true };
+  const content = start.toString('utf8', 0, Math.min(start.length, LINK_READ_LIMIT));
   const digest = parseDigest(content);
   return digest ? { digest } : { corrupt: content };
 }
@@ -240,9 +264,13 @@ function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
 export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
 function readManifest(layout: Layout, digest: Digest): ManifestRead {
+  const file = layout.pathFor({ kind: 'blobData', digest });
   let raw: Buffer;
   try {
-    raw = fs.readFileSync(layout.pathFor({ kind: 'blobData', digest }));
+    const start = readStart(file);
+    if (start === undefined) return { missing: true };
+    // A manifest as large as the buffer may be larger still: read it whole.
+    raw = start.length < readBuffer.length ? start : fs.readFileSync(file);
   } catch (error) {
     if (isMissing(error)) return { missing: true };
     return { error: (error as Error).message };

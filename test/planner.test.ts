@@ -162,6 +162,27 @@ describe('planner scenarios', () => {
     expect(predicted.blockedBy[0]?.message).toMatch(/revision link holds/);
   });
 
+  it('spares a repository whose tag link holds a digest followed by more than a link can hold', async () => {
+    // The scan reads a link with one read into a bounded buffer: what lies past the digest must still make it corrupt.
+    const img = await w.image('app', { seed: 'x', tag: 'latest' });
+    await w.image('app', { seed: 'old' });
+    await w.writeRaw({ kind: 'tagCurrentLink', name: 'app', tag: 'latest' }, `${img.digest}${' '.repeat(100_000)}x`);
+    const { plan } = await planOf();
+    expect([...plan.manifests]).toEqual([]);
+    expect(plan.spared[0]?.problems[0]?.message).toMatch(/current link of tag latest holds ".*…", not a sha256 digest/);
+  });
+
+  it('reads a manifest larger than the scan\'s read buffer whole', async () => {
+    // 600 layers make a manifest of over 100 KiB; read only in part, it would not hash to its digest and its repository would be spared.
+    const big = await w.image('big', { seed: 'big', tag: 'latest', layers: 600, layerSize: 8 });
+    const old = await w.image('big', { seed: 'old', layers: 600, layerSize: 8 });
+    expect(big.size).toBeGreaterThan(64 * 1024);
+    const { plan, predicted } = await planOf();
+    expect(plan.spared).toEqual([]);
+    expect(removed(plan)).toEqual([`big@${old.digest}`]);
+    expect([...predicted.digests].sort()).toEqual(await blobsOf(old));
+  });
+
   it('spares a repository whose tag names a manifest that is not a revision (an already broken tag)', async () => {
     const img = await w.image('app', { seed: 'x', tag: 'latest' });
     const other = await w.image('app', { seed: 'y' });

@@ -99,8 +99,12 @@ type LinkRead = { digest: Digest } | { missing: true } | { corrupt: string };
  */
 const readBuffer = Buffer.allocUnsafe(64 * 1024);
 
-/** The whole file, or as much as fills readBuffer; undefined when it does not exist. The view is valid until the next read. */
-function readStart(file: string): Buffer | undefined {
+/**
+ * The bytes of a file, at most `limit` of them; undefined when it does not
+ * exist. A view of readBuffer when they fit there, valid until the next read;
+ * when they fill it, the rest is read through the same descriptor.
+ */
+function readBytes(file: string, limit = Number.POSITIVE_INFINITY): Buffer | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -109,7 +113,10 @@ function readStart(file: string): Buffer | undefined {
     throw error;
   }
   try {
-    return readBuffer.subarray(0, fs.readSync(fd, readBuffer, 0, readBuffer.length, 0));
+    // Position null: from the current offset, so readFileSync(fd) goes on where this read stopped.
+    const start = readBuffer.subarray(0, fs.readSync(fd, readBuffer, 0, Math.min(limit, readBuffer.length), null));
+    if (start.length < readBuffer.length || limit <= readBuffer.length) return start;
+    return Buffer.concat([start, fs.readFileSync(fd)]);
   } finally {
     fs.closeSync(fd);
   }
@@ -119,9 +126,9 @@ function readStart(file: string): Buffer | undefined {
 const LINK_READ_LIMIT = 128;
 
 function readLink(file: string): LinkRead {
-  const start = readStart(file);
-  if (start === undefined) return { missing: true };
-  const content = start.toString('utf8', 0, Math.min(start.length, LINK_READ_LIMIT));
+  const bytes = readBytes(file, LINK_READ_LIMIT);
+  if (bytes === undefined) return { missing: true };
+  const content = bytes.toString('utf8');
   const digest = parseDigest(content);
   return digest ? { digest } : { corrupt: content };
 }
@@ -264,17 +271,13 @@ function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
 export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
 function readManifest(layout: Layout, digest: Digest): ManifestRead {
-  const file = layout.pathFor({ kind: 'blobData', digest });
-  let raw: Buffer;
+  let raw: Buffer | undefined;
   try {
-    const start = readStart(file);
-    if (start === undefined) return { missing: true };
-    // A manifest as large as the buffer may be larger still: read it whole.
-    raw = start.length < readBuffer.length ? start : fs.readFileSync(file);
+    raw = readBytes(layout.pathFor({ kind: 'blobData', digest }));
   } catch (error) {
-    if (isMissing(error)) return { missing: true };
     return { error: (error as Error).message };
   }
+  if (raw === undefined) return { missing: true };
   try {
     return { manifest: parseManifest(raw, digest) };
   } catch (error) {

@@ -145,40 +145,55 @@ export function* jsonChunks(report: SweepReport): Generator<string> {
   yield `${pending}\n`;
 }
 
+/** Whether a plain object holds a PackedList, at any depth through plain objects: those are written piece by piece. */
+function holdsPackedList(value: object): boolean {
+  for (const v of Object.values(value)) {
+    if (v instanceof PackedList) return true;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { toJSON?: unknown }).toJSON !== 'function' && holdsPackedList(v)) return true;
+  }
+  return false;
+}
+
+/**
+ * JSON.stringify's own text, indented to sit at `indent`. A newline can only
+ * be layout in it (one inside a string is escaped), so re-indenting is a
+ * replace; this is what makes a million plan entries cheap to write.
+ */
+function stringified(value: unknown, indent: string): string {
+  const text = JSON.stringify(value, null, 2) ?? 'null';
+  return indent === '' ? text : text.replace(/\n/g, `\n${indent}`);
+}
+
 function* items(list: Iterable<unknown>, indent: string): Generator<string> {
   const inner = `${indent}  `;
   let empty = true;
   for (const item of list) {
-    yield empty ? `[\n${inner}` : `,\n${inner}`;
+    yield `${empty ? '[\n' : ',\n'}${inner}${stringified(item === undefined || typeof item === 'function' ? null : item, inner)}`;
     empty = false;
-    yield* pretty(item === undefined || typeof item === 'function' ? null : item, inner);
   }
   yield empty ? '[]' : `\n${indent}]`;
 }
 
+/**
+ * The document piece by piece: a PackedList entry by entry, the plain objects
+ * that hold one field by field, and everything else in one JSON.stringify.
+ */
 function* pretty(value: unknown, indent: string): Generator<string> {
   if (value instanceof PackedList) {
     yield* items(value, indent);
     return;
   }
-  const json = value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
-  if (Array.isArray(json)) {
-    yield* items(json, indent);
-  } else if (json !== null && typeof json === 'object') {
-    const fields = Object.entries(json).filter(([, v]) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol');
-    if (fields.length === 0) {
-      yield '{}';
-      return;
-    }
-    const inner = `${indent}  `;
-    for (const [i, [key, v]] of fields.entries()) {
-      yield `${i === 0 ? '{\n' : ',\n'}${inner}${JSON.stringify(key)}: `;
-      yield* pretty(v, inner);
-    }
-    yield `\n${indent}}`;
-  } else {
-    yield JSON.stringify(json) ?? 'null';
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsPackedList(value)) {
+    yield stringified(value, indent);
+    return;
   }
+  const fields = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol');
+  const inner = `${indent}  `;
+  for (const [i, [key, v]] of fields.entries()) {
+    yield `${i === 0 ? '{\n' : ',\n'}${inner}${JSON.stringify(key)}: `;
+    yield* pretty(v, inner);
+  }
+  yield `\n${indent}}`;
 }
 
 export function toJson(report: SweepReport): string {

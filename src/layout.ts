@@ -170,3 +170,61 @@ export class Layout {
     return absolute;
   }
 }
+
+/**
+ * Paths inside one repository and the blob store, for the scanner's hot loop:
+ * the repository's directories are built (and validated) once, and each link
+ * or blob path is then one concatenation of a validated component. pathFor
+ * would validate the name and normalise the path again for each of the tens of
+ * thousands of links a large repository holds.
+ */
+export class ScanPaths {
+  readonly revisions: string;
+  readonly tags: string;
+  private readonly blobs: string;
+
+  constructor(layout: Layout, name: string) {
+    this.revisions = layout.pathFor({ kind: 'revisions', name });
+    this.tags = layout.pathFor({ kind: 'tags', name });
+    this.blobs = layout.pathFor({ kind: 'blobAlgorithm' });
+  }
+
+  /** An entry of a directory this class named: `dir/entry`. */
+  static child(dir: string, entry: string): string {
+    return `${dir}${path.sep}${entry}`;
+  }
+
+  revisionLink(digest: Digest): string {
+    return `${this.revisions}${path.sep}${checkedHex(digest)}${path.sep}link`;
+  }
+
+  tag(tag: string): string {
+    if (!isTagName(tag)) throw new LayoutError(`invalid tag: ${JSON.stringify(tag)}`);
+    return `${this.tags}${path.sep}${tag}`;
+  }
+
+  /** `tagDir` is what tag() returned. */
+  static tagCurrentLink(tagDir: string): string {
+    return `${tagDir}${path.sep}current${path.sep}link`;
+  }
+
+  static tagIndex(tagDir: string): string {
+    return `${tagDir}${path.sep}index${path.sep}sha256`;
+  }
+
+  /** `indexDir` is what tagIndex() returned. */
+  static tagIndexEntryLink(indexDir: string, digest: Digest): string {
+    return `${indexDir}${path.sep}${checkedHex(digest)}${path.sep}link`;
+  }
+
+  blobData(digest: Digest): string {
+    const hex = checkedHex(digest);
+    return `${this.blobs}${path.sep}${hex.slice(0, 2)}${path.sep}${hex}${path.sep}data`;
+  }
+}
+
+function checkedHex(digest: Digest): string {
+  if (!isDigest(digest)) throw new LayoutError(`invalid digest: ${JSON.stringify(digest)}`);
+  return hexOf(digest);
+}
+

@@ -10,6 +10,7 @@ import path from 'node:path';
 import {
   type Digest,
   Layout,
+  ScanPaths,
   digestFromHex,
   isRepositoryName,
   isTagName,
@@ -185,26 +186,25 @@ function findRepositories(layout: Layout, problems: Problem[]): FoundRepository[
   return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function scanRevisions(layout: Layout, repo: RepositoryState): void {
-  const dir = layout.pathFor({ kind: 'revisions', name: repo.name });
+function scanRevisions(paths: ScanPaths, repo: RepositoryState): void {
+  const dir = paths.revisions;
   for (const entry of entries(dir)) {
-    const where = path.join(dir, entry.name);
     const digest = digestFromHex(entry.name);
     if (!entry.isDirectory() || !digest) {
-      repo.problems.push({ repository: repo.name, path: where, message: 'unexpected entry among revisions', blocksGc: true });
+      repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: 'unexpected entry among revisions', blocksGc: true });
       continue;
     }
-    const link = readLink(layout.pathFor({ kind: 'revisionLink', name: repo.name, digest }));
+    const link = readLink(paths.revisionLink(digest));
     if ('missing' in link) {
       // garbage-collect only enumerates files named exactly `link`; a directory without one is ignored by it too.
       continue;
     }
     if ('corrupt' in link) {
-      repo.problems.push({ repository: repo.name, path: where, message: `revision link ${describeCorrupt(link.corrupt)}`, blocksGc: true });
+      repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: `revision link ${describeCorrupt(link.corrupt)}`, blocksGc: true });
       continue;
     }
     if (link.digest !== digest) {
-      repo.problems.push({ repository: repo.name, path: where, message: `revision link names ${link.digest}, not the digest of its directory`, blocksGc: true });
+      repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: `revision link names ${link.digest}, not the digest of its directory`, blocksGc: true });
       continue;
     }
     repo.revisions.push(digest);
@@ -216,8 +216,8 @@ function mtimeOf(file: string): number | undefined {
   return fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
 }
 
-function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
-  const dir = layout.pathFor({ kind: 'tags', name: repo.name });
+function scanTags(paths: ScanPaths, repo: RepositoryState, times: boolean): void {
+  const dir = paths.tags;
   let list: Dirent[];
   try {
     list = fs.readdirSync(dir, { withFileTypes: true });
@@ -227,39 +227,40 @@ function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
     throw error;
   }
   for (const entry of list.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const where = path.join(dir, entry.name);
     if (!entry.isDirectory() || !isTagName(entry.name)) {
-      repo.problems.push({ repository: repo.name, path: where, message: 'unexpected entry among tags' });
+      repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: 'unexpected entry among tags' });
       continue;
     }
     const tag: TagState = { name: entry.name, index: [] };
-    const current = readLink(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
+    const where = paths.tag(tag.name);
+    const currentLink = ScanPaths.tagCurrentLink(where);
+    const current = readLink(currentLink);
     if ('missing' in current) {
       repo.problems.push({ repository: repo.name, path: where, message: `tag ${tag.name} has no current link` });
     } else if ('corrupt' in current) {
       repo.problems.push({ repository: repo.name, path: where, message: `current link of tag ${tag.name} ${describeCorrupt(current.corrupt)}` });
     } else {
       tag.current = current.digest;
-      if (times) tag.pushedMs = mtimeOf(layout.pathFor({ kind: 'tagCurrentLink', name: repo.name, tag: tag.name }));
+      if (times) tag.pushedMs = mtimeOf(currentLink);
     }
-    const indexDir = layout.pathFor({ kind: 'tagIndex', name: repo.name, tag: tag.name });
+    const indexDir = ScanPaths.tagIndex(where);
     for (const item of entries(indexDir)) {
       const digest = digestFromHex(item.name);
-      const itemPath = path.join(indexDir, item.name);
       if (!item.isDirectory() || !digest) {
-        repo.problems.push({ repository: repo.name, path: itemPath, message: `unexpected entry in the index of tag ${tag.name}` });
+        repo.problems.push({ repository: repo.name, path: ScanPaths.child(indexDir, item.name), message: `unexpected entry in the index of tag ${tag.name}` });
         continue;
       }
-      const link = readLink(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
+      const linkPath = ScanPaths.tagIndexEntryLink(indexDir, digest);
+      const link = readLink(linkPath);
       if ('missing' in link) continue;
       if ('corrupt' in link || link.digest !== digest) {
         const what = 'corrupt' in link ? describeCorrupt(link.corrupt) : `names ${link.digest}, not the digest of its directory`;
-        repo.problems.push({ repository: repo.name, path: itemPath, message: `index link of tag ${tag.name} ${what}` });
+        repo.problems.push({ repository: repo.name, path: ScanPaths.child(indexDir, item.name), message: `index link of tag ${tag.name} ${what}` });
         continue;
       }
       tag.index.push(digest);
       if (times) {
-        const mtime = mtimeOf(layout.pathFor({ kind: 'tagIndexEntryLink', name: repo.name, tag: tag.name, digest }));
+        const mtime = mtimeOf(linkPath);
         if (mtime !== undefined) (tag.indexTimes ??= {})[digest] = mtime;
       }
     }
@@ -270,10 +271,10 @@ function scanTags(layout: Layout, repo: RepositoryState, times: boolean): void {
 
 export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
-function readManifest(layout: Layout, digest: Digest): ManifestRead {
+function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
   let raw: Buffer | undefined;
   try {
-    raw = readBytes(layout.pathFor({ kind: 'blobData', digest }));
+    raw = readBytes(paths.blobData(digest));
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -295,7 +296,7 @@ export function scanBlobPrefixes(root: string, prefixes: readonly string[]): Blo
     const prefixDir = path.join(base, prefix);
     for (const entry of entries(prefixDir)) {
       const digest = digestFromHex(entry.name);
-      const data = path.join(prefixDir, entry.name, 'data');
+      const data = `${prefixDir}${path.sep}${entry.name}${path.sep}data`;
       // No data file: garbage-collect does not count it as a blob either.
       const size = fs.statSync(data, { throwIfNoEntry: false })?.size;
       if (size === undefined) continue;
@@ -337,10 +338,10 @@ export interface RepositoryScan {
 
 /** One repository: its revisions and tags, and the manifests its revisions name. The unit of parallel work. */
 export function scanRepository(root: string, found: FoundRepository, times: boolean): RepositoryScan {
-  const layout = new Layout(root);
+  const paths = new ScanPaths(new Layout(root), found.name);
   const repo: RepositoryState = { ...found, hasTagsDir: false, tags: [], revisions: [], problems: [] };
-  scanRevisions(layout, repo);
-  scanTags(layout, repo, times);
+  scanRevisions(paths, repo);
+  scanTags(paths, repo, times);
   if (repo.hasManifests && !repo.hasLayers && repo.revisions.length > 0) {
     repo.problems.push({
       repository: repo.name,
@@ -348,7 +349,7 @@ export function scanRepository(root: string, found: FoundRepository, times: bool
       blocksGc: true,
     });
   }
-  return { repo, manifests: repo.revisions.map((digest) => [digest, readManifest(layout, digest)]) };
+  return { repo, manifests: repo.revisions.map((digest) => [digest, readManifest(paths, digest)]) };
 }
 
 /** Runs the units of work, in worker threads when asked for more than one. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Digest, Layout, type PathSpec, isRepositoryName, isTagName, parseDigest } from '../src/layout.js';
+import { type Digest, Layout, type PathSpec, ScanPaths, isRepositoryName, isTagName, parseDigest } from '../src/layout.js';
 
 const D = `sha256:${'ab'.repeat(32)}` as Digest;
 const HEX = 'ab'.repeat(32);
@@ -63,5 +63,32 @@ describe('validation before paths are made', () => {
     expect(layout.resolveRelative(`${R}/a/_manifests/revisions/sha256/${HEX}/link`)).toBe(`/srv/reg/${R}/a/_manifests/revisions/sha256/${HEX}/link`);
     expect(() => layout.resolveRelative('../etc/passwd')).toThrow(/outside/);
     expect(() => layout.resolveRelative('docker/registry/v2/../../../x')).toThrow(/outside/);
+  });
+});
+
+describe('ScanPaths, the scanner\'s fast paths', () => {
+  const layout = new Layout('/srv/reg');
+  it('builds exactly the paths pathFor builds', () => {
+    const paths = new ScanPaths(layout, 'team/app');
+    const name = 'team/app';
+    expect(paths.revisions).toBe(layout.pathFor({ kind: 'revisions', name }));
+    expect(paths.tags).toBe(layout.pathFor({ kind: 'tags', name }));
+    expect(paths.revisionLink(D)).toBe(layout.pathFor({ kind: 'revisionLink', name, digest: D }));
+    const tagDir = paths.tag('v1.0');
+    expect(tagDir).toBe(layout.pathFor({ kind: 'tag', name, tag: 'v1.0' }));
+    expect(ScanPaths.tagCurrentLink(tagDir)).toBe(layout.pathFor({ kind: 'tagCurrentLink', name, tag: 'v1.0' }));
+    const indexDir = ScanPaths.tagIndex(tagDir);
+    expect(indexDir).toBe(layout.pathFor({ kind: 'tagIndex', name, tag: 'v1.0' }));
+    expect(ScanPaths.tagIndexEntryLink(indexDir, D)).toBe(layout.pathFor({ kind: 'tagIndexEntryLink', name, tag: 'v1.0', digest: D }));
+    expect(paths.blobData(D)).toBe(layout.pathFor({ kind: 'blobData', digest: D }));
+    expect(ScanPaths.child(paths.revisions, HEX)).toBe(layout.pathFor({ kind: 'revisionDir', name, digest: D }));
+  });
+  it('refuses what pathFor refuses', () => {
+    expect(() => new ScanPaths(layout, '../x')).toThrow(/invalid repository name/);
+    const paths = new ScanPaths(layout, 'a');
+    expect(() => paths.tag('../x')).toThrow(/invalid tag/);
+    expect(() => paths.revisionLink(`sha256:../${HEX.slice(3)}` as Digest)).toThrow(/invalid digest/);
+    expect(() => paths.blobData('sha256:ab' as Digest)).toThrow(/invalid digest/);
+    expect(() => ScanPaths.tagIndexEntryLink('/x', `sha256:${HEX}/..` as Digest)).toThrow(/invalid digest/);
   });
 });

@@ -19,8 +19,9 @@ export async function workerPool(root: string, size: number): Promise<ScanPool> 
       workerData: { root },
       // Not the parent's flags: `node -e` or --input-type would make the worker fail to start.
       execArgv: [],
-      // Short-lived and allocation-heavy: a small young generation keeps the process's peak RSS down.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+      // Bounded, so each worker adds little to the peak RSS. Side by side on the medium tree, 16 MiB ran the
+      // dry run about 10% faster than 4 MiB with the same peak RSS (fewer scavenges of short-lived objects).
+      resourceLimits: { maxYoungGenerationSizeMb: 16 },
     }));
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   const queue: ScanTask[] = [];

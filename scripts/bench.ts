@@ -307,12 +307,51 @@ function machine(dir: string): string {
   return `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${fsType} filesystem`;
 }
 
+/**
+ * Whether the kernel pages out idle memory on its own (DAMON's proactive
+ * reclaim, action pageout): then the files a run reads leave the page cache
+ * seconds later, and every contender reads part of the tree from disk again,
+ * whatever the warm-up did.
+ */
+function proactiveReclaim(): string | undefined {
+  const base = '/sys/kernel/mm/damon/admin/kdamonds';
+  let kdamonds: string[];
+  try {
+    kdamonds = fs.readdirSync(base).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  const read = (file: string): string | undefined => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  for (const k of kdamonds) {
+    if (read(path.join(base, k, 'state')) !== 'on') continue;
+    const contexts = path.join(base, k, 'contexts');
+    for (const c of fs.readdirSync(contexts).filter((d) => /^\d+$/.test(d))) {
+      const schemes = path.join(contexts, c, 'schemes');
+      for (const sc of fs.readdirSync(schemes).filter((d) => /^\d+$/.test(d))) {
+        if (read(path.join(schemes, sc, 'action')) === 'pageout') return `DAMON kdamond ${k} (${read(path.join(contexts, c, 'operations')) ?? '?'}, pageout)`;
+      }
+    }
+  }
+  return undefined;
+}
+
 type ConcurrencyResult = Awaited<ReturnType<typeof measureConcurrency>>;
 
 function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: ConcurrencyResult, targets: Target[], args: Args, gcBin: string | undefined): string {
   const lines: string[] = [];
   lines.push(`Machine: ${machine(args.dir)}`);
-  lines.push(`Medians of ${args.reps} interleaved rounds after one warm-up round; page cache warm.`);
+  const reclaim = proactiveReclaim();
+  lines.push(
+    reclaim
+      ? `Medians of ${args.reps} interleaved rounds after one warm-up round. The page cache is not warm: ${reclaim} pages out idle file pages within seconds, so each run reads part of the tree from disk.`
+      : `Medians of ${args.reps} interleaved rounds after one warm-up round; page cache warm.`,
+  );
   lines.push(gcBin ? `Registry: ${gcBin}` : 'Registry: no binary found; garbage-collect --dry-run not measured');
   lines.push('');
   lines.push('| tree | files | revisions | regsweep dry run | peak RSS | find floor | ratio to find | gc --dry-run | ratio to gc | µs per file | apply (paused) | emptying the trash (serving) |');

@@ -240,6 +240,17 @@ export class PackedList<T extends object> implements Iterable<T> {
     for (let i = 0; i < this.length; i++) yield this.at(i) as T;
   }
 
+  /** The keys of every entry, in the order at() makes them. */
+  get keyNames(): ReadonlyArray<keyof T & string> {
+    return this.keys;
+  }
+
+  /** One value of entry `index` (no bounds check), without making the entry's object: at() for writers of many entries. */
+  valueAt(index: number, key: number): string | undefined {
+    const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
+    return this.keys[key] === this.digestKey ? this.table.digest(id) : this.strings[id];
+  }
+
   /** JSON.stringify writes the list as an ordinary array. */
   toJSON(): T[] {
     return [...this];

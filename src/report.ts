@@ -164,14 +164,25 @@ function stringified(value: unknown, indent: string): string {
   return indent === '' ? text : text.replace(/\n/g, `\n${indent}`);
 }
 
-function* items(list: Iterable<unknown>, indent: string): Generator<string> {
+/**
+ * A PackedList's entries as JSON.stringify would indent them, written from its
+ * columns without making each entry's object: the report of a large plan is
+ * mostly these, and it is written while nothing else can happen.
+ */
+function* packedItems(list: PackedList<object>, indent: string): Generator<string> {
   const inner = `${indent}  `;
-  let empty = true;
-  for (const item of list) {
-    yield `${empty ? '[\n' : ',\n'}${inner}${stringified(item === undefined || typeof item === 'function' ? null : item, inner)}`;
-    empty = false;
+  const keyPrefixes = list.keyNames.map((key) => `${inner}  ${JSON.stringify(key)}: `);
+  for (let i = 0; i < list.length; i++) {
+    let entry = '';
+    for (let k = 0; k < keyPrefixes.length; k++) {
+      const value = list.valueAt(i, k);
+      if (value === undefined) continue;
+      entry += `${entry === '' ? '{\n' : ',\n'}${keyPrefixes[k]}${JSON.stringify(value)}`;
+    }
+    entry = entry === '' ? '{}' : `${entry}\n${inner}}`;
+    yield `${i === 0 ? '[\n' : ',\n'}${inner}${entry}`;
   }
-  yield empty ? '[]' : `\n${indent}]`;
+  yield list.length === 0 ? '[]' : `\n${indent}]`;
 }
 
 /**
@@ -180,7 +191,7 @@ function* items(list: Iterable<unknown>, indent: string): Generator<string> {
  */
 function* pretty(value: unknown, indent: string): Generator<string> {
   if (value instanceof PackedList) {
-    yield* items(value, indent);
+    yield* packedItems(value, indent);
     return;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsPackedList(value)) {

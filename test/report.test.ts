@@ -6,7 +6,9 @@ import type { SweepReport } from '../src/sweep.js';
 const d = (c: string) => `sha256:${c.repeat(64)}` as const;
 
 it('writes the JSON report in chunks that read exactly like JSON.stringify of it', () => {
-  const manifests = Array.from({ length: 3000 }, (_, i) => ({ repository: `r${i % 5}`, digest: d((i % 16).toString(16)), reason: 'untagged' as const }));
+  const manifests: Array<{ repository: string; digest: `sha256:${string}`; reason?: 'untagged' }> = Array.from({ length: 3000 }, (_, i) => ({ repository: `r${i % 5}`, digest: d((i % 16).toString(16)), reason: 'untagged' as const }));
+  // Written from the list's columns, not through JSON.stringify of an object: escaping and a missing value must still read alike.
+  manifests[7] = { repository: 'q"u\\o\nté', digest: d('7') };
   const report = {
     dryRun: true,
     target: { kind: 'path', name: '/x', root: '/x', registryVersion: null },
@@ -14,7 +16,7 @@ it('writes the JSON report in chunks that read exactly like JSON.stringify of it
     plan: {
       repositories: [],
       tags: [{ repository: 'r0', tag: 'v"1', digest: null, reason: 'named', detail: 'ünïcode\n' }],
-      manifests: plannedManifests(manifests),
+      manifests: plannedManifests(manifests as Parameters<typeof plannedManifests>[0]),
       indexEntries: plannedIndexEntries(),
       spared: [{ repository: 'bad', problems: [{ message: 'x', path: undefined, blocksGc: true }] }],
       checks: [{ repository: 'r0', tags: {} }],

@@ -314,13 +314,7 @@ function machine(dir: string): string {
  * whatever the warm-up did.
  */
 function proactiveReclaim(): string | undefined {
-  const base = '/sys/kernel/mm/damon/admin/kdamonds';
-  let kdamonds: string[];
-  try {
-    kdamonds = fs.readdirSync(base).filter((d) => /^\d+$/.test(d));
-  } catch {
-    return undefined;
-  }
+  // Any of it unreadable (no DAMON, no sysfs, no permission) just means it cannot be told.
   const read = (file: string): string | undefined => {
     try {
       return fs.readFileSync(file, 'utf8').trim();
@@ -328,12 +322,20 @@ function proactiveReclaim(): string | undefined {
       return undefined;
     }
   };
-  for (const k of kdamonds) {
+  const numbered = (dir: string): string[] => {
+    try {
+      return fs.readdirSync(dir).filter((d) => /^\d+$/.test(d));
+    } catch {
+      return [];
+    }
+  };
+  const base = '/sys/kernel/mm/damon/admin/kdamonds';
+  for (const k of numbered(base)) {
     if (read(path.join(base, k, 'state')) !== 'on') continue;
     const contexts = path.join(base, k, 'contexts');
-    for (const c of fs.readdirSync(contexts).filter((d) => /^\d+$/.test(d))) {
+    for (const c of numbered(contexts)) {
       const schemes = path.join(contexts, c, 'schemes');
-      for (const sc of fs.readdirSync(schemes).filter((d) => /^\d+$/.test(d))) {
+      for (const sc of numbered(schemes)) {
         if (read(path.join(schemes, sc, 'action')) === 'pageout') return `DAMON kdamond ${k} (${read(path.join(contexts, c, 'operations')) ?? '?'}, pageout)`;
       }
     }

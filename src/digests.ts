@@ -199,7 +199,8 @@ export class PackedList<T extends object> implements Iterable<T> {
    * that holds them anyway.
    */
   constructor(
-    private readonly keys: ReadonlyArray<keyof T & string>,
+    /** The keys of every entry, in the order at() makes them. */
+    readonly keys: ReadonlyArray<keyof T & string>,
     private readonly digestKey: keyof T & string,
     private readonly table: DigestTable = new DigestTable(),
   ) {
@@ -230,8 +231,7 @@ export class PackedList<T extends object> implements Iterable<T> {
     if (!Number.isInteger(index) || index < 0 || index >= this.length) return undefined;
     const item: Record<string, unknown> = {};
     this.keys.forEach((key, k) => {
-      const id = (this.fields[k] as NumberColumn<Int32Array>).get(index);
-      item[key] = key === this.digestKey ? this.table.digest(id) : this.strings[id];
+      item[key] = this.valueAt(index, k);
     });
     return item as T;
   }
@@ -240,12 +240,7 @@ export class PackedList<T extends object> implements Iterable<T> {
     for (let i = 0; i < this.length; i++) yield this.at(i) as T;
   }
 
-  /** The keys of every entry, in the order at() makes them. */
-  get keyNames(): ReadonlyArray<keyof T & string> {
-    return this.keys;
-  }
-
-  /** One value of entry `index` (no bounds check), without making the entry's object: at() for writers of many entries. */
+  /** Value `key` (an index into `keys`) of entry `index`, unchecked: at() without making the entry's object. */
   valueAt(index: number, key: number): string | undefined {
     const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
     return this.keys[key] === this.digestKey ? this.table.digest(id) : this.strings[id];

@@ -219,7 +219,16 @@ export class ScanPaths {
 
   blobData(digest: Digest): string {
     const hex = checkedHex(digest);
-    return `${this.blobs}${path.sep}${hex.slice(0, 2)}${path.sep}${hex}${path.sep}data`;
+    return ScanPaths.blobDataIn(ScanPaths.child(this.blobs, hex.slice(0, 2)), hex);
+  }
+
+  /**
+   * The data file of entry `entry` of a blob prefix directory (a child of
+   * blobAlgorithm). Not validated: the blob scan stats it for any entry, to
+   * report one at a path garbage-collect would abort on.
+   */
+  static blobDataIn(prefixDir: string, entry: string): string {
+    return `${prefixDir}${path.sep}${entry}${path.sep}data`;
   }
 }
 

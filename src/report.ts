@@ -171,7 +171,7 @@ function stringified(value: unknown, indent: string): string {
  */
 function* packedItems(list: PackedList<object>, indent: string): Generator<string> {
   const inner = `${indent}  `;
-  const keyPrefixes = list.keyNames.map((key) => `${inner}  ${JSON.stringify(key)}: `);
+  const keyPrefixes = list.keys.map((key) => `${inner}  ${JSON.stringify(key)}: `);
   for (let i = 0; i < list.length; i++) {
     let entry = '';
     for (let k = 0; k < keyPrefixes.length; k++) {

@@ -79,24 +79,23 @@ function isMissing(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Directory entries, or [] when the directory does not exist (an empty repository has no revisions dir). */
-function entries(dir: string): Dirent[] {
+/** A directory listing, or [] when the directory does not exist (an empty repository has no revisions dir). */
+function listOrEmpty<T>(list: () => T[]): T[] {
   try {
-    return fs.readdirSync(dir, { withFileTypes: true });
+    return list();
   } catch (error) {
     if (isMissing(error)) return [];
     throw error;
   }
 }
 
-/** Entry names, or [] when the directory does not exist. */
+function entries(dir: string): Dirent[] {
+  return listOrEmpty(() => fs.readdirSync(dir, { withFileTypes: true }));
+}
+
+/** Names only, where the type is never looked at: a Dirent each is garbage by the hundred thousand. */
 function names(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (error) {
-    if (isMissing(error)) return [];
-    throw error;
-  }
+  return listOrEmpty(() => fs.readdirSync(dir));
 }
 
 type LinkRead = { digest: Digest } | { missing: true } | { corrupt: string };
@@ -303,11 +302,11 @@ export function scanBlobPrefixes(root: string, prefixes: readonly string[]): Blo
   const found: Array<{ hex: string; size: number }> = [];
   const problems: Problem[] = [];
   for (const prefix of prefixes) {
-    const prefixDir = path.join(base, prefix);
-    // Names only: the stat of data below says all that is needed, and a Dirent each is garbage by the hundred thousand.
+    const prefixDir = ScanPaths.child(base, prefix);
+    // The stat of data below says all that is needed of each entry.
     for (const name of names(prefixDir)) {
       const digest = digestFromHex(name);
-      const data = `${prefixDir}${path.sep}${name}${path.sep}data`;
+      const data = ScanPaths.blobDataIn(prefixDir, name);
       // No data file: garbage-collect does not count it as a blob either.
       const size = fs.statSync(data, { throwIfNoEntry: false })?.size;
       if (size === undefined) continue;

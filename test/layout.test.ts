@@ -82,6 +82,8 @@ describe('ScanPaths, the scanner\'s fast paths', () => {
     expect(ScanPaths.tagIndexEntryLink(indexDir, D)).toBe(layout.pathFor({ kind: 'tagIndexEntryLink', name, tag: 'v1.0', digest: D }));
     expect(paths.blobData(D)).toBe(layout.pathFor({ kind: 'blobData', digest: D }));
     expect(ScanPaths.child(paths.revisions, HEX)).toBe(layout.pathFor({ kind: 'revisionDir', name, digest: D }));
+    const prefixDir = ScanPaths.child(layout.pathFor({ kind: 'blobAlgorithm' }), HEX.slice(0, 2));
+    expect(ScanPaths.blobDataIn(prefixDir, HEX)).toBe(layout.pathFor({ kind: 'blobData', digest: D }));
   });
   it('refuses what pathFor refuses', () => {
     expect(() => new ScanPaths(layout, '../x')).toThrow(/invalid repository name/);

@@ -21,7 +21,7 @@ import { parseSelector } from './planner.js';
 import { DEFAULT_KEEP_TAGS, type Policy, loadPolicy, makeRules, selectsTags } from './policy.js';
 import type { ProgressEvent, ProgressSink } from './progress.js';
 import { formatBytes, formatHuman, jsonChunks, table } from './report.js';
-import { requireRegistryRoot } from './scanner.js';
+import { type ScanPool, openScanPool, requireRegistryRoot } from './scanner.js';
 import { type SweepPreview, sweep } from './sweep.js';
 
 const require = createRequire(import.meta.url);
@@ -250,10 +250,25 @@ async function run(argv: string[]): Promise<number> {
   if (!dryRun && !opts.yes && !process.stdin.isTTY) {
     throw new UsageError('refusing to change the registry without --yes: stdin is not a terminal');
   }
+  // The scan threads start now, and load their code while the target is resolved and the registry's version asked.
+  const concurrency = opts.concurrency ?? Math.min(4, os.availableParallelism());
+  const pool = await openScanPool(concurrency);
+  try {
+    return await sweepCommand(opts, cmd.args, { dryRun, concurrency, pool, log });
+  } finally {
+    await pool.close();
+  }
+}
+
+async function sweepCommand(
+  opts: CliOptions,
+  args: string[],
+  { dryRun, concurrency, pool, log }: { dryRun: boolean; concurrency: number; pool: ScanPool; log: (m: string) => void },
+): Promise<number> {
   // Everything the user wrote is checked before any engine is asked or anything is paused.
   const remove = (opts.remove ?? []).map(parseSelector);
   const policy = await policyFrom(opts);
-  const resolved = await resolveTarget(opts, cmd.args, log);
+  const resolved = await resolveTarget(opts, args, log);
   const selectors = resolved.repositories.map(parseSelector);
   const runtime = await runtimeFor(resolved, opts, dryRun, log);
   const progress = progressLine(opts.progress && !opts.quiet && process.stderr.isTTY === true && !process.env.CI);
@@ -271,7 +286,8 @@ async function run(argv: string[]): Promise<number> {
     registryVersion: runtime.registryVersion,
     window: runtime.window,
     journal: opts.journal,
-    concurrency: opts.concurrency ?? Math.min(4, os.availableParallelism()),
+    concurrency,
+    pool,
     confirm: dryRun || opts.yes ? undefined : confirm,
     onProgress: progress.sink,
   }).finally(() => progress.clear());

@@ -7,16 +7,16 @@ import { Worker } from 'node:worker_threads';
 import type { BlobPart } from './ledger.js';
 import type { FoundRepository, RepositoryScan, ScanPool } from './scanner.js';
 
-type Work = { kind: 'repository'; found: FoundRepository; times: boolean } | { kind: 'blobs'; prefixes: string[] };
+type Work = { kind: 'repository'; root: string; found: FoundRepository; times: boolean } | { kind: 'blobs'; root: string; prefixes: string[] };
 export type ScanTask = Work & { id: number };
 
 type Reply = { id: number; result?: unknown; error?: { message: string; code?: string } };
 
 const IN_FLIGHT_PER_WORKER = 4;
 
-export async function workerPool(root: string, size: number): Promise<ScanPool> {
+/** The tree's root comes with each unit of work, so a pool can start before the root is known and serve every walk of a run. */
+export function workerPool(size: number): ScanPool {
   const workers = Array.from({ length: size }, () => new Worker(new URL('./scanWorker.js', import.meta.url), {
-      workerData: { root },
       // Not the parent's flags: `node -e` or --input-type would make the worker fail to start.
       execArgv: [],
       // Bounded, so each worker adds little to the peak RSS. Side by side on the medium tree, 16 MiB ran the
@@ -67,9 +67,13 @@ export async function workerPool(root: string, size: number): Promise<ScanPool> 
     });
   };
   return {
-    repository: (found, times) => submit<RepositoryScan>({ kind: 'repository', found, times }),
-    blobs: (prefixes) => submit<BlobPart>({ kind: 'blobs', prefixes }),
+    threads: size,
+    repository: (root, found, times) => submit<RepositoryScan>({ kind: 'repository', root, found, times }),
+    blobs: (root, prefixes) => submit<BlobPart>({ kind: 'blobs', root, prefixes }),
     close: async () => {
+      failed ??= new Error('the scan threads are closed');
+      for (const p of pending.values()) p.reject(failed);
+      pending.clear();
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };

@@ -2,15 +2,13 @@
  * A scan worker thread: runs units of scanning work (a repository, or some
  * blob prefixes) with synchronous I/O, so several threads read the tree at once.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { scanBlobPrefixes, scanRepository } from './scanner.js';
 import type { ScanTask } from './scanPool.js';
 
-const { root } = workerData as { root: string };
-
 parentPort?.on('message', (task: ScanTask) => {
   try {
-    const result = task.kind === 'repository' ? scanRepository(root, task.found, task.times) : scanBlobPrefixes(root, task.prefixes);
+    const result = task.kind === 'repository' ? scanRepository(task.root, task.found, task.times) : scanBlobPrefixes(task.root, task.prefixes);
     parentPort?.postMessage({ id: task.id, result });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;

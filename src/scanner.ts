@@ -67,6 +67,12 @@ export interface Inventory {
 export interface ScanOptions {
   /** Worker threads (default 1: this thread alone). */
   concurrency?: number;
+  /**
+   * Threads already started (openScanPool), used instead of starting them for
+   * this walk and left open for the caller to close: a run starts them once,
+   * while it still resolves its target, and every walk reuses them.
+   */
+  pool?: ScanPool;
   /** Also read push times (tag retention rules need them; they cost a stat per link). */
   times?: boolean;
   onProgress?: ProgressSink;
@@ -364,17 +370,26 @@ export function scanRepository(root: string, found: FoundRepository, times: bool
 
 /** Runs the units of work, in worker threads when asked for more than one. */
 export interface ScanPool {
-  repository(found: FoundRepository, times: boolean): Promise<RepositoryScan>;
-  blobs(prefixes: string[]): Promise<BlobPart>;
+  readonly threads: number;
+  repository(root: string, found: FoundRepository, times: boolean): Promise<RepositoryScan>;
+  blobs(root: string, prefixes: string[]): Promise<BlobPart>;
   close(): Promise<void>;
 }
 
-function inlinePool(root: string): ScanPool {
-  return {
-    repository: async (found, times) => scanRepository(root, found, times),
-    blobs: async (prefixes) => scanBlobPrefixes(root, prefixes),
-    close: async () => {},
-  };
+const inlinePool: ScanPool = {
+  threads: 1,
+  repository: async (root, found, times) => scanRepository(root, found, times),
+  blobs: async (root, prefixes) => scanBlobPrefixes(root, prefixes),
+  close: async () => {},
+};
+
+/**
+ * Threads to scan with: this one alone for 1, else that many workers. They
+ * start at once and load their code while the caller goes on, so a run that
+ * opens them before resolving its target does not wait for them later.
+ */
+export async function openScanPool(concurrency: number): Promise<ScanPool> {
+  return concurrency > 1 ? (await import('./scanPool.js')).workerPool(concurrency) : inlinePool;
 }
 
 /** A scanned repository with its manifests read: the ones that could not be read are problems of the repository. */
@@ -423,13 +438,13 @@ export async function walkTree(root: string, options: ScanOptions, visitor: Tree
   const found = findRepositories(layout, problems);
   visitor.found?.(found);
   const phase = options.phase ?? 'scan';
-  const threads = Math.max(1, Math.min(options.concurrency ?? 1, found.length));
-  const pool = threads > 1 ? await (await import('./scanPool.js')).workerPool(layout.root, threads) : inlinePool(layout.root);
+  const pool = options.pool ?? (await openScanPool(Math.max(1, Math.min(options.concurrency ?? 1, found.length))));
+  const threads = pool.threads;
   try {
     const prefixes = blobPrefixes(layout.root);
     const blobWork: Array<Promise<void>> = [];
     for (let i = 0; i < prefixes.length; i += 16) {
-      blobWork.push(pool.blobs(prefixes.slice(i, i + 16)).then((part) => visitor.blobs(part)));
+      blobWork.push(pool.blobs(layout.root, prefixes.slice(i, i + 16)).then((part) => visitor.blobs(part)));
     }
     const repositories = new Promise<void>((resolve, reject) => {
       const ready = new Map<number, RepositoryScan>();
@@ -455,7 +470,7 @@ export async function walkTree(root: string, options: ScanOptions, visitor: Tree
         if (failed) return;
         while (submitted < found.length && submitted - handed < threads * LOOKAHEAD_PER_THREAD) {
           const index = submitted++;
-          pool.repository(found[index] as FoundRepository, options.times ?? false).then((scanned) => {
+          pool.repository(layout.root, found[index] as FoundRepository, options.times ?? false).then((scanned) => {
             ready.set(index, scanned);
             handOut();
           }, fail);
@@ -467,7 +482,7 @@ export async function walkTree(root: string, options: ScanOptions, visitor: Tree
     // Both awaited together, so a failure in either is never an unhandled rejection.
     await Promise.all([repositories, Promise.all(blobWork)]);
   } finally {
-    await pool.close();
+    if (pool !== options.pool) await pool.close();
   }
   return problems;
 }

@@ -14,7 +14,7 @@ import { type MaintenanceWindow, unpausedWindow } from './maintenance.js';
 import type { Plan, Prediction, RepositoryReclaim, Selector } from './planner.js';
 import { type ProgressSink, gcLineCounter } from './progress.js';
 import type { Policy } from './policy.js';
-import { type Problem, type Totals, requireRegistryRoot } from './scanner.js';
+import { type Problem, type ScanPool, type Totals, requireRegistryRoot } from './scanner.js';
 import { measure, survey } from './survey.js';
 
 export interface SweepOptions {
@@ -32,6 +32,8 @@ export interface SweepOptions {
   window?: MaintenanceWindow;
   journal?: string;
   concurrency?: number;
+  /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
+  pool?: ScanPool;
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
   onProgress?: ProgressSink;
@@ -102,6 +104,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
 
   const surveyed = await survey(root, {
     concurrency: options.concurrency,
+    pool: options.pool,
     times: options.policy !== undefined,
     onProgress: options.onProgress,
     selectors: options.selectors,
@@ -170,7 +173,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });
   }
   report.pausedMs = pausedMs;
-  report.after = await measure(root, { concurrency: options.concurrency, onProgress: options.onProgress, phase: 'rescan' });
+  report.after = await measure(root, { concurrency: options.concurrency, pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;
   return report;

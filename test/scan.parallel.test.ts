@@ -90,3 +90,35 @@ it('plans and predicts in one streaming pass exactly what the whole-inventory fu
     await fs.rm(healthy, { recursive: true, force: true });
   }
 });
+
+it('reuses threads the caller started for every walk, and leaves them open', async () => {
+  const { openScanPool, scan } = await import('../dist/src/scanner.js');
+  const { survey, measure } = await import('../dist/src/survey.js');
+  const started = await openScanPool(2);
+  expect(started.threads).toBe(2);
+  let tasks = 0;
+  let closed = 0;
+  const pool = {
+    threads: started.threads,
+    repository: (...args: Parameters<typeof started.repository>) => (tasks++, started.repository(...args)),
+    blobs: (...args: Parameters<typeof started.blobs>) => (tasks++, started.blobs(...args)),
+    close: async () => {
+      closed++;
+    },
+  };
+  try {
+    const alone = await scan(root, { concurrency: 1 });
+    // Two walks through one pool, as a run does (its scan, then the rescan after garbage-collect).
+    expect(await scan(root, { pool })).toEqual(alone);
+    const afterFirst = tasks;
+    expect(afterFirst).toBeGreaterThan(12);
+    const surveyed = await survey(root, { pool });
+    expect(tasks).toBeGreaterThan(afterFirst);
+    expect(await measure(root, { pool })).toEqual(surveyed.before);
+    expect(closed).toBe(0);
+  } finally {
+    await started.close();
+  }
+  // Closed, it refuses work instead of hanging.
+  await expect(started.blobs(root, ['00'])).rejects.toThrow();
+});

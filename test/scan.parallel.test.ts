@@ -122,3 +122,31 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
   // Closed, it refuses work instead of hanging.
   await expect(started.blobs(root, ['00'])).rejects.toThrow();
 });
+
+it('reads in this thread too, next to the workers, and gets the same inventory', async () => {
+  const { openScanPool, scan } = await import('../dist/src/scanner.js');
+  const { workerPool } = await import('../dist/src/scanPool.js');
+  const here = await openScanPool(1);
+  let local = 0;
+  const counting = {
+    ...here,
+    repository: (...args: Parameters<typeof here.repository>) => (local++, here.repository(...args)),
+    blobs: (...args: Parameters<typeof here.blobs>) => (local++, here.blobs(...args)),
+  };
+  let all = 0;
+  const pool = workerPool(2, counting);
+  const counted = {
+    threads: pool.threads,
+    repository: (...args: Parameters<typeof pool.repository>) => (all++, pool.repository(...args)),
+    blobs: (...args: Parameters<typeof pool.blobs>) => (all++, pool.blobs(...args)),
+    close: () => pool.close(),
+  };
+  try {
+    expect(await scan(root, { pool: counted })).toEqual(await scan(root, { concurrency: 1 }));
+  } finally {
+    await pool.close();
+  }
+  expect(local).toBeGreaterThan(0);
+  // The worker took its share: at least the units handed to it before this thread took any.
+  expect(local).toBeLessThan(all);
+});

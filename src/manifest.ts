@@ -5,7 +5,7 @@
  * The media type comes from the field, else from the shape, the way the
  * registry itself decides; anything else is a ManifestError, never a guess.
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import { type Digest, isDigest } from './layout.js';
 
 export const MediaTypes = {
@@ -50,8 +50,11 @@ function descriptorList(value: unknown, where: string): Digest[] {
   return value.map((d, i) => descriptorDigest(d, `${where}[${i}]`));
 }
 
+/** crypto.hash: one call, no Hash object (Node 20.12 and later); the scan hashes every manifest it reads. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'hex') => string }).hash;
+
 export function sha256Digest(bytes: Uint8Array): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return `sha256:${oneShot ? oneShot('sha256', bytes, 'hex') : crypto.createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /**
@@ -64,7 +67,7 @@ export function parseManifest(raw: Uint8Array, expected: Digest): ParsedManifest
   if (actual !== expected) throw new ManifestError(`content hashes to ${actual}`);
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(raw).toString('utf8'));
+    doc = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'));
   } catch {
     throw new ManifestError('not JSON');
   }

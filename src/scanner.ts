@@ -115,23 +115,28 @@ type LinkRead = { digest: Digest } | { missing: true } | { corrupt: string };
  */
 const readBuffer = Buffer.allocUnsafe(64 * 1024);
 
-/**
- * The bytes of a file, at most `limit` of them; undefined when it does not
- * exist. A view of readBuffer when they fit there, valid until the next read;
- * when they fill it, the rest is read through the same descriptor.
- */
-function readBytes(file: string, limit = Number.POSITIVE_INFINITY): Buffer | undefined {
-  let fd: number;
+/** A descriptor to read `file` with, or undefined when it does not exist. */
+function openIfExists(file: string): number | undefined {
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, 'r');
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
   }
+}
+
+/**
+ * The bytes of a file; undefined when it does not exist. A view of readBuffer
+ * when they fit there, valid until the next read; when they fill it, the rest
+ * is read through the same descriptor.
+ */
+function readBytes(file: string): Buffer | undefined {
+  const fd = openIfExists(file);
+  if (fd === undefined) return undefined;
   try {
     // Position null: from the current offset, so readFileSync(fd) goes on where this read stopped.
-    const start = readBuffer.subarray(0, fs.readSync(fd, readBuffer, 0, Math.min(limit, readBuffer.length), null));
-    if (start.length < readBuffer.length || limit <= readBuffer.length) return start;
+    const start = readBuffer.subarray(0, fs.readSync(fd, readBuffer, 0, readBuffer.length, null));
+    if (start.length < readBuffer.length) return start;
     return Buffer.concat([start, fs.readFileSync(fd)]);
   } finally {
     fs.closeSync(fd);
@@ -142,9 +147,16 @@ function readBytes(file: string, limit = Number.POSITIVE_INFINITY): Buffer | und
 const LINK_READ_LIMIT = 128;
 
 function readLink(file: string): LinkRead {
-  const bytes = readBytes(file, LINK_READ_LIMIT);
-  if (bytes === undefined) return { missing: true };
-  const content = bytes.toString('utf8');
+  const fd = openIfExists(file);
+  if (fd === undefined) return { missing: true };
+  let length: number;
+  try {
+    length = fs.readSync(fd, readBuffer, 0, LINK_READ_LIMIT, null);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // Decoded straight from the shared buffer: no Buffer view per link, and there are tens of thousands.
+  const content = readBuffer.toString('utf8', 0, length);
   const digest = parseDigest(content);
   return digest ? { digest } : { corrupt: content };
 }

@@ -8,9 +8,9 @@ import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import yaml from 'js-yaml';
 import { UsageError } from './errors.js';
 import { type Environment, storageConfig, withoutRegistryOverrides } from './registryConfig.js';
+import { yaml } from './lazy.js';
 
 export const MIN_REGISTRY_VERSION = '2.4.0';
 
@@ -178,7 +178,7 @@ export async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
     let config = options.config;
     if (dir) {
       config = path.join(dir, 'config.yml');
-      await fs.writeFile(config, yaml.dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } }));
+      await fs.writeFile(config, yaml().dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } }));
     }
     const command = [options.bin, 'garbage-collect', ...(options.args ?? []), config as string];
     const { exitCode, output } = await run(options.bin, command.slice(1), dir ? withoutRegistryOverrides(env) : env, options.signal, options.onOutput);

@@ -4,10 +4,9 @@
  * glob, from a policy file; everything is validated before anything runs.
  */
 import fs from 'node:fs/promises';
-import yaml from 'js-yaml';
-import semver from 'semver';
 import { UsageError } from './errors.js';
 import { isRepositoryName } from './layout.js';
+import { semver, yaml } from './lazy.js';
 
 /** Matches tags by a whole-tag regular expression or, when it parses as one, a semver range. */
 export interface TagPattern {
@@ -39,17 +38,19 @@ export function tagVersion(tag: string): string | undefined {
   const m = VERSION_TAG.exec(tag);
   if (!m) return undefined;
   const version = `${m[1]}.${m[2] ?? '0'}.${m[3] ?? '0'}${m[4] ?? ''}`;
-  return semver.valid(version) ?? undefined;
+  return semver().valid(version) ?? undefined;
 }
 
 export function parseTagPattern(source: string, what = 'pattern'): TagPattern {
-  const range = semver.validRange(source);
+  // Only these characters make up a semver range: a pattern with any other (`^latest$`, the default) is a
+  // regular expression, and semver need not even load to say so.
+  const range = /[^0-9A-Za-z.+\-<>=^~|*\s]/.test(source) ? null : semver().validRange(source);
   if (range !== null && source.trim() !== '') {
     return {
       source,
       test: (tag) => {
         const version = tagVersion(tag);
-        return version !== undefined && semver.satisfies(version, range, { includePrerelease: true });
+        return version !== undefined && semver().satisfies(version, range, { includePrerelease: true });
       },
     };
   }
@@ -149,7 +150,7 @@ export function parsePolicy(text: string, file: string, fallback: Rules): Policy
   const opened: number[] = [];
   let doc: unknown;
   try {
-    doc = yaml.load(text, {
+    doc = yaml().load(text, {
       filename: file,
       listener(event, state) {
         if (event === 'open') opened.push(state.line + 1);

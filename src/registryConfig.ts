@@ -3,8 +3,8 @@
  * uses and, for the filesystem driver, its rootdirectory. `REGISTRY_<PATH>`
  * environment variables override the file exactly as the registry applies them.
  */
-import yaml from 'js-yaml';
 import { UsageError } from './errors.js';
+import { yaml } from './lazy.js';
 
 export const DEFAULT_ROOTDIRECTORY = '/var/lib/registry';
 
@@ -24,7 +24,7 @@ export function storageConfig(configText: string | undefined, env: Environment, 
   let doc: unknown = {};
   if (configText !== undefined) {
     try {
-      doc = yaml.load(configText) ?? {};
+      doc = yaml().load(configText) ?? {};
     } catch (error) {
       throw new UsageError(`${source} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
     }

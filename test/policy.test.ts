@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { describe, expect, it } from 'vitest';
 import { fallbackSubject, tagsSelectedByRules } from '../src/planner.js';
 import { globToRegExp, makeRules, parseDuration, parsePolicy, parseTagPattern, rulesFor, tagVersion } from '../src/policy.js';
@@ -28,6 +29,18 @@ describe('tag patterns', () => {
   });
   it('refuses what is neither a range nor a regular expression', () => {
     expect(() => parseTagPattern('(')).toThrow(/neither a semver range nor a regular expression/);
+  });
+  it('takes as a regular expression, without asking semver, only what semver would refuse as a range', () => {
+    // parseTagPattern skips semver for a pattern with a character no range has; this holds that to semver itself.
+    const outside = ['$', '(', ')', '[', ']', '\\', '/', '?', '!', '#', '%', '&', '_', ',', ';', ':', '"', "'", '{', '}', 'é'];
+    const inside = ['1', '2.x', '*', '>=', '<', '^', '~', '-', '+', '||', ' ', 'v', 'X', 'latest'];
+    for (const o of outside) {
+      for (const i of inside) {
+        for (const candidate of [`${i}${o}`, `${o}${i}`, `${i}${o}${i}`]) expect(semver.validRange(candidate), candidate).toBeNull();
+      }
+    }
+    expect(parseTagPattern('1.x|2.x').source).toBe('1.x|2.x');
+    expect(parseTagPattern('>=1 <2 || 3').test('3.1.0')).toBe(true);
   });
 });
 

@@ -191,6 +191,8 @@ export class PackedList<T extends object> implements Iterable<T> {
   private readonly fields: Array<NumberColumn<Int32Array>>;
   private readonly strings: string[] = [];
   private readonly stringIds = new Map<string, number>();
+  /** JSON text of strings[id], made when first written. */
+  private readonly jsonTexts: Array<string | undefined> = [];
   length = 0;
 
   /**
@@ -244,6 +246,21 @@ export class PackedList<T extends object> implements Iterable<T> {
   valueAt(index: number, key: number): string | undefined {
     const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
     return this.keys[key] === this.digestKey ? this.table.digest(id) : this.strings[id];
+  }
+
+  /**
+   * valueAt as JSON text, or undefined for a missing value: each string's
+   * text is made once and kept, and a digest's needs no escaping. The report
+   * writes tens of thousands of entries with a few values each.
+   */
+  jsonAt(index: number, key: number): string | undefined {
+    const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
+    if (this.keys[key] === this.digestKey) return `"${this.table.digest(id)}"`;
+    const known = this.jsonTexts[id];
+    if (known !== undefined || this.strings[id] === undefined) return known;
+    const text = JSON.stringify(this.strings[id]);
+    this.jsonTexts[id] = text;
+    return text;
   }
 
   /** JSON.stringify writes the list as an ordinary array. */

@@ -175,9 +175,9 @@ function* packedItems(list: PackedList<object>, indent: string): Generator<strin
   for (let i = 0; i < list.length; i++) {
     let entry = '';
     for (let k = 0; k < keyPrefixes.length; k++) {
-      const value = list.valueAt(i, k);
+      const value = list.jsonAt(i, k);
       if (value === undefined) continue;
-      entry += `${entry === '' ? '{\n' : ',\n'}${keyPrefixes[k]}${JSON.stringify(value)}`;
+      entry += `${entry === '' ? '{\n' : ',\n'}${keyPrefixes[k]}${value}`;
     }
     entry = entry === '' ? '{}' : `${entry}\n${inner}}`;
     yield `${i === 0 ? '[\n' : ',\n'}${inner}${entry}`;

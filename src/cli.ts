@@ -251,10 +251,9 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError('refusing to change the registry without --yes: stdin is not a terminal');
   }
   // The scan threads start now, and load their code while the target is resolved and the registry's version asked.
-  const concurrency = opts.concurrency ?? Math.min(4, os.availableParallelism());
-  const pool = await openScanPool(concurrency);
+  const pool = await openScanPool(opts.concurrency ?? Math.min(4, os.availableParallelism()));
   try {
-    return await sweepCommand(opts, cmd.args, { dryRun, concurrency, pool, log });
+    return await sweepCommand(opts, cmd.args, { dryRun, pool, log });
   } finally {
     await pool.close();
   }
@@ -263,7 +262,7 @@ async function run(argv: string[]): Promise<number> {
 async function sweepCommand(
   opts: CliOptions,
   args: string[],
-  { dryRun, concurrency, pool, log }: { dryRun: boolean; concurrency: number; pool: ScanPool; log: (m: string) => void },
+  { dryRun, pool, log }: { dryRun: boolean; pool: ScanPool; log: (m: string) => void },
 ): Promise<number> {
   // Everything the user wrote is checked before any engine is asked or anything is paused.
   const remove = (opts.remove ?? []).map(parseSelector);
@@ -286,7 +285,6 @@ async function sweepCommand(
     registryVersion: runtime.registryVersion,
     window: runtime.window,
     journal: opts.journal,
-    concurrency,
     pool,
     confirm: dryRun || opts.yes ? undefined : confirm,
     onProgress: progress.sink,

@@ -254,8 +254,8 @@ export class PackedList<T extends object> implements Iterable<T> {
    * writes tens of thousands of entries with a few values each.
    */
   jsonAt(index: number, key: number): string | undefined {
+    if (this.keys[key] === this.digestKey) return `"${this.valueAt(index, key)}"`;
     const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
-    if (this.keys[key] === this.digestKey) return `"${this.table.digest(id)}"`;
     const known = this.jsonTexts[id];
     if (known !== undefined || this.strings[id] === undefined) return known;
     const text = JSON.stringify(this.strings[id]);

@@ -7,18 +7,17 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { BlobPart } from './ledger.js';
-import type { FoundRepository, RepositoryScan, ScanPool } from './scanner.js';
+import type { RepositoryScan, ScanPool, ScanWork } from './scanner.js';
 
-type Work = { kind: 'repository'; root: string; found: FoundRepository; times: boolean } | { kind: 'blobs'; root: string; prefixes: string[] };
-export type ScanTask = Work & { id: number };
+export type ScanTask = ScanWork & { id: number };
 
 type Reply = { id: number; result?: unknown; error?: { message: string; code?: string } };
 
 const IN_FLIGHT_PER_WORKER = 4;
 
 /**
- * `threads` threads in all: `local` (this thread, running the same units
- * synchronously) and threads − 1 workers. This thread takes part because a
+ * `threads` threads in all: this one (running units with `local`, as a worker
+ * does) and threads − 1 workers. This thread takes part because a
  * worker costs CPU of its own (starting, compiling the scanner again, cloning
  * results): side by side on the medium tree with 2 CPUs, two workers next to
  * an idle main thread ran no faster than this thread alone.
@@ -26,7 +25,7 @@ const IN_FLIGHT_PER_WORKER = 4;
  * The tree's root comes with each unit of work, so a pool can start before
  * the root is known and serve every walk of a run.
  */
-export function workerPool(threads: number, local: ScanPool): ScanPool {
+export function workerPool(threads: number, local: (work: ScanWork) => unknown): ScanPool {
   const workers = Array.from({ length: threads - 1 }, () => new Worker(new URL('./scanWorker.js', import.meta.url), {
       // Not the parent's flags: `node -e` or --input-type would make the worker fail to start.
       execArgv: [],
@@ -54,8 +53,13 @@ export function workerPool(threads: number, local: ScanPool): ScanPool {
     localTurn = undefined;
     const task = queue.shift();
     if (!task) return;
-    const result = task.kind === 'repository' ? local.repository(task.root, task.found, task.times) : local.blobs(task.root, task.prefixes);
-    result.then((value) => settle(task.id, { result: value }), (error: Error) => settle(task.id, { error }));
+    let outcome: { result: unknown } | { error: Error };
+    try {
+      outcome = { result: local(task) };
+    } catch (error) {
+      outcome = { error: error as Error };
+    }
+    settle(task.id, outcome);
     pump();
   };
 
@@ -81,7 +85,7 @@ export function workerPool(threads: number, local: ScanPool): ScanPool {
       pending.clear();
     });
   }
-  const submit = <T>(task: Work): Promise<T> => {
+  const submit = <T>(task: ScanWork): Promise<T> => {
     if (failed) return Promise.reject(failed);
     return new Promise<T>((resolve, reject) => {
       const id = nextId++;

@@ -3,13 +3,12 @@
  * blob prefixes) with synchronous I/O, so several threads read the tree at once.
  */
 import { parentPort } from 'node:worker_threads';
-import { scanBlobPrefixes, scanRepository } from './scanner.js';
+import { runScanWork } from './scanner.js';
 import type { ScanTask } from './scanPool.js';
 
 parentPort?.on('message', (task: ScanTask) => {
   try {
-    const result = task.kind === 'repository' ? scanRepository(task.root, task.found, task.times) : scanBlobPrefixes(task.root, task.prefixes);
-    parentPort?.postMessage({ id: task.id, result });
+    parentPort?.postMessage({ id: task.id, result: runScanWork(task) });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     parentPort?.postMessage({ id: task.id, error: { message: e.message, code: e.code } });

@@ -385,6 +385,14 @@ export function scanRepository(root: string, found: FoundRepository, times: bool
   return { repo, manifests: repo.revisions.map((digest) => [digest, readManifest(paths, digest)]) };
 }
 
+/** A unit of scanning work, as the pool queues it and a worker receives it. */
+export type ScanWork = { kind: 'repository'; root: string; found: FoundRepository; times: boolean } | { kind: 'blobs'; root: string; prefixes: string[] };
+
+/** Runs one unit in this thread: what a worker does with a message, and what the main thread does with its share. */
+export function runScanWork(work: ScanWork): RepositoryScan | BlobPart {
+  return work.kind === 'repository' ? scanRepository(work.root, work.found, work.times) : scanBlobPrefixes(work.root, work.prefixes);
+}
+
 /** Runs the units of work, in worker threads when asked for more than one. */
 export interface ScanPool {
   readonly threads: number;
@@ -406,7 +414,7 @@ const inlinePool: ScanPool = {
  * opens them before resolving its target does not wait for them later.
  */
 export async function openScanPool(concurrency: number): Promise<ScanPool> {
-  return concurrency > 1 ? (await import('./scanPool.js')).workerPool(concurrency, inlinePool) : inlinePool;
+  return concurrency > 1 ? (await import('./scanPool.js')).workerPool(concurrency, runScanWork) : inlinePool;
 }
 
 /** A scanned repository with its manifests read: the ones that could not be read are problems of the repository. */

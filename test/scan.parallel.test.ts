@@ -124,15 +124,10 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
 });
 
 it('reads in this thread too, next to the workers, and gets the same inventory', async () => {
-  const { openScanPool, scan } = await import('../dist/src/scanner.js');
+  const { runScanWork, scan } = await import('../dist/src/scanner.js');
   const { workerPool } = await import('../dist/src/scanPool.js');
-  const here = await openScanPool(1);
   let local = 0;
-  const counting = {
-    ...here,
-    repository: (...args: Parameters<typeof here.repository>) => (local++, here.repository(...args)),
-    blobs: (...args: Parameters<typeof here.blobs>) => (local++, here.blobs(...args)),
-  };
+  const counting = (work: Parameters<typeof runScanWork>[0]) => (local++, runScanWork(work));
   let all = 0;
   const pool = workerPool(2, counting);
   const counted = {

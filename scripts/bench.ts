@@ -16,16 +16,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyPlan, emptyTrash, trashFor } from '../src/apply.js';
-import { findRegistryBinary } from '../src/gc.js';
-import { planPurge } from '../src/planner.js';
-import { scan } from '../src/scanner.js';
+import { applyPlan, emptyTrash, trashFor } from '../src/apply/apply.js';
+import { findRegistryBinary } from '../src/gc/garbageCollect.js';
+import { planPurge } from '../src/plan/planner.js';
+import { scan } from '../src/storage/scan.js';
 import { type BenchImage, MissingPrerequisite, mountBenchImage } from './benchImage.js';
 import { type TreeSpec, writeBenchTree } from './benchTree.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../..');
-const cli = path.join(projectRoot, 'dist/src/cli.js');
+const cli = path.join(projectRoot, 'dist/src/cli/main.js');
 
 const SIZES: Record<string, TreeSpec> = {
   tiny: { repositories: 4, tagsPerRepository: 10, revisionsPerTag: 3 },

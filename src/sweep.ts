@@ -4,18 +4,18 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import { applyPlan, emptyTrash, trashFor } from './apply.js';
-import type { Collector } from './collectors.js';
+import { applyPlan, emptyTrash, trashFor } from './apply/apply.js';
+import type { Collector } from './gc/gcRunners.js';
 import { UsageError } from './errors.js';
-import { type GcDecision, type GcResult, chooseGcFlags } from './gc.js';
-import { Layout } from './layout.js';
-import type { Target, TargetKind } from './locator.js';
-import { type MaintenanceWindow, unpausedWindow } from './maintenance.js';
-import type { Plan, Prediction, RepositoryReclaim, Selector } from './planner.js';
+import { type GcDecision, type GcResult, chooseGcFlags } from './gc/garbageCollect.js';
+import { Layout } from './storage/layout.js';
+import type { Target, TargetKind } from './docker/locator.js';
+import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
+import type { Plan, Prediction, RepositoryReclaim, Selector } from './plan/planner.js';
 import { type ProgressSink, gcLineCounter } from './progress.js';
-import type { Policy } from './policy.js';
-import { type Problem, type ScanPool, type Totals, requireRegistryRoot } from './scanner.js';
-import { measure, survey } from './survey.js';
+import type { Policy } from './plan/policy.js';
+import { type Problem, type ScanPool, type Totals, requireRegistryRoot } from './storage/scan.js';
+import { measure, survey } from './plan/planTree.js';
 
 export interface SweepOptions {
   target: Pick<Target, 'kind' | 'name' | 'root'>;

@@ -1,0 +1,212 @@
+/**
+ * Turns a SweepReport into text for people and JSON for machines. Pure: the
+ * CLI decides where it goes.
+ */
+import { PackedList } from '../storage/digestTable.js';
+import type { RepositoryReclaim } from '../plan/planner.js';
+import type { Totals } from '../storage/scan.js';
+import type { SweepReport } from '../sweep.js';
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+export function table(before: Totals, after: Totals, afterLabel: string): string[] {
+  const rows: Array<[string, string, string]> = [
+    ['', 'before', afterLabel],
+    ['repositories', String(before.repositories), String(after.repositories)],
+    ['tags', String(before.tags), String(after.tags)],
+    ['manifests', String(before.manifests), String(after.manifests)],
+    ['blobs', String(before.blobs), String(after.blobs)],
+    ['bytes', formatBytes(before.bytes), formatBytes(after.bytes)],
+  ];
+  const width = (column: 0 | 1 | 2): number => Math.max(...rows.map((r) => r[column].length));
+  const [w0, w1, w2] = [width(0), width(1), width(2)];
+  return rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c.padStart(w2)}`);
+}
+
+export interface HumanOptions {
+  verbose?: boolean;
+  /** Rows of the per-repository table (default 10). */
+  top?: number;
+}
+
+const BAR_WIDTH = 24;
+
+/** The largest reclaimable repositories, each with a bar proportional to the largest. */
+export function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[] {
+  const shown = rows.filter((r) => r.predictedBytes > 0).slice(0, top);
+  if (shown.length === 0) return [];
+  const largest = shown[0]?.predictedBytes ?? 1;
+  const nameWidth = Math.max(...shown.map((r) => r.repository.length));
+  const sizes = shown.map((r) => formatBytes(r.predictedBytes));
+  const sizeWidth = Math.max(...sizes.map((x) => x.length));
+  const lines = shown.map((r, i) => {
+    const bar = '█'.repeat(Math.max(1, Math.round((r.predictedBytes / largest) * BAR_WIDTH)));
+    return `  ${r.repository.padEnd(nameWidth)}  ${(sizes[i] as string).padStart(sizeWidth)}  ${bar}`;
+  });
+  const rest = rows.filter((r) => r.predictedBytes > 0).slice(top);
+  if (rest.length > 0) lines.push(`  … ${plural(rest.length, 'more repository', 'more repositories')}, ${formatBytes(rest.reduce((n, r) => n + r.predictedBytes, 0))}`);
+  return lines;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+export function formatHuman(report: SweepReport, options: HumanOptions = {}): string {
+  const lines: string[] = [];
+  const { target } = report;
+  const version = target.registryVersion ? ` (registry ${target.registryVersion})` : '';
+  const where = target.kind === 'path' ? target.root : `${target.kind} ${target.name}, storage at ${target.root}`;
+  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${where}${version}`, '');
+  lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'), '');
+
+  const { repositories, manifests, indexEntries, tags } = report.plan;
+  const repos = new Set(tags.map((t) => t.repository));
+  for (const m of manifests) repos.add(m.repository);
+  for (const e of indexEntries) repos.add(e.repository);
+  if (manifests.length + indexEntries.length + tags.length === 0) {
+    lines.push('Nothing to remove: every revision is needed by a tag.');
+  } else {
+    const parts = [plural(manifests.length, 'manifest'), plural(indexEntries.length, 'tag history entry', 'tag history entries')];
+    if (tags.length > 0) parts.unshift(plural(tags.length, 'tag'));
+    if (repositories.length > 0) parts.unshift(plural(repositories.length, 'whole repository', 'whole repositories'));
+    lines.push(`${report.dryRun ? 'Would remove' : 'Removed'} ${parts.join(', ')} in ${plural(repos.size, 'repository', 'repositories')}.`);
+  }
+  for (const r of repositories) lines.push(`  - repository ${r.repository}${r.nested.length > 0 ? ` (its nested ${r.nested.join(', ')} stay)` : ''}`);
+  for (const t of tags.filter((t) => t.reason !== 'repository-removed')) lines.push(`  - tag ${t.repository}:${t.tag}: ${t.detail}`);
+  if (options.verbose) {
+    for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
+    for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);
+    for (const p of report.removedPaths) lines.push(`  removed ${p}`);
+  }
+
+  const reclaim = reclaimTable(report.perRepository, options.top ?? 10);
+  if (reclaim.length > 0) lines.push('', 'Reclaimable by repository (predicted):', ...reclaim);
+  lines.push('');
+  const predicted = `${plural(report.predicted.blobs, 'blob')}, ${formatBytes(report.predicted.bytes)}`;
+  if (report.dryRun) {
+    lines.push(`garbage-collect would then free ${predicted}.`);
+  } else if (report.gc.ran) {
+    const freed = report.freed ? `${plural(report.freed.blobs, 'blob')}, ${formatBytes(report.freed.bytes)}` : 'unknown';
+    lines.push(`garbage-collect (exit ${report.gc.exitCode}): predicted ${predicted}; freed ${freed}.`);
+  } else {
+    lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
+  }
+  if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
+  if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
+  if (!report.dryRun) {
+    const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (garbage-collect ${seconds(report.gc.durationMs)})` : '';
+    const paused = report.pausedMs > 0 ? `Registry paused ${seconds(report.pausedMs)}${gcTime}; ` : gcTime ? `Garbage-collect took ${seconds(report.gc.durationMs ?? 0)}; ` : '';
+    lines.push(`${paused}total ${seconds(report.durationMs)}.`);
+  }
+  if (report.problems.length > 0) {
+    lines.push('', `${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);
+    for (const p of report.problems) lines.push(`  ${p.repository ? `${p.repository}: ` : ''}${p.message}${p.path ? ` [${p.path}]` : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const JSON_SCHEMA_VERSION = 1;
+
+function jsonDocument(report: SweepReport): object {
+  // The removed paths and garbage-collect's output are for --verbose; the plan already names every item.
+  const { gc, removedPaths: _paths, ...rest } = report;
+  const { output: _output, ...gcFields } = gc;
+  return { schemaVersion: JSON_SCHEMA_VERSION, ...rest, gc: gcFields };
+}
+
+const CHUNK_CHARS = 1 << 16;
+
+/**
+ * The JSON report in pieces of about 64 KiB, the same text as
+ * `JSON.stringify(document, null, 2)`: a plan with a million entries is
+ * written entry by entry, never held as one string (or one array of objects).
+ */
+export function* jsonChunks(report: SweepReport): Generator<string> {
+  let pending = '';
+  for (const piece of pretty(jsonDocument(report), '')) {
+    pending += piece;
+    if (pending.length >= CHUNK_CHARS) {
+      yield pending;
+      pending = '';
+    }
+  }
+  yield `${pending}\n`;
+}
+
+/** Whether a plain object holds a PackedList, at any depth through plain objects: those are written piece by piece. */
+function holdsPackedList(value: object): boolean {
+  for (const v of Object.values(value)) {
+    if (v instanceof PackedList) return true;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { toJSON?: unknown }).toJSON !== 'function' && holdsPackedList(v)) return true;
+  }
+  return false;
+}
+
+/**
+ * JSON.stringify's own text, indented to sit at `indent`. A newline can only
+ * be layout in it (one inside a string is escaped), so re-indenting is a
+ * replace; this is what makes a million plan entries cheap to write.
+ */
+function stringified(value: unknown, indent: string): string {
+  const text = JSON.stringify(value, null, 2) ?? 'null';
+  return indent === '' ? text : text.replace(/\n/g, `\n${indent}`);
+}
+
+/**
+ * A PackedList's entries as JSON.stringify would indent them, written from its
+ * columns without making each entry's object: the report of a large plan is
+ * mostly these, and it is written while nothing else can happen.
+ */
+function* packedItems(list: PackedList<object>, indent: string): Generator<string> {
+  const inner = `${indent}  `;
+  const keyPrefixes = list.keys.map((key) => `${inner}  ${JSON.stringify(key)}: `);
+  for (let i = 0; i < list.length; i++) {
+    let entry = '';
+    for (let k = 0; k < keyPrefixes.length; k++) {
+      const value = list.jsonAt(i, k);
+      if (value === undefined) continue;
+      entry += `${entry === '' ? '{\n' : ',\n'}${keyPrefixes[k]}${value}`;
+    }
+    entry = entry === '' ? '{}' : `${entry}\n${inner}}`;
+    yield `${i === 0 ? '[\n' : ',\n'}${inner}${entry}`;
+  }
+  yield list.length === 0 ? '[]' : `\n${indent}]`;
+}
+
+/**
+ * The document piece by piece: a PackedList entry by entry, the plain objects
+ * that hold one field by field, and everything else in one JSON.stringify.
+ */
+function* pretty(value: unknown, indent: string): Generator<string> {
+  if (value instanceof PackedList) {
+    yield* packedItems(value, indent);
+    return;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsPackedList(value)) {
+    yield stringified(value, indent);
+    return;
+  }
+  const fields = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== 'function' && typeof v !== 'symbol');
+  const inner = `${indent}  `;
+  for (const [i, [key, v]] of fields.entries()) {
+    yield `${i === 0 ? '{\n' : ',\n'}${inner}${JSON.stringify(key)}: `;
+    yield* pretty(v, inner);
+  }
+  yield `\n${indent}}`;
+}
+
+export function toJson(report: SweepReport): string {
+  return [...jsonChunks(report)].join('');
+}

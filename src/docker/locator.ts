@@ -1,0 +1,166 @@
+/**
+ * From what users name (a container, a swarm service, a volume) to the
+ * registry's storage root as this process can reach it, and the containers
+ * that serve it. Reads only; the engine is asked, never told.
+ */
+import path from 'node:path';
+import type { ContainerInfo, Engine, MountInfo } from './engine.js';
+import { UsageError } from '../errors.js';
+import { parseRegistryVersion } from '../gc/garbageCollect.js';
+import { DEFAULT_ROOTDIRECTORY, storageConfig } from '../gc/registryConfig.js';
+
+export type TargetKind = 'container' | 'service' | 'volume' | 'path';
+
+export interface Target {
+  kind: TargetKind;
+  name: string;
+  /** The storage root as this process reaches it. */
+  root: string;
+  /** The storage root on the Docker host. */
+  hostRoot?: string;
+  /** The registry containers serving this storage: paused, collected from, restarted. */
+  containers: ContainerInfo[];
+  /** Inside the registry container: its rootdirectory and config file. */
+  containerRoot?: string;
+  configPath?: string;
+  /** For a volume: its name, so a helper can mount it. */
+  volume?: string;
+}
+
+// Where the official images keep their config: 2.x, then 3.x.
+const IMAGE_CONFIG_PATHS = ['/etc/docker/registry/config.yml', '/etc/distribution/config.yml'];
+
+/** The config file a registry container was started with, by the rules its entrypoint follows. */
+export function configPathCandidates(container: ContainerInfo): string[] {
+  const args = container.args[0] === 'serve' ? container.args.slice(1) : container.args;
+  const first = args[0];
+  if (first && /\.ya?ml$/.test(first)) return [first];
+  const fromEnv = container.env.REGISTRY_CONFIGURATION_PATH;
+  if (fromEnv) return [fromEnv];
+  return IMAGE_CONFIG_PATHS;
+}
+
+/** Maps a path across mounts, through the deepest mount whose `from` side holds it. */
+function acrossMounts(mounts: readonly MountInfo[], p: string, from: 'source' | 'destination'): string | undefined {
+  const to = from === 'source' ? 'destination' : 'source';
+  const target = path.posix.normalize(p);
+  const holding = mounts
+    .filter((m) => target === m[from] || target.startsWith(`${m[from].replace(/\/$/, '')}/`))
+    .sort((a, b) => b[from].length - a[from].length)[0];
+  return holding && path.posix.join(holding[to], path.posix.relative(holding[from], target));
+}
+
+/** The host path behind a path inside a container. */
+export function hostPathFor(mounts: readonly MountInfo[], containerPath: string): string | undefined {
+  return acrossMounts(mounts, containerPath, 'destination');
+}
+
+/** The path inside a container behind a host path. */
+export function containerPathFor(mounts: readonly MountInfo[], hostPath: string): string | undefined {
+  return acrossMounts(mounts, hostPath, 'source');
+}
+
+interface ContainerStorage {
+  containerRoot: string;
+  configPath?: string;
+  hostRoot: string;
+}
+
+async function storageOf(engine: Engine, container: ContainerInfo): Promise<ContainerStorage> {
+  let configPath: string | undefined;
+  let text: string | undefined;
+  for (const candidate of configPathCandidates(container)) {
+    text = await engine.readFile(container.id, candidate);
+    if (text !== undefined) {
+      configPath = candidate;
+      break;
+    }
+  }
+  const where = `container ${container.name}${configPath ? ` (${configPath})` : ''}`;
+  // Without a readable config the registry would not start, unless the environment configures it all.
+  const storage = text === undefined
+    ? { driver: (container.env.REGISTRY_STORAGE ?? 'filesystem').toLowerCase(), rootdirectory: container.env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ?? DEFAULT_ROOTDIRECTORY }
+    : storageConfig(text, container.env, where);
+  if (storage.driver !== 'filesystem') {
+    throw new UsageError(`${where} uses the ${storage.driver} storage driver; regsweep works only on filesystem storage`);
+  }
+  const containerRoot = storage.rootdirectory ?? DEFAULT_ROOTDIRECTORY;
+  const hostRoot = hostPathFor(container.mounts, containerRoot);
+  if (!hostRoot) {
+    throw new UsageError(`the storage root ${containerRoot} of container ${container.name} is not on a volume or bind mount, so it cannot be reached from outside the container`);
+  }
+  return { containerRoot, configPath, hostRoot };
+}
+
+async function fromContainers(engine: Engine, kind: TargetKind, name: string, containers: ContainerInfo[]): Promise<Target> {
+  const first = containers[0];
+  if (!first) throw new UsageError(`${kind} ${name} has no container on this Docker host`);
+  const storages = await Promise.all(containers.map((c) => storageOf(engine, c)));
+  const roots = new Set(storages.map((s) => s.hostRoot));
+  if (roots.size > 1) throw new UsageError(`the containers of ${kind} ${name} store at different places: ${[...roots].join(', ')}`);
+  const storage = storages[0] as ContainerStorage;
+  return { kind, name, root: storage.hostRoot, hostRoot: storage.hostRoot, containers, containerRoot: storage.containerRoot, configPath: storage.configPath };
+}
+
+/** A container by name or id, else a swarm service by name. */
+export async function locateNamed(engine: Engine, name: string): Promise<Target> {
+  await engine.ping();
+  const container = await engine.container(name);
+  if (container) return fromContainers(engine, 'container', name, [container]);
+  const tasks = await engine.serviceContainers(name);
+  if (tasks === undefined) throw new UsageError(`no container or service named ${name}`);
+  if (tasks.length === 0) throw new UsageError(`service ${name} has no running task container on this Docker host`);
+  return fromContainers(engine, 'service', name, tasks);
+}
+
+/** A volume, with the registry containers that use it (running or stopped). */
+export async function locateVolume(engine: Engine, name: string): Promise<Target> {
+  await engine.ping();
+  const volume = await engine.volume(name);
+  if (!volume) throw new UsageError(`no volume named ${name}`);
+  if (volume.driver !== 'local') throw new UsageError(`volume ${name} uses the ${volume.driver} driver; only local volumes have files to reach`);
+  const users = await engine.containersUsingVolume(name);
+  if (users.length > 0) {
+    const target = await fromContainers(engine, 'volume', name, users);
+    const inside = path.posix.relative(volume.mountpoint, target.hostRoot as string);
+    if (inside.startsWith('..') || path.posix.isAbsolute(inside)) {
+      throw new UsageError(`the registry containers using volume ${name} store outside it, at ${target.hostRoot}`);
+    }
+    return { ...target, volume: name };
+  }
+  return { kind: 'volume', name, root: volume.mountpoint, hostRoot: volume.mountpoint, containers: [], volume: name, containerRoot: DEFAULT_ROOTDIRECTORY };
+}
+
+/**
+ * When regsweep itself runs in a container, the host path of the storage is
+ * reached through its own mounts (`--volumes-from` the registry, or `-v`).
+ */
+export async function reachFromHere(engine: Engine, target: Target): Promise<Target> {
+  const self = await engine.self();
+  if (!self || !target.hostRoot) return target;
+  const here = containerPathFor(self.mounts, target.hostRoot);
+  if (!here) {
+    const hint = target.containers[0] ? `--volumes-from ${target.containers[0].name}` : `-v ${target.hostRoot}:${target.hostRoot}`;
+    throw new UsageError(`the storage (${target.hostRoot} on the host) is not mounted into this container: run regsweep with ${hint}`);
+  }
+  return { ...target, root: here };
+}
+
+function versionFrom(result: { exitCode: number; output: string }, what: string): string {
+  const version = parseRegistryVersion(result.output);
+  if (result.exitCode !== 0 || !version) {
+    throw new UsageError(`cannot read the registry version of ${what}: ${result.output.trim().split('\n')[0] ?? ''}`);
+  }
+  return version;
+}
+
+/** The registry version of an image: the entrypoint maps `--version` to `registry --version`. */
+export async function imageRegistryVersion(engine: Engine, image: string): Promise<string> {
+  return versionFrom(await engine.runOnce({ image, cmd: ['--version'] }), `image ${image}`);
+}
+
+/** The registry version of a container: asked of the running binary, else of its image. */
+export async function containerRegistryVersion(engine: Engine, container: ContainerInfo): Promise<string> {
+  if (!container.running || container.paused) return imageRegistryVersion(engine, container.image);
+  return versionFrom(await engine.exec(container.id, ['registry', '--version']), `container ${container.name}`);
+}

@@ -1,0 +1,124 @@
+/**
+ * The maintenance window: only the re-check, the apply and garbage-collect
+ * run inside it. The registry containers are paused for it, so nothing is
+ * pushed meanwhile, and restarted after it, so their blob cache forgets the
+ * swept blobs. Bringing the registry back is a once-only rollback that runs
+ * on success, on any error, and on SIGINT or SIGTERM.
+ */
+import type { ContainerInfo, Engine } from './engine.js';
+import { InterruptedError, RegsweepError } from '../errors.js';
+
+export interface WindowResult<T> {
+  value: T;
+  pausedMs: number;
+}
+
+export interface MaintenanceWindow {
+  /** What the window does to the registry, for the confirmation and the report. */
+  readonly description: string;
+  run<T>(work: (signal: AbortSignal) => Promise<T>): Promise<WindowResult<T>>;
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
+}
+
+/**
+ * Runs `work` with an AbortSignal that fires on SIGINT or SIGTERM, then always
+ * runs `rollback` before returning or throwing. A second signal during the
+ * rollback is swallowed: leaving the registry paused is the one outcome to avoid.
+ */
+async function guarded<T>(work: (signal: AbortSignal) => Promise<T>, rollback: () => Promise<void>): Promise<T> {
+  const controller = new AbortController();
+  let interruptedBy: string | undefined;
+  const onSignal = (name: NodeJS.Signals): void => {
+    interruptedBy ??= name;
+    controller.abort(new InterruptedError(`interrupted by ${name}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let value: T;
+  try {
+    value = await work(controller.signal);
+  } catch (error) {
+    // The finally below brings the registry back before this propagates.
+    if (interruptedBy) throw new InterruptedError(`interrupted by ${interruptedBy}; the registry was brought back`, { cause: error });
+    throw error;
+  } finally {
+    await rollback();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (interruptedBy) throw new InterruptedError(`interrupted by ${interruptedBy}; the registry was brought back`);
+  return value;
+}
+
+/** No registry to pause (a storage path, or a volume nobody serves): only the signal handling. */
+export function unpausedWindow(description = 'the registry is not paused: stop it or make it read-only first'): MaintenanceWindow {
+  return {
+    description,
+    async run(work) {
+      const value = await guarded(work, async () => {});
+      return { value, pausedMs: 0 };
+    },
+  };
+}
+
+export interface RegistryWindowOptions {
+  /** Restart after the window (default), or only unpause (`--unpause-only`). */
+  restart: boolean;
+  /** The containers are the tasks of this swarm service: restarting means replacing the tasks. */
+  service?: string;
+  log?: (message: string) => void;
+}
+
+/** Pauses every running container of the registry for the window. */
+export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
+  const running = containers.filter((c) => c.running);
+  const names = running.map((c) => c.name).join(', ');
+  const after = options.restart ? 'restarted' : 'unpaused';
+  return {
+    description: running.length > 0 ? `${names} paused during the purge and garbage-collect, then ${after}` : 'no registry container is running: nothing to pause',
+    async run(work) {
+      const paused: ContainerInfo[] = [];
+      let pausedAt = 0;
+      let resumedAt = 0;
+      const resume = once(async () => {
+        const failures: string[] = [];
+        const service = options.service;
+        if (options.restart && service) {
+          try {
+            await engine.restartService(service, paused.map((c) => c.id));
+          } catch (error) {
+            failures.push((error as Error).message);
+            // Swarm could not replace them: at least let the old tasks serve again.
+            await Promise.all(paused.map((c) => engine.unpause(c.id).catch(() => {})));
+          }
+        } else {
+          await Promise.all(
+            paused.map(async (c) => {
+              try {
+                await (options.restart ? engine.restart(c.id) : engine.unpause(c.id));
+              } catch (error) {
+                failures.push(`${c.name}: ${(error as Error).message}`);
+              }
+            }),
+          );
+        }
+        resumedAt = Date.now();
+        if (failures.length > 0) throw new RegsweepError(`could not bring the registry back: ${failures.join('; ')}`);
+      });
+      const value = await guarded(async (signal) => {
+        pausedAt = Date.now();
+        for (const c of running) {
+          paused.push(c); // recorded before the call: a pause that fails half-way is still undone
+          await engine.pause(c.id);
+          signal.throwIfAborted();
+        }
+        return work(signal);
+      }, resume);
+      return { value, pausedMs: running.length > 0 ? resumedAt - pausedAt : 0 };
+    },
+  };
+}

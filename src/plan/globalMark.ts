@@ -1,0 +1,179 @@
+/**
+ * The global half of the prediction, kept compactly so it scales to millions
+ * of revisions: garbage-collect's mark over every repository as the plan
+ * leaves it, every blob's size, and which removed manifests used which blobs.
+ * Repositories are fed one at a time (the scan streams them) and then dropped;
+ * only digest ids and flags stay.
+ */
+import { DigestTable, Flag } from '../storage/digestTable.js';
+import type { Digest } from '../storage/layout.js';
+import type { ParsedManifest } from '../storage/manifest.js';
+import type { Problem, RepositoryState } from '../storage/scan.js';
+
+/** Blobs found under some prefix directories: 32 bytes of digest and a size per blob. */
+export interface BlobPart {
+  digests: Uint8Array;
+  sizes: Float64Array;
+  problems: Problem[];
+}
+
+export interface Sweep {
+  blobs: number;
+  bytes: number;
+  /** When non-empty, garbage-collect must not run (it would abort or mis-mark) and frees nothing. */
+  blockedBy: Problem[];
+}
+
+/** Major version of a registry version string such as `2.8.2` or `3.0.0`. */
+export function majorOf(version: string | undefined): number | undefined {
+  const major = version === undefined ? NaN : Number.parseInt(version, 10);
+  return Number.isFinite(major) ? major : undefined;
+}
+
+/** A growable list of ids, a chunk at a time. */
+class IdList {
+  private readonly chunks: Int32Array[] = [];
+  length = 0;
+
+  push(id: number): void {
+    const chunk = this.length >>> 14;
+    if (chunk === this.chunks.length) this.chunks.push(new Int32Array(1 << 14));
+    (this.chunks[chunk] as Int32Array)[this.length & ((1 << 14) - 1)] = id;
+    this.length++;
+  }
+
+  get(index: number): number {
+    return (this.chunks[index >>> 14] as Int32Array)[index & ((1 << 14) - 1)] as number;
+  }
+}
+
+export class Ledger {
+  private readonly treeProblems: Problem[] = [];
+  private readonly repositoryProblems: Problem[] = [];
+  /** Ids of what removed manifests use (themselves and their references), repository by repository. */
+  private readonly used = new IdList();
+  private readonly usedBy: Array<{ repository: string; end: number }> = [];
+  private blobCount = 0;
+  private blobBytes = 0;
+  private result: Sweep | undefined;
+  private byRepository: { repositories: Map<string, number>; unreferenced: number } | undefined;
+  private readonly major: number | undefined;
+
+  /** `table` may be shared with the plan's packed lists: the digests they name are here anyway. */
+  constructor(
+    private readonly registryVersion?: string,
+    readonly table: DigestTable = new DigestTable(),
+  ) {
+    this.major = majorOf(registryVersion);
+  }
+
+  /** Problems of the tree outside any repository (unexpected blob paths, bad repository names). */
+  treeProblem(problems: readonly Problem[]): void {
+    this.treeProblems.push(...problems.filter((p) => p.blocksGc));
+  }
+
+  /**
+   * One repository as the plan leaves it: every revision it keeps is marked
+   * with what it references, if garbage-collect enumerates the repository
+   * (2.x by `_layers`, 3.x by `_manifests`). Call in repository-name order.
+   */
+  repository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>, removed: ReadonlySet<Digest>): void {
+    this.repositoryProblems.push(...repo.problems.filter((p) => p.blocksGc));
+    const v3 = this.major !== undefined && this.major >= 3;
+    const enumerated = v3 ? repo.hasManifests : repo.hasLayers;
+    const start = this.used.length;
+    for (const digest of repo.revisions) {
+      const manifest = manifests.get(digest);
+      if (removed.has(digest)) {
+        this.used.push(this.table.id(digest));
+        for (const ref of manifest?.references ?? []) this.used.push(this.table.id(ref));
+        continue;
+      }
+      // A revision whose blob is missing is skipped by garbage-collect, and so not marked.
+      if (!enumerated || !manifest) continue;
+      if (v3 && manifest.kind === 'schema1') {
+        this.repositoryProblems.push({ repository: repo.name, message: `registry ${this.registryVersion} cannot read schema1 manifest ${digest}; its garbage-collect aborts`, blocksGc: true });
+      }
+      this.table.set(this.table.id(digest), Flag.marked);
+      for (const ref of manifest.references) this.table.set(this.table.id(ref), Flag.marked);
+    }
+    if (this.used.length > start) this.usedBy.push({ repository: repo.name, end: this.used.length });
+  }
+
+  /** Blobs under blobs/, with their sizes. */
+  blobs(part: BlobPart): void {
+    this.treeProblem(part.problems);
+    for (let i = 0; i < part.sizes.length; i++) {
+      const id = this.table.idOfBytes(part.digests, i * 32);
+      if (this.table.has(id, Flag.blob)) continue;
+      this.table.set(id, Flag.blob);
+      this.table.setSize(id, part.sizes[i] as number);
+      this.blobCount++;
+      this.blobBytes += part.sizes[i] as number;
+    }
+  }
+
+  /** Every blob and its bytes, before anything is removed. */
+  totals(): { blobs: number; bytes: number } {
+    return { blobs: this.blobCount, bytes: this.blobBytes };
+  }
+
+  private swept(id: number): boolean {
+    return this.table.has(id, Flag.blob) && !this.table.has(id, Flag.marked);
+  }
+
+  /** What garbage-collect's sweep frees once every repository and blob is in. */
+  sweep(): Sweep {
+    if (this.result) return this.result;
+    const blockedBy = [...this.treeProblems, ...this.repositoryProblems];
+    let blobs = 0;
+    let bytes = 0;
+    if (blockedBy.length === 0) {
+      for (let id = 0; id < this.table.count; id++) {
+        if (!this.swept(id)) continue;
+        blobs++;
+        bytes += this.table.size(id);
+      }
+    }
+    this.result = { blobs, bytes, blockedBy };
+    return this.result;
+  }
+
+  /** The digests the sweep frees, sorted (for tests and small trees: it makes a string per blob). */
+  sweptDigests(): Digest[] {
+    if (this.sweep().blockedBy.length > 0) return [];
+    const digests: Digest[] = [];
+    for (let id = 0; id < this.table.count; id++) if (this.swept(id)) digests.push(this.table.digest(id));
+    return digests.sort();
+  }
+
+  /**
+   * The swept bytes by repository: a swept blob counts once, for the first
+   * repository (in the order fed, by name) whose removed manifests used it;
+   * the rest (orphans, leftovers of earlier runs) under `unreferenced`.
+   */
+  bytesByRepository(): { repositories: Map<string, number>; unreferenced: number } {
+    this.byRepository ??= this.attribute();
+    return this.byRepository;
+  }
+
+  private attribute(): { repositories: Map<string, number>; unreferenced: number } {
+    const repositories = new Map<string, number>();
+    const { blockedBy, bytes: total } = this.sweep();
+    if (blockedBy.length > 0) return { repositories, unreferenced: 0 };
+    let attributed = 0;
+    let index = 0;
+    for (const { repository, end } of this.usedBy) {
+      let bytes = 0;
+      for (; index < end; index++) {
+        const id = this.used.get(index);
+        if (!this.swept(id) || this.table.has(id, Flag.attributed)) continue;
+        this.table.set(id, Flag.attributed);
+        bytes += this.table.size(id);
+      }
+      if (bytes > 0) repositories.set(repository, (repositories.get(repository) ?? 0) + bytes);
+      attributed += bytes;
+    }
+    return { repositories, unreferenced: total - attributed };
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * regsweep against registries deployed the ways people deploy them, on a real
+ * Docker engine: a named volume, a bind mount with the root set by env, a
+ * config at a custom path, a swarm service, a volume whose registry is
+ * stopped, and regsweep itself in a container. Then the faults.
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HELPER_LABEL } from '../../src/docker/engine.js';
+import { BIN, runCli } from '../support/cli.js';
+import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName, waitForHttp } from '../support/docker.js';
+import { type Descriptor, RegistryClient, pushImage } from '../support/registry.js';
+import { type Scenario, pushMixedScenario } from '../support/scenario.js';
+import { expectValidReport } from '../support/schema.js';
+import { tempDir } from '../support/tmp.js';
+
+const run = promisify(execFile);
+const enabled = dockerAvailable();
+
+/** A client that, like `docker push`, skips blobs the registry says it has: the way a stale cache breaks images. */
+class DockerLikeClient extends RegistryClient {
+  override async pushBlob(repo: string, data: Buffer): Promise<Descriptor> {
+    const { createHash } = await import('node:crypto');
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if ((await this.blobStatus(repo, digest, 'HEAD')) === 200) return { mediaType: 'application/octet-stream', digest, size: data.length };
+    return super.pushBlob(repo, data);
+  }
+}
+
+async function state(name: string): Promise<{ running: boolean; paused: boolean; startedAt: string }> {
+  const info = await docker().getContainer(name).inspect();
+  return { running: info.State.Running, paused: info.State.Paused, startedAt: info.State.StartedAt };
+}
+
+async function helpersLeft(): Promise<string[]> {
+  const list = await docker().listContainers({ all: true, filters: { label: [HELPER_LABEL] } });
+  return list.map((c) => c.Id);
+}
+
+/** Every kept tag and digest pulls whole, removed ones are gone, and a purged image pushed again pulls whole. */
+async function expectServesWhole(port: number, scenario: Scenario): Promise<void> {
+  await waitForHttp(`http://127.0.0.1:${port}/v2/`, 30_000);
+  const client = new DockerLikeClient(`http://127.0.0.1:${port}`);
+  for (const { repository, tag } of scenario.tags) await client.pullWhole(repository, tag);
+  for (const { repository, digest } of scenario.kept) await client.pullWhole(repository, digest);
+  for (const { repository, digest } of scenario.removed) expect((await client.getManifest(repository, digest)).status).toBe(404);
+  // web-a was removed and swept: a stale blob cache would claim its layers and serve a broken image.
+  await pushImage(client, 'team/web', { tag: 'again', seed: 'web-a' });
+  await client.pullWhole('team/web', 'again');
+}
+
+function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }; freed: unknown; predicted: { blobs: number } }): void {
+  expectValidReport(report);
+  expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
+  expect(report.predicted.blobs).toBeGreaterThan(0);
+  expect(report.freed).toEqual(report.predicted);
+}
+
+/** An image FROM registry:2 whose `registry` binary first runs `caseLine` for a matching first argument. */
+async function buildVariant(tag: string, caseLine: string): Promise<void> {
+  const dir = await tempDir();
+  try {
+    await fs.writeFile(path.join(dir, 'registry'), `#!/bin/sh\ncase "$1" in\n  ${caseLine}\nesac\nexec /bin/registry.real "$@"\n`);
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM registry:2\nRUN cp /bin/registry /bin/registry.real\nCOPY registry /bin/registry\nRUN chmod +x /bin/registry\n');
+    await run('docker', ['build', '-q', '-t', tag, dir], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface Deployed {
+  name: string;
+  volume: string;
+  port: number;
+  scenario: Scenario;
+}
+
+/** A registry container with a fresh named volume at /var/lib/registry, the mixed scenario pushed into it. */
+async function deployWithVolume(prefix: string, volumes: string[], image?: string): Promise<Deployed> {
+  const name = uniqueName(prefix);
+  const volume = uniqueName('vol');
+  volumes.push(volume);
+  const port = await freePort();
+  await runRegistryContainer({ name, port, volume: { name: volume }, image });
+  const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+  return { name, volume, port, scenario };
+}
+
+describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
+  const volumes: string[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await removeContainers({ label: TEST_LABEL });
+    for (const v of volumes.splice(0)) await removeVolume(v);
+    for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
+    expect(await helpersLeft()).toEqual([]);
+  });
+
+  it('a container with a named volume: paused, purged, collected in a helper, restarted, pulls whole', async () => {
+    const { name, volume, port, scenario } = await deployWithVolume('reg-volume', volumes);
+    const before = await state(name);
+
+    const result = await runCli([name, '--yes', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.target).toMatchObject({ kind: 'container', name });
+    expect(report.target.root).toMatch(new RegExp(`/volumes/${volume}/_data$`));
+    expect(report.target.registryVersion).toBe('2.8.2');
+    expect(report.gc.command).toEqual(['docker', 'run', '--volumes-from', name, 'registry:2', 'garbage-collect', '/etc/docker/registry/config.yml']);
+    expect(report.gc.decision).toMatch(/plain garbage-collect/);
+    expectCollected(report);
+    expect(report.pausedMs).toBeGreaterThan(0);
+    const after = await state(name);
+    expect(after).toMatchObject({ running: true, paused: false });
+    expect(after.startedAt).not.toBe(before.startedAt); // restarted, so its blob cache is empty
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('--unpause-only unpauses without a restart', async () => {
+    const { name } = await deployWithVolume('reg-unpause', volumes);
+    const before = await state(name);
+    const result = await runCli([name, '--yes', '--unpause-only']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Registry paused \d+\.\d s \(garbage-collect \d+\.\d s\); total \d+\.\d s\./);
+    expect(await state(name)).toEqual({ ...before, running: true, paused: false });
+  }, 120_000);
+
+  it('a bind mount with the root set by env', async () => {
+    const name = uniqueName('reg-bind');
+    const host = await tempDir();
+    dirs.push(host);
+    const port = await freePort();
+    await runRegistryContainer({ name, port, bind: { host, container: '/data' }, env: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/data/store'] });
+    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const result = await runCli([name, '--yes', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.target.root).toBe(path.join(host, 'store'));
+    expectCollected(report);
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('a config.yml mounted at a custom path, whose root lies below a mount point', async () => {
+    const name = uniqueName('reg-config');
+    const volume = uniqueName('vol');
+    volumes.push(volume);
+    const cfg = await tempDir();
+    dirs.push(cfg);
+    await fs.writeFile(
+      path.join(cfg, 'custom.yml'),
+      'version: 0.1\nlog:\n  level: warn\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: /srv/registry/store\n  delete:\n    enabled: true\nhttp:\n  addr: :5000\n',
+    );
+    const port = await freePort();
+    await runRegistryContainer({ name, port, cmd: ['/cfg/custom.yml'], binds: [`${cfg}:/cfg:ro`, `${volume}:/srv/registry`] });
+    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const result = await runCli([name, '--yes', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.target.root).toMatch(new RegExp(`/volumes/${volume}/_data/store$`));
+    expect(report.gc.command.at(-1)).toBe('/cfg/custom.yml');
+    expectCollected(report);
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('a volume whose registry is stopped: collected from the stopped container, left stopped', async () => {
+    const { name, volume, port, scenario } = await deployWithVolume('reg-stopped', volumes);
+    await docker().getContainer(name).stop();
+    const result = await runCli(['-v', volume, '--yes', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.target).toMatchObject({ kind: 'volume', name: volume });
+    expect(report.pausedMs).toBe(0);
+    expectCollected(report);
+    expect((await state(name)).running).toBe(false);
+    await docker().getContainer(name).start();
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('a volume no container uses, collected from --registry-image', async () => {
+    const { name, volume, port, scenario } = await deployWithVolume('reg-gone', volumes);
+    await docker().getContainer(name).remove({ force: true });
+    const result = await runCli(['-v', volume, '--yes', '--json', '--registry-image', 'registry:2']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expectCollected(report);
+    await runRegistryContainer({ name, port, volume: { name: volume } });
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+});
+
+describe.skipIf(!enabled)('a swarm service', () => {
+  const service = uniqueName('regsvc');
+  const volume = uniqueName('svcvol');
+  let port: number;
+  beforeAll(async () => {
+    await docker().swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
+    port = await freePort();
+    await docker().createService({
+      Name: service,
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: 'registry:2',
+          Env: [`REGISTRY_HTTP_ADDR=127.0.0.1:${port}`, 'REGISTRY_STORAGE_DELETE_ENABLED=true'],
+          Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/registry' }],
+        },
+        Networks: [{ Target: 'host' }],
+      },
+    });
+    await waitForHttp(`http://127.0.0.1:${port}/v2/`, 60_000);
+  }, 120_000);
+  afterAll(async () => {
+    await docker().getService(service).remove().catch(() => {});
+    await docker().swarmLeave({ force: true }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 2000));
+    await removeVolume(volume);
+  }, 120_000);
+
+  it('resolves to its task containers, pauses them, and replaces the tasks afterwards', async () => {
+    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const tasksBefore = (await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${service}`] } })).map((c) => c.Id);
+    const result = await runCli([service, '--yes', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.target).toMatchObject({ kind: 'service', name: service });
+    expectCollected(report);
+    const tasksAfter = await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${service}`] } });
+    expect(tasksAfter.length).toBe(1);
+    expect(tasksAfter[0]?.State).toBe('running');
+    expect(tasksBefore).not.toContain(tasksAfter[0]?.Id); // a fresh task: an empty blob cache
+    await expectServesWhole(port, scenario);
+    expect(await helpersLeft()).toEqual([]);
+  }, 240_000);
+});
+
+describe.skipIf(!enabled)('regsweep itself in a container', () => {
+  const image = 'regsweep:test';
+  beforeAll(async () => {
+    const root = path.resolve(path.dirname(BIN), '..');
+    await run('docker', ['build', '-q', '--network', 'host', '--build-arg', 'NODE_IMAGE=regsweep-node:20', '-t', image, root], {
+      env: { ...process.env, DOCKER_BUILDKIT: '0' },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  }, 600_000);
+  afterAll(async () => {
+    await removeContainers({ label: TEST_LABEL });
+  });
+
+  it('runs with --volumes-from the registry and the Docker socket, and purges it', async () => {
+    const name = uniqueName('reg-for-image');
+    const volume = uniqueName('vol');
+    const port = await freePort();
+    await runRegistryContainer({ name, port, volume: { name: volume } });
+    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const socket = (process.env.DOCKER_HOST ?? '').replace(/^unix:\/\//, '');
+    const { stdout } = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, '-v', `${socket}:/var/run/docker.sock`, '--volumes-from', name, image, name, '--yes', '--json'], {
+      env: process.env,
+    });
+    const report = JSON.parse(stdout);
+    expect(report.target.root).toBe('/var/lib/registry');
+    expectCollected(report);
+    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    await expectServesWhole(port, scenario);
+    await removeContainers(name);
+    await removeVolume(volume);
+  }, 180_000);
+
+  it('says what to mount when the storage is not reachable from its container', async () => {
+    const name = uniqueName('reg-unmounted');
+    const volume = uniqueName('vol');
+    const port = await freePort();
+    await runRegistryContainer({ name, port, volume: { name: volume } });
+    const socket = (process.env.DOCKER_HOST ?? '').replace(/^unix:\/\//, '');
+    const failed = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, '-v', `${socket}:/var/run/docker.sock`, image, name, '--yes'], { env: process.env }).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect((failed as { code: number }).code).toBe(2);
+    expect((failed as { stderr: string }).stderr).toMatch(new RegExp(`not mounted into this container: run regsweep with --volumes-from ${name}`));
+    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    await removeContainers(name);
+    await removeVolume(volume);
+  }, 60_000);
+});
+
+describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no helper remains', () => {
+  beforeAll(async () => {
+    await buildVariant('registry:slowgc', 'garbage-collect) sleep 30 ;;');
+    await buildVariant('registry:failgc', 'garbage-collect) echo "garbage-collect failing on purpose" >&2; exit 1 ;;');
+    await buildVariant('registry:old', '--version) echo "registry github.com/docker/distribution v2.3.1"; exit 0 ;;');
+  }, 120_000);
+  const volumes: string[] = [];
+  afterEach(async () => {
+    await removeContainers({ label: TEST_LABEL });
+    for (const v of volumes.splice(0)) await removeVolume(v);
+    expect(await helpersLeft()).toEqual([]);
+  });
+
+  const registry = (image: string): Promise<Deployed> => deployWithVolume('reg-fault', volumes, image);
+
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s during garbage-collect: exit 130, helper removed, registry brought back', async (signal) => {
+    const { name, port, scenario } = await registry('registry:slowgc');
+    const child = spawn(process.execPath, [BIN, name, '--yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const deadline = Date.now() + 60_000;
+    while ((await helpersLeft()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await helpersLeft()).toHaveLength(1);
+    expect((await state(name)).paused).toBe(true);
+    child.kill(signal);
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(new RegExp(`interrupted by ${signal}; the registry was brought back`));
+    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    // The purge was applied before GC; GC never swept, so every kept tag still pulls whole.
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('a failing garbage-collect: exit 1, registry restarted', async () => {
+    const { name, port, scenario } = await registry('registry:failgc');
+    const result = await runCli([name, '--yes', '--json']);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout);
+    expect(report.gc).toMatchObject({ ran: true, exitCode: 1 });
+    expect(report.problems.at(-1).message).toMatch(/garbage-collect exited with 1: garbage-collect failing on purpose/);
+    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    await expectServesWhole(port, scenario);
+  }, 180_000);
+
+  it('a registry older than 2.4 is refused before anything is paused', async () => {
+    const { name } = await registry('registry:old');
+    const result = await runCli([name, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/registry 2.3.1 is older than 2.4.0/);
+    expect(await state(name)).toMatchObject({ running: true, paused: false });
+  }, 120_000);
+
+  it('an s3 registry is refused: one line, exit 2, container untouched', async () => {
+    const name = uniqueName('reg-s3');
+    await docker().createContainer({
+      name,
+      Image: 'registry:2',
+      Env: ['REGISTRY_STORAGE=s3', 'REGISTRY_STORAGE_S3_BUCKET=b', 'REGISTRY_STORAGE_S3_REGION=us-east-1'],
+      Labels: { [TEST_LABEL]: '1' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    const result = await runCli([name, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toMatch(/^regsweep: container .* uses the s3 storage driver; regsweep works only on filesystem storage$/);
+    expect((await docker().getContainer(name).inspect()).State.Status).toBe('created');
+  });
+
+  it('a container that does not exist, and an engine that cannot be reached: exit 2', async () => {
+    const missing = await runCli(['no-such-registry', '--yes']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim()).toBe('regsweep: no container or service named no-such-registry');
+    const unreachable = await runCli(['registry', '--yes'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr.trim()).toMatch(/^regsweep: cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker.sock/);
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * The benchmark's smallest size, only to prove it runs and reports: its
+ * timings are not checked here (that is `npm run bench`'s job, not a test's).
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { BIN } from '../support/cli.js';
+import { tempDir } from '../support/tmp.js';
+
+it('npm run bench works on the tiny tree', async () => {
+  const dir = await tempDir();
+  try {
+    const script = path.resolve(path.dirname(BIN), '../dist/scripts/bench.js');
+    const markdown = path.join(dir, 'BENCHMARKS.md');
+    const { stdout } = await promisify(execFile)(process.execPath, [script, '--sizes', 'tiny', '--reps', '1', '--no-targets', '--dir', dir, '--markdown', markdown]);
+    expect(stdout).toMatch(/^Machine: /);
+    expect(stdout).toMatch(/\| tiny \| [\d,]+ \| 144 \| [\d.]+ s \| \d+ MiB \| [\d.]+ s \| [\d.]+× \|/);
+    expect(stdout).toMatch(/\d[\d,]* removals, [\d,]+\/s/);
+    expect(await fs.readFile(markdown, 'utf8')).toContain(stdout.trim());
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}, 120_000);

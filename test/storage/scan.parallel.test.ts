@@ -1,0 +1,147 @@
+/**
+ * The scan in worker threads reads exactly what the scan in one thread reads,
+ * problems included. Workers run compiled code, so this imports from dist/.
+ */
+import fs from 'node:fs/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
+import { tempDir } from '../support/tmp.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await tempDir();
+  const w = await new TreeWriter(root).init();
+  for (let r = 0; r < 12; r++) {
+    const name = r % 3 === 0 ? `ns/repo${r}` : `repo${r}`;
+    const children = [await w.image(name, { seed: `${r}a` }), await w.image(name, { seed: `${r}b` })];
+    await w.index(name, children, { tag: 'multi' });
+    await w.image(name, { seed: `${r}old`, tag: 'latest' });
+    await w.image(name, { seed: `${r}new`, tag: 'latest' });
+  }
+  await w.writeRaw({ kind: 'tagCurrentLink', name: 'repo1', tag: 'latest' }, 'garbage');
+  await w.manifest('repo2', { schemaVersion: 2, mediaType: 'application/x-unknown', x: 1 }, 'x');
+  await w.blob(seededBytes('orphan', 500));
+});
+afterAll(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+it('gives the same inventory with 1 and with 3 threads', async () => {
+  const { scan } = await import('../../dist/src/storage/scan.js');
+  const one = await scan(root, { concurrency: 1 });
+  const three = await scan(root, { concurrency: 3 });
+  expect(three).toEqual(one);
+  expect(one.repositories).toHaveLength(12);
+  expect(one.repositories.find((r: { name: string }) => r.name === 'repo1')?.problems[0]?.message).toMatch(/current link of tag latest holds "garbage"/);
+  expect(one.repositories.find((r: { name: string }) => r.name === 'repo2')?.problems[0]?.message).toMatch(/unknown media type/);
+});
+
+async function healthyTree(): Promise<string> {
+  const dir = await tempDir();
+  const w = await new TreeWriter(dir).init();
+  const base = await w.blob(seededBytes('shared base', 3000));
+  for (let r = 0; r < 9; r++) {
+    const name = r % 3 === 0 ? `ns/repo${r}` : `repo${r}`;
+    const children = [await w.image(name, { seed: `${r}a`, shared: [base] }), await w.image(name, { seed: `${r}b` })];
+    await w.index(name, children, { tag: 'multi' });
+    await w.image(name, { seed: `${r}old`, tag: 'latest', shared: [base] });
+    await w.image(name, { seed: `${r}new`, tag: 'latest' });
+    await w.image(name, { seed: `${r}loose` });
+  }
+  await w.blob(seededBytes('orphan', 700));
+  return dir;
+}
+
+it('plans and predicts in one streaming pass exactly what the whole-inventory functions give', async () => {
+  const { scan } = await import('../../dist/src/storage/scan.js');
+  const planner = await import('../../dist/src/plan/planner.js');
+  const { survey } = await import('../../dist/src/plan/planTree.js');
+  const healthy = await healthyTree();
+  try {
+    for (const tree of [root, healthy]) {
+      const inventory = await scan(tree);
+      const plan = planner.planPurge(inventory);
+      const predicted = planner.predictCollect(inventory, plan, '2.8.2');
+      for (const concurrency of [1, 3]) {
+        const s = await survey(tree, { concurrency, registryVersion: '2.8.2' });
+        expect(JSON.parse(JSON.stringify(s.plan))).toEqual(JSON.parse(JSON.stringify(plan)));
+        expect(s.plan.manifests.length).toBeGreaterThan(0);
+        expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, blockedBy: predicted.blockedBy });
+        expect(s.perRepository).toEqual(planner.reclaimByRepository(inventory, plan, '2.8.2'));
+        expect(s.keepsUntagged).toBe(planner.keepsUntagged(inventory, plan));
+        expect(s.before).toEqual({
+          repositories: inventory.repositories.length,
+          tags: inventory.repositories.reduce((n: number, r: { tags: unknown[] }) => n + r.tags.length, 0),
+          manifests: inventory.repositories.reduce((n: number, r: { revisions: unknown[] }) => n + r.revisions.length, 0),
+          blobs: inventory.blobs.size,
+          bytes: [...inventory.blobs.values()].reduce((n: number, b: number) => n + b, 0),
+        });
+      }
+      if (tree === healthy) {
+        // The healthy tree really predicts something, split over repositories and the orphan.
+        expect(predicted.blockedBy).toEqual([]);
+        expect(predicted.blobs).toBeGreaterThan(9);
+        const rows = planner.reclaimByRepository(inventory, plan, '2.8.2');
+        expect(rows.map((r: { repository: string }) => r.repository)).toContain(planner.UNREFERENCED);
+        expect(rows.reduce((n: number, r: { predictedBytes: number }) => n + r.predictedBytes, 0)).toBe(predicted.bytes);
+      }
+    }
+  } finally {
+    await fs.rm(healthy, { recursive: true, force: true });
+  }
+});
+
+it('reuses threads the caller started for every walk, and leaves them open', async () => {
+  const { openScanPool, scan } = await import('../../dist/src/storage/scan.js');
+  const { survey, measure } = await import('../../dist/src/plan/planTree.js');
+  const started = await openScanPool(2);
+  expect(started.threads).toBe(2);
+  let tasks = 0;
+  let closed = 0;
+  const pool = {
+    threads: started.threads,
+    repository: (...args: Parameters<typeof started.repository>) => (tasks++, started.repository(...args)),
+    blobs: (...args: Parameters<typeof started.blobs>) => (tasks++, started.blobs(...args)),
+    close: async () => {
+      closed++;
+    },
+  };
+  try {
+    const alone = await scan(root, { concurrency: 1 });
+    // Two walks through one pool, as a run does (its scan, then the rescan after garbage-collect).
+    expect(await scan(root, { pool })).toEqual(alone);
+    const afterFirst = tasks;
+    expect(afterFirst).toBeGreaterThan(12);
+    const surveyed = await survey(root, { pool });
+    expect(tasks).toBeGreaterThan(afterFirst);
+    expect(await measure(root, { pool })).toEqual(surveyed.before);
+    expect(closed).toBe(0);
+  } finally {
+    await started.close();
+  }
+  // Closed, it refuses work instead of hanging.
+  await expect(started.blobs(root, ['00'])).rejects.toThrow();
+});
+
+it('reads in this thread too, next to the workers, and gets the same inventory', async () => {
+  const { runScanWork, scan } = await import('../../dist/src/storage/scan.js');
+  const { workerPool } = await import('../../dist/src/storage/scanPool.js');
+  let local = 0;
+  const counting = (work: Parameters<typeof runScanWork>[0]) => (local++, runScanWork(work));
+  let all = 0;
+  const pool = workerPool(2, counting);
+  const counted = {
+    threads: pool.threads,
+    repository: (...args: Parameters<typeof pool.repository>) => (all++, pool.repository(...args)),
+    blobs: (...args: Parameters<typeof pool.blobs>) => (all++, pool.blobs(...args)),
+    close: () => pool.close(),
+  };
+  try {
+    expect(await scan(root, { pool: counted })).toEqual(await scan(root, { concurrency: 1 }));
+  } finally {
+    await pool.close();
+  }
+  expect(local).toBeGreaterThan(0);
+  // The worker took its share: at least the units handed to it before this thread took any.
+  expect(local).toBeLessThan(all);
+});

@@ -16,10 +16,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyPlan, emptyTrash, trashFor } from '../src/apply/apply.js';
-import { findRegistryBinary } from '../src/gc/garbageCollect.js';
-import { planPurge } from '../src/plan/planner.js';
-import { scan } from '../src/storage/scan.js';
+import { applyPlan } from '../src/apply/apply.js';
+import { emptyTrash, trashFor } from '../src/apply/trash.js';
+import { findRegistryBinary } from '../src/gc/localRegistry.js';
+import { planTree } from '../src/plan/planTree.js';
 import { type BenchImage, MissingPrerequisite, mountBenchImage } from './benchImage.js';
 import { type TreeSpec, writeBenchTree } from './benchTree.js';
 
@@ -147,8 +147,7 @@ function treeFor(dir: string, name: string, spec: TreeSpec): { root: string; fil
 async function measureApply(root: string, copy: string): Promise<{ removals: number; ms: number; trashMs: number }> {
   fs.rmSync(copy, { recursive: true, force: true });
   execFileSync('cp', ['-a', root, copy]);
-  const inventory = await scan(copy);
-  const plan = planPurge(inventory);
+  const { plan } = await planTree(copy);
   const started = process.hrtime.bigint();
   const result = await applyPlan(copy, plan, { trash: trashFor(copy) });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;

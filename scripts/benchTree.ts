@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Pack } from 'tar-stream';
-import { type Digest, Layout, type PathSpec, hexOf } from '../src/storage/layout.js';
+import type { Digest } from '../src/model.js';
+import { Layout, type PathSpec, hexOf } from '../src/storage/layout.js';
 import { MediaTypes } from '../src/storage/manifest.js';
 
 export interface TreeSpec {

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findRegistryBinary } from '../src/gc/garbageCollect.js';
+import { findRegistryBinary } from '../src/gc/localRegistry.js';
 import { TreeWriter, seededBytes } from './sampleTree.js';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/regsweep.js');

@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Digest, Layout, type PathSpec } from '../src/storage/layout.js';
+import type { Digest } from '../src/model.js';
+import { Layout, type PathSpec } from '../src/storage/layout.js';
 import { MediaTypes, sha256Digest } from '../src/storage/manifest.js';
 
 export interface Written {

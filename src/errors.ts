@@ -1,6 +1,12 @@
 /**
- * Known failures, printed by the CLI as one line. The core throws these and
- * never prints or exits; the exit code belongs to the class.
+ * Every error regsweep can end with, in one place. The core throws these and
+ * never prints or exits; the CLI prints one line (`regsweep: message`, with the
+ * cause) and exits with the class's code. Callers tell errors apart by class,
+ * never by message text.
+ *
+ *   1    done with problems, or a failure after work began
+ *   2    refused: bad input or an unsupported target, nothing changed
+ *   130  interrupted by SIGINT or SIGTERM, after the registry was brought back
  */
 export class RegsweepError extends Error {
   readonly exitCode: number = 1;
@@ -15,7 +21,31 @@ export class UsageError extends RegsweepError {
   override readonly exitCode = 2;
 }
 
+/** A repository name, tag or digest that cannot be a path component of the storage tree. Exit code 2. */
+export class LayoutError extends UsageError {}
+
+/** A journal given to `--restore` that is not one, or that names a path outside the tree. Exit code 2. */
+export class JournalError extends UsageError {}
+
+/** A real run that was not confirmed at the prompt: nothing changed. Exit code 2. */
+export class NotConfirmedError extends UsageError {}
+
+/** Tags moved between the plan and the apply: nothing was removed. Exit code 1. */
+export class TreeChangedError extends RegsweepError {}
+
+/** The Docker engine failed a call regsweep made (inspect, pause, run a helper…). Exit code 1. */
+export class EngineError extends RegsweepError {}
+
+/** The registry could not be restarted or unpaused after the window. Exit code 1. */
+export class RollbackError extends RegsweepError {}
+
 /** Stopped by SIGINT or SIGTERM after the registry was brought back. Exit code 130. */
 export class InterruptedError extends RegsweepError {
   override readonly exitCode = 130;
 }
+
+/**
+ * A manifest whose bytes regsweep does not understand. Never reaches the user
+ * as an error: the scan turns it into a Problem that spares its repository.
+ */
+export class ManifestError extends Error {}

@@ -4,21 +4,23 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import { applyPlan, emptyTrash, trashFor } from './apply/apply.js';
-import type { Collector } from './gc/gcRunners.js';
-import { UsageError } from './errors.js';
-import { type GcDecision, type GcResult, chooseGcFlags } from './gc/garbageCollect.js';
-import { Layout } from './storage/layout.js';
-import type { Target, TargetKind } from './docker/locator.js';
+import { type ApplyResult, applyPlan } from './apply/apply.js';
+import { emptyTrash, trashFor } from './apply/trash.js';
+import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
-import type { Plan, Prediction, RepositoryReclaim, Selector } from './plan/planner.js';
-import { type ProgressSink, gcLineCounter } from './progress.js';
+import { NotConfirmedError } from './errors.js';
+import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
+import type { Prediction, Problem, ProgressSink, Totals } from './model.js';
+import type { Plan } from './plan/planner.js';
+import { type RepositoryReclaim, type TreePlan, measureTree, planTree } from './plan/planTree.js';
 import type { Policy } from './plan/policy.js';
-import { type Problem, type ScanPool, type Totals, requireRegistryRoot } from './storage/scan.js';
-import { measure, survey } from './plan/planTree.js';
+import type { Selector } from './plan/selectors.js';
+import { Layout } from './storage/layout.js';
+import { requireRegistryRoot } from './storage/scan.js';
+import type { ScanPool } from './storage/scanPool.js';
 
 export interface SweepOptions {
-  target: Pick<Target, 'kind' | 'name' | 'root'>;
+  target: { kind: TargetKind; name: string; root: string };
   selectors?: Selector[];
   /** `-x`: tags and repositories to remove. */
   remove?: Selector[];
@@ -26,12 +28,11 @@ export interface SweepOptions {
   policy?: Policy;
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
-  collector?: Collector;
-  /** The registry version when known without a collector (a dry run). */
+  gcRunner?: GcRunner;
+  /** The registry version when known without a runner (a dry run). */
   registryVersion?: string;
   window?: MaintenanceWindow;
   journal?: string;
-  concurrency?: number;
   /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
   pool?: ScanPool;
   /** Asked after planning and before any change; false stops the run. */
@@ -84,10 +85,8 @@ export interface SweepReport {
   durationMs: number;
 }
 
-export class Declined extends UsageError {}
-
-function gcNotRun(skipped: string | null, decision: string | null = null): GcReport {
-  return { ran: false, command: null, exitCode: null, decision, summary: null, skipped, output: '', durationMs: null };
+function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcReport {
+  return { ran: false, command: null, exitCode: null, decision: decision?.why ?? null, summary: null, skipped, output: '', durationMs: null };
 }
 
 function lastLine(output: string): string {
@@ -95,85 +94,87 @@ function lastLine(output: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
-export async function sweep(options: SweepOptions): Promise<SweepReport> {
-  const started = Date.now();
-  const { dryRun, collector } = options;
-  const root = new Layout(options.target.root).root;
-  requireRegistryRoot(root);
-  const version = collector?.version ?? options.registryVersion;
-
-  const surveyed = await survey(root, {
-    concurrency: options.concurrency,
-    pool: options.pool,
-    times: options.policy !== undefined,
-    onProgress: options.onProgress,
-    selectors: options.selectors,
-    remove: options.remove,
-    policy: options.policy,
-    registryVersion: version,
-  });
-  const { plan, predicted, before } = surveyed;
-  const decision = version ? chooseGcFlags(version, surveyed.keepsUntagged) : undefined;
-  const problems: Problem[] = [...surveyed.problems, ...plan.spared.flatMap((s) => s.problems)];
+/** Every problem once: the tree's, the spared repositories', and what keeps garbage-collect from running. */
+function problemsOf(planned: TreePlan): Problem[] {
+  const problems: Problem[] = [...planned.problems, ...planned.plan.spared.flatMap((s) => s.problems)];
   const listed = new Set(problems);
-  problems.push(...predicted.blockedBy.filter((p) => !listed.has(p)));
-  const window = options.window ?? unpausedWindow();
-  const report: SweepReport = {
-    dryRun,
-    target: { kind: options.target.kind, name: options.target.name, root, registryVersion: version ?? null },
-    before,
-    after: surveyed.after,
-    plan,
-    predicted: { blobs: predicted.blobs, bytes: predicted.bytes },
+  problems.push(...planned.predicted.blockedBy.filter((p) => !listed.has(p)));
+  return problems;
+}
+
+interface CollectStep {
+  runner: GcRunner | undefined;
+  decision: GcDecision | undefined;
+  predicted: Prediction;
+  applied: ApplyResult;
+  signal: AbortSignal;
+  onProgress?: ProgressSink;
+}
+
+/** Inside the window, after the apply: garbage-collect, or why it does not run. */
+async function collectGarbage({ runner, decision, predicted, applied, signal, onProgress }: CollectStep): Promise<GcReport> {
+  if (!runner) return gcNotRun('--no-gc', decision);
+  if (predicted.blockedBy.length > 0) return gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision);
+  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return gcNotRun('nothing to collect', decision);
+  const started = Date.now();
+  const result = await runner.collect(decision?.args ?? [], signal, gcLineCounter(onProgress));
+  signal.throwIfAborted();
+  return { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started };
+}
+
+/** The report of a dry run: what the plan and the prediction say, nothing changed yet. */
+function plannedReport(options: SweepOptions, planned: TreePlan, version: string | undefined, decision: GcDecision | undefined): SweepReport {
+  const { kind, name } = options.target;
+  return {
+    dryRun: options.dryRun,
+    target: { kind, name, root: planned.root, registryVersion: version ?? null },
+    before: planned.before,
+    after: planned.after,
+    plan: planned.plan,
+    predicted: { blobs: planned.predicted.blobs, bytes: planned.predicted.bytes },
     freed: null,
-    perRepository: surveyed.perRepository,
+    perRepository: planned.perRepository,
     removedPaths: [],
-    gc: gcNotRun(dryRun ? 'dry run' : null, decision?.why ?? null),
-    problems,
+    gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
+    problems: problemsOf(planned),
     pausedMs: 0,
     durationMs: 0,
   };
-  if (dryRun) {
-    report.durationMs = Date.now() - started;
-    return report;
-  }
+}
 
-  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: collector ? decision : undefined, window: window.description };
-  if (options.confirm && !(await options.confirm(preview))) {
-    throw new Declined('nothing changed: not confirmed');
-  }
+export async function sweep(options: SweepOptions): Promise<SweepReport> {
+  const started = Date.now();
+  const { gcRunner } = options;
+  const root = new Layout(options.target.root).root;
+  requireRegistryRoot(root);
+  const version = gcRunner?.version ?? options.registryVersion;
+  const { selectors, remove, policy, pool, onProgress } = options;
+  const planned = await planTree(root, { selectors, remove, policy, pool, onProgress, times: policy !== undefined, registryVersion: version });
+  const decision = version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
+  const report = plannedReport(options, planned, version, decision);
+  if (options.dryRun) return { ...report, durationMs: Date.now() - started };
+
+  const { plan, predicted, before } = planned;
+  const window = options.window ?? unpausedWindow();
+  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner ? decision : undefined, window: window.description };
+  if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
 
   const { value: outcome, pausedMs } = await window.run(async (signal) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash: trashFor(root) });
-    let gc: GcReport;
-    if (!collector) {
-      gc = gcNotRun('--no-gc', decision?.why ?? null);
-    } else if (predicted.blockedBy.length > 0) {
-      gc = gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision?.why ?? null);
-    } else if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) {
-      gc = gcNotRun('nothing to collect', decision?.why ?? null);
-    } else {
-      const gcStarted = Date.now();
-      const result = await collector.collect(decision?.args ?? [], signal, gcLineCounter(options.onProgress));
-      signal.throwIfAborted();
-      gc = { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - gcStarted };
-    }
-    return { applied, gc };
+    return { applied, gc: await collectGarbage({ runner: gcRunner, decision, predicted, applied, signal, onProgress: options.onProgress }) };
   });
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   emptyTrash(root);
-  problems.push(...outcome.applied.skipped);
-  const { repositories, tags, manifests, indexEntries } = outcome.applied;
-  report.plan = { ...plan, repositories, tags, manifests, indexEntries };
-  report.removedPaths = outcome.applied.paths;
-  report.gc = outcome.gc;
-  if (outcome.gc.ran && outcome.gc.exitCode !== 0) {
-    problems.push({ message: `garbage-collect exited with ${outcome.gc.exitCode}: ${lastLine(outcome.gc.output)}` });
-  }
+  const { applied, gc } = outcome;
+  report.problems.push(...applied.skipped);
+  report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
+  report.removedPaths = applied.paths;
+  report.gc = gc;
+  if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
-  report.after = await measure(root, { concurrency: options.concurrency, pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });
+  report.after = await measureTree(root, { pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;
   return report;

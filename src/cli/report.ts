@@ -3,8 +3,8 @@
  * CLI decides where it goes.
  */
 import { PackedList } from '../storage/digestTable.js';
-import type { RepositoryReclaim } from '../plan/planner.js';
-import type { Totals } from '../storage/scan.js';
+import type { RepositoryReclaim } from '../plan/planTree.js';
+import type { Totals } from '../model.js';
 import type { SweepReport } from '../sweep.js';
 
 export function formatBytes(bytes: number): string {

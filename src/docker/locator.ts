@@ -4,10 +4,10 @@
  * that serve it. Reads only; the engine is asked, never told.
  */
 import path from 'node:path';
-import type { ContainerInfo, Engine, MountInfo } from './engine.js';
 import { UsageError } from '../errors.js';
-import { parseRegistryVersion } from '../gc/garbageCollect.js';
-import { DEFAULT_ROOTDIRECTORY, storageConfig } from '../gc/registryConfig.js';
+import { DEFAULT_ROOTDIRECTORY, IMAGE_CONFIG_PATHS, storageConfig } from '../gc/registryConfig.js';
+import { parseRegistryVersion } from '../gc/version.js';
+import type { ContainerInfo, Engine, MountInfo } from './engine.js';
 
 export type TargetKind = 'container' | 'service' | 'volume' | 'path';
 
@@ -27,9 +27,6 @@ export interface Target {
   volume?: string;
 }
 
-// Where the official images keep their config: 2.x, then 3.x.
-const IMAGE_CONFIG_PATHS = ['/etc/docker/registry/config.yml', '/etc/distribution/config.yml'];
-
 /** The config file a registry container was started with, by the rules its entrypoint follows. */
 export function configPathCandidates(container: ContainerInfo): string[] {
   const args = container.args[0] === 'serve' ? container.args.slice(1) : container.args;
@@ -37,7 +34,7 @@ export function configPathCandidates(container: ContainerInfo): string[] {
   if (first && /\.ya?ml$/.test(first)) return [first];
   const fromEnv = container.env.REGISTRY_CONFIGURATION_PATH;
   if (fromEnv) return [fromEnv];
-  return IMAGE_CONFIG_PATHS;
+  return [...IMAGE_CONFIG_PATHS];
 }
 
 /** Maps a path across mounts, through the deepest mount whose `from` side holds it. */

@@ -6,7 +6,7 @@
  * on success, on any error, and on SIGINT or SIGTERM.
  */
 import type { ContainerInfo, Engine } from './engine.js';
-import { InterruptedError, RegsweepError } from '../errors.js';
+import { InterruptedError, RollbackError } from '../errors.js';
 
 export interface WindowResult<T> {
   value: T;
@@ -70,7 +70,34 @@ export interface RegistryWindowOptions {
   restart: boolean;
   /** The containers are the tasks of this swarm service: restarting means replacing the tasks. */
   service?: string;
-  log?: (message: string) => void;
+}
+
+/**
+ * Restarts (or only unpauses) the containers the window paused. A swarm
+ * service's tasks are replaced instead; when swarm cannot do that, the old
+ * tasks are at least unpaused so they serve again.
+ */
+async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<void> {
+  const failures: string[] = [];
+  if (options.restart && options.service) {
+    try {
+      await engine.restartService(options.service, paused.map((c) => c.id));
+    } catch (error) {
+      failures.push((error as Error).message);
+      await Promise.all(paused.map((c) => engine.unpause(c.id).catch(() => {})));
+    }
+  } else {
+    await Promise.all(
+      paused.map(async (c) => {
+        try {
+          await (options.restart ? engine.restart(c.id) : engine.unpause(c.id));
+        } catch (error) {
+          failures.push(`${c.name}: ${(error as Error).message}`);
+        }
+      }),
+    );
+  }
+  if (failures.length > 0) throw new RollbackError(`could not bring the registry back: ${failures.join('; ')}`);
 }
 
 /** Pauses every running container of the registry for the window. */
@@ -85,29 +112,11 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
       let pausedAt = 0;
       let resumedAt = 0;
       const resume = once(async () => {
-        const failures: string[] = [];
-        const service = options.service;
-        if (options.restart && service) {
-          try {
-            await engine.restartService(service, paused.map((c) => c.id));
-          } catch (error) {
-            failures.push((error as Error).message);
-            // Swarm could not replace them: at least let the old tasks serve again.
-            await Promise.all(paused.map((c) => engine.unpause(c.id).catch(() => {})));
-          }
-        } else {
-          await Promise.all(
-            paused.map(async (c) => {
-              try {
-                await (options.restart ? engine.restart(c.id) : engine.unpause(c.id));
-              } catch (error) {
-                failures.push(`${c.name}: ${(error as Error).message}`);
-              }
-            }),
-          );
+        try {
+          await bringBack(engine, paused, options);
+        } finally {
+          resumedAt = Date.now();
         }
-        resumedAt = Date.now();
-        if (failures.length > 0) throw new RegsweepError(`could not bring the registry back: ${failures.join('; ')}`);
       });
       const value = await guarded(async (signal) => {
         pausedAt = Date.now();

@@ -5,8 +5,18 @@
  */
 import { UsageError } from '../errors.js';
 import { yaml } from '../util/lazy.js';
+import { isV3 } from './version.js';
 
+/** The registry's rootdirectory when nothing configures one; also where the official images declare their VOLUME. */
 export const DEFAULT_ROOTDIRECTORY = '/var/lib/registry';
+
+/** Where the official images keep their config: 2.x, then 3.x. */
+export const IMAGE_CONFIG_PATHS = ['/etc/docker/registry/config.yml', '/etc/distribution/config.yml'] as const;
+
+/** The config file of the official image of this registry version. */
+export function imageConfigPath(version: string): string {
+  return IMAGE_CONFIG_PATHS[isV3(version) ? 1 : 0];
+}
 
 // Keys of `storage` that configure behaviour rather than name a driver.
 const STORAGE_PARAMETERS = new Set(['maintenance', 'cache', 'delete', 'redirect', 'tag']);

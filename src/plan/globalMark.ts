@@ -5,30 +5,9 @@
  * Repositories are fed one at a time (the scan streams them) and then dropped;
  * only digest ids and flags stay.
  */
+import type { BlobPart, Digest, ParsedManifest, Prediction, Problem, RepositoryState } from '../model.js';
+import { isV3 } from '../gc/version.js';
 import { DigestTable, Flag } from '../storage/digestTable.js';
-import type { Digest } from '../storage/layout.js';
-import type { ParsedManifest } from '../storage/manifest.js';
-import type { Problem, RepositoryState } from '../storage/scan.js';
-
-/** Blobs found under some prefix directories: 32 bytes of digest and a size per blob. */
-export interface BlobPart {
-  digests: Uint8Array;
-  sizes: Float64Array;
-  problems: Problem[];
-}
-
-export interface Sweep {
-  blobs: number;
-  bytes: number;
-  /** When non-empty, garbage-collect must not run (it would abort or mis-mark) and frees nothing. */
-  blockedBy: Problem[];
-}
-
-/** Major version of a registry version string such as `2.8.2` or `3.0.0`. */
-export function majorOf(version: string | undefined): number | undefined {
-  const major = version === undefined ? NaN : Number.parseInt(version, 10);
-  return Number.isFinite(major) ? major : undefined;
-}
 
 /** A growable list of ids, a chunk at a time. */
 class IdList {
@@ -47,7 +26,11 @@ class IdList {
   }
 }
 
-export class Ledger {
+/**
+ * garbage-collect's mark over the whole tree, repository by repository, and
+ * the sizes of every blob: what its sweep will free, exactly.
+ */
+export class GlobalMark {
   private readonly treeProblems: Problem[] = [];
   private readonly repositoryProblems: Problem[] = [];
   /** Ids of what removed manifests use (themselves and their references), repository by repository. */
@@ -55,16 +38,16 @@ export class Ledger {
   private readonly usedBy: Array<{ repository: string; end: number }> = [];
   private blobCount = 0;
   private blobBytes = 0;
-  private result: Sweep | undefined;
+  private result: Prediction | undefined;
   private byRepository: { repositories: Map<string, number>; unreferenced: number } | undefined;
-  private readonly major: number | undefined;
+  private readonly v3: boolean;
 
   /** `table` may be shared with the plan's packed lists: the digests they name are here anyway. */
   constructor(
     private readonly registryVersion?: string,
     readonly table: DigestTable = new DigestTable(),
   ) {
-    this.major = majorOf(registryVersion);
+    this.v3 = registryVersion !== undefined && isV3(registryVersion);
   }
 
   /** Problems of the tree outside any repository (unexpected blob paths, bad repository names). */
@@ -79,7 +62,7 @@ export class Ledger {
    */
   repository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>, removed: ReadonlySet<Digest>): void {
     this.repositoryProblems.push(...repo.problems.filter((p) => p.blocksGc));
-    const v3 = this.major !== undefined && this.major >= 3;
+    const v3 = this.v3;
     const enumerated = v3 ? repo.hasManifests : repo.hasLayers;
     const start = this.used.length;
     for (const digest of repo.revisions) {
@@ -100,9 +83,8 @@ export class Ledger {
     if (this.used.length > start) this.usedBy.push({ repository: repo.name, end: this.used.length });
   }
 
-  /** Blobs under blobs/, with their sizes. */
-  blobs(part: BlobPart): void {
-    this.treeProblem(part.problems);
+  /** Blobs under blobs/, with their sizes (their problems come through treeProblem). */
+  blobs(part: Pick<BlobPart, 'digests' | 'sizes'>): void {
     for (let i = 0; i < part.sizes.length; i++) {
       const id = this.table.idOfBytes(part.digests, i * 32);
       if (this.table.has(id, Flag.blob)) continue;
@@ -123,7 +105,7 @@ export class Ledger {
   }
 
   /** What garbage-collect's sweep frees once every repository and blob is in. */
-  sweep(): Sweep {
+  sweep(): Prediction {
     if (this.result) return this.result;
     const blockedBy = [...this.treeProblems, ...this.repositoryProblems];
     let blobs = 0;

@@ -2,35 +2,33 @@
  * The read-only half of a sweep in one streaming pass: scan, plan and the
  * exact prediction together. Each repository is planned and marked as soon as
  * it is scanned and then forgotten; what stays is the plan (packed) and the
- * Ledger's compact digest table, so memory follows the number of distinct
+ * global mark's compact digest table, so memory follows the number of distinct
  * digests, not the size of every manifest and tag in the tree.
  */
-import { Ledger } from './globalMark.js';
+import type { Prediction, Problem, Totals } from '../model.js';
 import { Layout } from '../storage/layout.js';
-import {
-  type Plan,
-  type PlanOptions,
-  type Prediction,
-  type RepositoryReclaim,
-  checkSelectedRepositories,
-  checkSelectedTags,
-  emptyPlan,
-  planContext,
-  planRepository,
-  predictTotals,
-  reclaimRows,
-  repositoryKeepsUntagged,
-} from './planner.js';
-import type { PlanContext } from './planner.js';
-import type { Problem, ScanOptions, Totals } from '../storage/scan.js';
-import { walkTree } from '../storage/scan.js';
+import { type ScanOptions, walkTree } from '../storage/walk.js';
+import { GlobalMark } from './globalMark.js';
+import { type Plan, type PlanContext, type PlanOptions, emptyPlan, planContext, planRepository, predictTotals, repositoryKeepsUntagged } from './planner.js';
+import { checkSelectedRepositories, checkSelectedTags } from './selectors.js';
 
-export interface SurveyOptions extends ScanOptions, PlanOptions {
+export interface PlanTreeOptions extends ScanOptions, PlanOptions {
   /** Decides how garbage-collect enumerates repositories and reads manifests. */
   registryVersion?: string;
 }
 
-export interface Survey {
+export interface RepositoryReclaim {
+  repository: string;
+  manifests: number;
+  tags: number;
+  /** Bytes of the blobs garbage-collect will sweep that this repository's removed manifests used. */
+  predictedBytes: number;
+}
+
+/** Label for swept blobs that no removed manifest used: orphan uploads and leftovers of earlier runs. */
+export const UNREFERENCED = '(unreferenced blobs)';
+
+export interface TreePlan {
   root: string;
   plan: Plan;
   predicted: Prediction;
@@ -44,16 +42,34 @@ export interface Survey {
   problems: Problem[];
 }
 
+/**
+ * Splits the predicted bytes by repository. A swept blob counts once, for the
+ * first repository (by name) whose removed manifests used it, so the rows add
+ * up to the prediction exactly.
+ */
+export function reclaimRows(plan: Plan, mark: GlobalMark): RepositoryReclaim[] {
+  const rows = new Map<string, RepositoryReclaim>();
+  const row = (repository: string): RepositoryReclaim => {
+    let r = rows.get(repository);
+    if (!r) rows.set(repository, (r = { repository, manifests: 0, tags: 0, predictedBytes: 0 }));
+    return r;
+  };
+  for (const t of plan.tags) row(t.repository).tags++;
+  for (const m of plan.manifests) row(m.repository).manifests++;
+  const { repositories, unreferenced } = mark.bytesByRepository();
+  for (const [repository, bytes] of repositories) row(repository).predictedBytes += bytes;
+  if (unreferenced > 0) row(UNREFERENCED).predictedBytes += unreferenced;
+  return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
+}
+
 /** Scans, plans and predicts in one pass over the tree. */
-export async function survey(root: string, options: SurveyOptions = {}): Promise<Survey> {
-  const ledger = new Ledger(options.registryVersion);
-  const plan = emptyPlan(ledger.table);
+export async function planTree(root: string, options: PlanTreeOptions = {}): Promise<TreePlan> {
+  const mark = new GlobalMark(options.registryVersion);
+  const plan = emptyPlan(mark.table);
   const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
-  const counts = { repositories: 0, tags: 0, manifests: 0 };
   let context: PlanContext | undefined;
   let keepsUntagged = false;
-  const blobProblems: Problem[] = [];
-  const treeProblems = await walkTree(root, options, {
+  const { counts, problems } = await walkTree(root, options, {
     found(repositories) {
       const names = repositories.map((r) => r.name);
       checkSelectedRepositories(new Layout(root).root, names, selectors);
@@ -61,46 +77,30 @@ export async function survey(root: string, options: SurveyOptions = {}): Promise
     },
     repository({ repo, manifests }) {
       checkSelectedTags(repo, selectors);
-      counts.repositories++;
-      counts.tags += repo.tags.length;
-      counts.manifests += repo.revisions.length;
       const removed = planRepository(repo, manifests, context as PlanContext, plan);
-      ledger.repository(repo, manifests, removed);
+      mark.repository(repo, manifests, removed);
       keepsUntagged ||= repositoryKeepsUntagged(repo, removed);
     },
-    blobs(part) {
-      ledger.blobs({ ...part, problems: [] });
-      blobProblems.push(...part.problems);
-    },
+    blobs: (part) => mark.blobs(part),
   });
-  // Blob parts arrive in any order; their problems are listed by path so two runs read alike.
-  const problems = [...treeProblems, ...blobProblems.sort((a, b) => ((a.path ?? '') < (b.path ?? '') ? -1 : 1))];
-  ledger.treeProblem(problems);
-  const predicted = ledger.sweep();
-  const before = { ...counts, ...ledger.totals() };
+  mark.treeProblem(problems);
+  const predicted = mark.sweep();
+  const before = { ...counts, ...mark.totals() };
   return {
     root: new Layout(root).root,
     plan,
     predicted,
     before,
     after: predictTotals(before, plan, predicted),
-    perRepository: reclaimRows(plan, ledger),
+    perRepository: reclaimRows(plan, mark),
     keepsUntagged,
     problems,
   };
 }
 
 /** Only the totals of a tree (after a purge): the same walk, with nothing planned. */
-export async function measure(root: string, options: ScanOptions = {}): Promise<Totals> {
-  const ledger = new Ledger();
-  const counts = { repositories: 0, tags: 0, manifests: 0 };
-  await walkTree(root, options, {
-    repository({ repo }) {
-      counts.repositories++;
-      counts.tags += repo.tags.length;
-      counts.manifests += repo.revisions.length;
-    },
-    blobs: (part) => ledger.blobs(part),
-  });
-  return { ...counts, ...ledger.totals() };
+export async function measureTree(root: string, options: ScanOptions = {}): Promise<Totals> {
+  const mark = new GlobalMark();
+  const { counts } = await walkTree(root, options, { repository() {}, blobs: (part) => mark.blobs(part) });
+  return { ...counts, ...mark.totals() };
 }

@@ -1,22 +1,19 @@
 /**
- * The plan: a pure function of an Inventory that says which revision links and
- * tag index entries go, and a simulation of garbage-collect's mark over the
- * tree as the plan leaves it, which says exactly which blobs the sweep frees.
- * Nothing here touches the disk; the plan is plain data (`--json` prints it).
+ * The plan: a pure function of one repository at a time that says which tags,
+ * revision links and tag index entries go. Nothing here touches the disk; the
+ * plan is plain data (`--json` prints it), and apply/ carries it out.
+ *
+ * Per repository, in steps: its scope (what the arguments select), an `-x`
+ * removal of the whole repository, the tags `-x` names and the retention rules
+ * select, the closure of what the remaining tags keep (with kept history),
+ * the fallback signature tags that follow their subject, and the result.
+ * A repository with a problem is spared whole.
  */
+import type { Digest, ParsedManifest, Problem, RepositoryState, TagState, Totals, Prediction } from '../model.js';
 import { type DigestTable, PackedList } from '../storage/digestTable.js';
-import { UsageError } from '../errors.js';
-import { type BlobPart, Ledger, type Sweep } from './globalMark.js';
-import { type Digest, isRepositoryName, isTagName } from '../storage/layout.js';
-import type { ParsedManifest } from '../storage/manifest.js';
-import { type Policy, type Rules, rulesFor, selectsTags } from './policy.js';
-import type { Inventory, Problem, RepositoryState, TagState, Totals } from '../storage/scan.js';
-
-/** `REPOSITORY` or `REPOSITORY:TAG` from the command line. */
-export interface Selector {
-  repository: string;
-  tag?: string;
-}
+import { Closure, fallbackSubject, keptRevisions } from './closure.js';
+import { type Policy, type Rules, rulesFor, tagsSelectedByRules } from './policy.js';
+import type { Selector } from './selectors.js';
 
 export type ManifestReason = 'untagged' | 'tag-removed' | 'repository-removed';
 export type IndexEntryReason = 'untagged' | 'history';
@@ -92,102 +89,6 @@ export function emptyPlan(table?: DigestTable): Plan {
   return { repositories: [], tags: [], manifests: plannedManifests([], table), indexEntries: plannedIndexEntries([], table), spared: [], checks: [] };
 }
 
-export type Prediction = Sweep;
-
-export function parseSelector(text: string): Selector {
-  const colon = text.lastIndexOf(':');
-  // A ':' inside the last path component separates the tag; `host:port/x` never reaches a storage path.
-  const hasTag = colon > text.lastIndexOf('/');
-  const repository = hasTag ? text.slice(0, colon) : text;
-  const tag = hasTag ? text.slice(colon + 1) : undefined;
-  if (!isRepositoryName(repository)) throw new UsageError(`invalid repository name: ${JSON.stringify(repository)}`);
-  if (tag !== undefined && !isTagName(tag)) throw new UsageError(`invalid tag: ${JSON.stringify(tag)} (in ${JSON.stringify(text)})`);
-  return tag === undefined ? { repository } : { repository, tag };
-}
-
-/** Refuses selectors that name a repository the tree does not hold, so a typo never reads as "nothing to do". */
-export function checkSelectedRepositories(root: string, names: readonly string[], selectors: readonly Selector[]): void {
-  const known = new Set(names);
-  for (const s of selectors) if (!known.has(s.repository)) throw new UsageError(`no repository ${s.repository} in ${root}`);
-}
-
-/** Refuses selectors that name a tag the repository does not hold. */
-export function checkSelectedTags(repo: RepositoryState, selectors: readonly Selector[]): void {
-  for (const s of selectors) {
-    if (s.repository === repo.name && s.tag !== undefined && !repo.tags.some((t) => t.name === s.tag)) {
-      throw new UsageError(`no tag ${s.tag} in repository ${s.repository}`);
-    }
-  }
-}
-
-/** Both checks over a whole inventory. */
-export function checkSelectors(inventory: Inventory, selectors: readonly Selector[]): void {
-  checkSelectedRepositories(inventory.root, inventory.repositories.map((r) => r.name), selectors);
-  for (const repo of inventory.repositories) checkSelectedTags(repo, selectors);
-}
-
-// Tags cosign and friends push for registries without a referrers API: `sha256-<hex>` and `sha256-<hex>.<suffix>`.
-const FALLBACK_TAG = /^sha256-([0-9a-f]{64})(?:\.[A-Za-z0-9_.-]+)?$/;
-
-/** The manifest a fallback tag (signature, attestation, SBOM) belongs to, or undefined for an ordinary tag. */
-export function fallbackSubject(tag: string): Digest | undefined {
-  const m = FALLBACK_TAG.exec(tag);
-  return m ? (`sha256:${m[1]}` as Digest) : undefined;
-}
-
-/**
- * Grows `kept` from `roots`: the children of kept lists and indexes and the
- * referrers of kept manifests, recursively. Roots that are not revisions of
- * the repository are reported: whatever names them is already broken.
- */
-class Closure {
-  readonly kept = new Set<Digest>();
-  readonly problems: Problem[] = [];
-  private readonly revisions: Set<Digest>;
-  private readonly referrers = new Map<Digest, Digest[]>();
-
-  constructor(
-    private readonly repo: RepositoryState,
-    private readonly manifests: ReadonlyMap<Digest, ParsedManifest>,
-  ) {
-    this.revisions = new Set(repo.revisions);
-    for (const digest of repo.revisions) {
-      const subject = manifests.get(digest)?.subject;
-      if (subject) this.referrers.set(subject, [...(this.referrers.get(subject) ?? []), digest]);
-    }
-  }
-
-  has(digest: Digest): boolean {
-    return this.revisions.has(digest);
-  }
-
-  add(digest: Digest, via: string): void {
-    const queue: Array<{ digest: Digest; via: string }> = [{ digest, via }];
-    while (queue.length > 0) {
-      const next = queue.pop() as { digest: Digest; via: string };
-      if (this.kept.has(next.digest)) continue;
-      if (!this.revisions.has(next.digest)) {
-        this.problems.push({ repository: this.repo.name, message: `${next.via} needs ${next.digest}, which is not a revision of the repository` });
-        continue;
-      }
-      this.kept.add(next.digest);
-      for (const child of this.manifests.get(next.digest)?.children ?? []) queue.push({ digest: child, via: `index ${next.digest}` });
-      for (const referrer of this.referrers.get(next.digest) ?? []) queue.push({ digest: referrer, via: `referrer of ${next.digest}` });
-    }
-  }
-}
-
-/**
- * Every revision the repository must keep when every tag stays: each tag's
- * current manifest, the children of kept lists and indexes, and the referrers
- * of kept manifests, recursively.
- */
-export function keptRevisions(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>): { kept: Set<Digest>; problems: Problem[] } {
-  const closure = new Closure(repo, manifests);
-  for (const tag of repo.tags) if (tag.current) closure.add(tag.current, `tag ${tag.name}`);
-  return { kept: closure.kept, problems: closure.problems };
-}
-
 export interface PlanOptions {
   /** REPOSITORY[:TAG] arguments: only these are purged (default: all). */
   selectors?: readonly Selector[];
@@ -197,52 +98,6 @@ export interface PlanOptions {
   policy?: Policy;
   /** The time tags are aged against (default: now). */
   now?: number;
-}
-
-function describeRules(rules: Rules, parts: { keep?: number; olderThan?: boolean; tags?: boolean }): string {
-  const words: string[] = [];
-  if (parts.keep !== undefined) words.push(`not among the ${rules.keep} most recent (number ${parts.keep})`);
-  if (parts.olderThan) words.push(`pushed more than ${rules.olderThan} ago`);
-  if (parts.tags) words.push(`matches ${rules.tags?.source}`);
-  return words.join(', ');
-}
-
-/** The ordinary tags the rules remove, each with the words that say why. */
-export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now: number): Map<string, string> {
-  const selected = new Map<string, string>();
-  if (!selectsTags(rules)) return selected;
-  // Protected tags are never candidates and do not count toward keep N.
-  const candidates = tags
-    .filter((t) => !rules.keepTags.test(t.name))
-    .sort((a, b) => (b.pushedMs ?? 0) - (a.pushedMs ?? 0) || (a.name < b.name ? -1 : 1));
-  candidates.forEach((tag, rank) => {
-    const byKeep = rules.keep === undefined || rank >= rules.keep;
-    const byAge = rules.olderThanMs === undefined || (tag.pushedMs ?? now) < now - rules.olderThanMs;
-    const byName = rules.tags === undefined || rules.tags.test(tag.name);
-    if (byKeep && byAge && byName) {
-      selected.set(tag.name, describeRules(rules, { keep: rules.keep === undefined ? undefined : rank + 1, olderThan: rules.olderThanMs !== undefined, tags: rules.tags !== undefined }));
-    }
-  });
-  return selected;
-}
-
-interface Scope {
-  all: boolean;
-  tags: Set<string>;
-}
-
-function scopeOf(repo: RepositoryState, options: PlanOptions): Scope | undefined {
-  const selectors = options.selectors ?? [];
-  const named = (options.remove ?? []).some((r) => r.repository === repo.name);
-  if (selectors.length === 0) return { all: true, tags: new Set() };
-  const mine = selectors.filter((s) => s.repository === repo.name);
-  if (mine.length === 0) return named ? { all: false, tags: new Set() } : undefined;
-  if (mine.some((s) => s.tag === undefined)) return { all: true, tags: new Set() };
-  return { all: false, tags: new Set(mine.map((s) => s.tag as string)) };
-}
-
-function nestedBelow(names: readonly string[], name: string): string[] {
-  return names.filter((n) => n.startsWith(`${name}/`));
 }
 
 /** What planning one repository needs besides the repository itself. */
@@ -257,21 +112,161 @@ export function planContext(names: readonly string[], options: PlanOptions = {})
   return { options, now: options.now ?? Date.now(), names };
 }
 
-/**
- * The plan. Per repository: `-x` removals; tags the retention rules select
- * (fallback signature tags follow their subject instead); then every revision
- * that no remaining tag, kept history entry, list or referrer chain still
- * reaches; and every tag index entry that is neither current nor kept history.
- * A repository with a problem is spared whole.
- */
-export function planPurge(inventory: Inventory, options: PlanOptions = {}): Plan {
-  const plan = emptyPlan();
-  const context = planContext(inventory.repositories.map((r) => r.name), options);
-  for (const repo of inventory.repositories) planRepository(repo, inventory.manifests, context, plan);
-  return plan;
+/** What the arguments select of a repository: all of it, or the history of some tags. */
+interface Scope {
+  all: boolean;
+  tags: Set<string>;
+}
+
+function inScope(scope: Scope, tag: string): boolean {
+  return scope.all || scope.tags.has(tag);
+}
+
+/** Step 1: the repository's scope, or undefined when the arguments leave it alone. */
+function scopeOf(repo: RepositoryState, options: PlanOptions): Scope | undefined {
+  const selectors = options.selectors ?? [];
+  const named = (options.remove ?? []).some((r) => r.repository === repo.name);
+  if (selectors.length === 0) return { all: true, tags: new Set() };
+  const mine = selectors.filter((s) => s.repository === repo.name);
+  if (mine.length === 0) return named ? { all: false, tags: new Set() } : undefined;
+  if (mine.some((s) => s.tag === undefined)) return { all: true, tags: new Set() };
+  return { all: false, tags: new Set(mine.map((s) => s.tag as string)) };
 }
 
 const NOTHING: ReadonlySet<Digest> = new Set();
+
+function spare(plan: Plan, repo: RepositoryState, problems: Problem[]): ReadonlySet<Digest> {
+  plan.spared.push({ repository: repo.name, problems });
+  return NOTHING;
+}
+
+/** What apply re-checks before removing anything of the repository: every tag as the plan saw it. */
+function check(plan: Plan, repo: RepositoryState): void {
+  plan.checks.push({ repository: repo.name, tags: Object.fromEntries(repo.tags.map((t) => [t.name, t.current as Digest])) });
+}
+
+/** Step 2: `-x REPOSITORY`: every tag and revision goes; repositories nested below it stay. */
+function planRemoval(repo: RepositoryState, context: PlanContext, plan: Plan): ReadonlySet<Digest> {
+  const nested = context.names.filter((n) => n.startsWith(`${repo.name}/`));
+  plan.repositories.push({ repository: repo.name, reason: 'named', nested });
+  for (const t of repo.tags) plan.tags.push({ repository: repo.name, tag: t.name, digest: t.current ?? null, reason: 'repository-removed', detail: `repository ${repo.name} removed` });
+  for (const digest of repo.revisions) plan.manifests.push({ repository: repo.name, digest, reason: 'repository-removed' });
+  check(plan, repo);
+  return new Set(repo.revisions);
+}
+
+type RemovedTags = Map<string, { reason: TagReason; detail: string }>;
+
+/** Step 3: the tags `-x` names, then the ordinary tags in scope that the retention rules select. */
+function selectRemovedTags(repo: RepositoryState, scope: Scope, rules: Rules | undefined, context: PlanContext): RemovedTags {
+  const removed: RemovedTags = new Map();
+  for (const r of context.options.remove ?? []) {
+    if (r.repository === repo.name && r.tag !== undefined) removed.set(r.tag, { reason: 'named', detail: `named by --remove ${r.repository}:${r.tag}` });
+  }
+  if (rules) {
+    const eligible = repo.tags.filter((t) => fallbackSubject(t.name) === undefined && inScope(scope, t.name) && !removed.has(t.name));
+    for (const [tag, detail] of tagsSelectedByRules(eligible, rules, context.now)) removed.set(tag, { reason: 'policy', detail });
+  }
+  return removed;
+}
+
+/** The `depth` most recent earlier digests of a tag, so a rollback remains possible. */
+function recentHistory(tag: TagState, closure: Closure, depth: number): Digest[] {
+  return tag.index
+    .filter((d) => d !== tag.current && closure.has(d))
+    .sort((a, b) => (tag.indexTimes?.[b] ?? 0) - (tag.indexTimes?.[a] ?? 0) || (a < b ? -1 : 1))
+    .slice(0, depth);
+}
+
+/** Step 4: every remaining ordinary tag keeps its manifest and `depth` earlier ones; returns the kept history by tag. */
+function keepTags(repo: RepositoryState, closure: Closure, removed: RemovedTags, depth: number): Map<string, Set<Digest>> {
+  const keptHistory = new Map<string, Set<Digest>>();
+  for (const tag of repo.tags) {
+    if (fallbackSubject(tag.name) !== undefined || removed.has(tag.name) || !tag.current) continue;
+    closure.add(tag.current, `tag ${tag.name}`);
+    if (depth === 0) continue;
+    const earlier = recentHistory(tag, closure, depth);
+    keptHistory.set(tag.name, new Set(earlier));
+    for (const d of earlier) closure.add(d, `history of tag ${tag.name}`);
+  }
+  return keptHistory;
+}
+
+/**
+ * Step 5: fallback tags follow their subject: kept with it (and what they name
+ * kept too, which may keep further subjects), removed with it when in scope.
+ * One whose subject was never here is left alone.
+ */
+function decideFallbackTags(repo: RepositoryState, closure: Closure, removed: RemovedTags, scope: Scope): void {
+  const keep = (t: TagState): void => {
+    if (t.current) closure.add(t.current, `tag ${t.name}`);
+  };
+  const undecided = new Set(repo.tags.filter((t) => fallbackSubject(t.name) !== undefined && !removed.has(t.name)));
+  for (const t of undecided) {
+    if (closure.has(fallbackSubject(t.name) as Digest)) continue;
+    undecided.delete(t);
+    keep(t);
+  }
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const t of undecided) {
+      if (!closure.kept.has(fallbackSubject(t.name) as Digest)) continue;
+      undecided.delete(t);
+      keep(t);
+      changed = true;
+    }
+  }
+  for (const t of undecided) {
+    if (inScope(scope, t.name)) removed.set(t.name, { reason: 'subject-removed', detail: `its subject ${fallbackSubject(t.name)} is removed` });
+    else keep(t);
+  }
+}
+
+interface Decision {
+  repo: RepositoryState;
+  scope: Scope;
+  removedTags: RemovedTags;
+  closure: Closure;
+  keptHistory: Map<string, Set<Digest>>;
+}
+
+/** The revisions that go: in scope, and outside what the remaining tags keep. */
+function removedRevisions({ repo, scope, removedTags, closure }: Decision): Set<Digest> {
+  const candidates = scope.all
+    ? repo.revisions
+    : [...new Set(repo.tags.filter((t) => inScope(scope, t.name) || removedTags.has(t.name)).flatMap((t) => t.index))].filter((d) => closure.has(d));
+  return new Set(candidates.filter((d) => !closure.kept.has(d)));
+}
+
+/** Tag index entries that are neither current nor kept history, of the tags that stay. */
+function planIndexEntries({ repo, scope, removedTags, keptHistory }: Decision, removed: ReadonlySet<Digest>, plan: Plan): void {
+  for (const tag of repo.tags) {
+    if (removedTags.has(tag.name)) continue; // its whole directory goes
+    for (const digest of tag.index) {
+      if (digest === tag.current || keptHistory.get(tag.name)?.has(digest)) continue;
+      if (removed.has(digest)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'untagged' });
+      else if (inScope(scope, tag.name)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'history' });
+    }
+  }
+}
+
+/** Step 6: the decision into the plan: manifests (sorted), tags, index entries, and the re-check. */
+function record(decision: Decision, plan: Plan): ReadonlySet<Digest> {
+  const { repo, removedTags } = decision;
+  const removed = removedRevisions(decision);
+  const currentOfRemoved = new Set(repo.tags.filter((t) => removedTags.has(t.name)).map((t) => t.current));
+  for (const digest of [...removed].sort()) {
+    plan.manifests.push({ repository: repo.name, digest, reason: currentOfRemoved.has(digest) ? 'tag-removed' : 'untagged' });
+  }
+  for (const tag of repo.tags) {
+    const why = removedTags.get(tag.name);
+    if (why) plan.tags.push({ repository: repo.name, tag: tag.name, digest: tag.current ?? null, ...why });
+  }
+  const entriesBefore = plan.indexEntries.length;
+  planIndexEntries(decision, removed, plan);
+  if (removed.size > 0 || removedTags.size > 0 || plan.indexEntries.length > entriesBefore) check(plan, repo);
+  return removed;
+}
 
 /**
  * Plans one repository into `plan`, given the manifests its revisions name,
@@ -279,120 +274,18 @@ const NOTHING: ReadonlySet<Digest> = new Set();
  * scan can hand them over one at a time and forget each afterwards.
  */
 export function planRepository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>, context: PlanContext, plan: Plan): ReadonlySet<Digest> {
-  const { options, now } = context;
-  const removals = options.remove ?? [];
-  {
-    const scope = scopeOf(repo, options);
-    if (!scope) return NOTHING;
-    const existing = keptRevisions(repo, manifests);
-    const problems = [...repo.problems, ...existing.problems];
-    if (problems.length > 0) {
-      plan.spared.push({ repository: repo.name, problems });
-      return NOTHING;
-    }
-    const check = (): void => {
-      plan.checks.push({ repository: repo.name, tags: Object.fromEntries(repo.tags.map((t) => [t.name, t.current as Digest])) });
-    };
-
-    if (removals.some((r) => r.repository === repo.name && r.tag === undefined)) {
-      plan.repositories.push({ repository: repo.name, reason: 'named', nested: nestedBelow(context.names, repo.name) });
-      for (const t of repo.tags) plan.tags.push({ repository: repo.name, tag: t.name, digest: t.current ?? null, reason: 'repository-removed', detail: `repository ${repo.name} removed` });
-      for (const digest of repo.revisions) plan.manifests.push({ repository: repo.name, digest, reason: 'repository-removed' });
-      check();
-      return new Set(repo.revisions);
-    }
-
-    const rules = options.policy ? rulesFor(options.policy, repo.name) : undefined;
-    const inTagScope = (tag: string): boolean => scope.all || scope.tags.has(tag);
-    const removedTags = new Map<string, { reason: TagReason; detail: string }>();
-    for (const r of removals) {
-      if (r.repository === repo.name && r.tag !== undefined) removedTags.set(r.tag, { reason: 'named', detail: `named by --remove ${r.repository}:${r.tag}` });
-    }
-    const ordinary = repo.tags.filter((t) => fallbackSubject(t.name) === undefined);
-    if (rules) {
-      const eligible = ordinary.filter((t) => inTagScope(t.name) && !removedTags.has(t.name));
-      for (const [tag, detail] of tagsSelectedByRules(eligible, rules, now)) removedTags.set(tag, { reason: 'policy', detail });
-    }
-
-    const closure = new Closure(repo, manifests);
-    const keptHistory = new Map<string, Set<Digest>>();
-    for (const tag of ordinary) {
-      if (removedTags.has(tag.name) || !tag.current) continue;
-      closure.add(tag.current, `tag ${tag.name}`);
-      const depth = rules?.history ?? 0;
-      if (depth > 0) {
-        // The N most recent earlier digests of the tag stay, so a rollback remains possible.
-        const earlier = tag.index
-          .filter((d) => d !== tag.current && closure.has(d))
-          .sort((a, b) => (tag.indexTimes?.[b] ?? 0) - (tag.indexTimes?.[a] ?? 0) || (a < b ? -1 : 1))
-          .slice(0, depth);
-        keptHistory.set(tag.name, new Set(earlier));
-        for (const d of earlier) closure.add(d, `history of tag ${tag.name}`);
-      }
-    }
-    // Fallback tags follow their subject: kept with it, removed with it. One whose subject was never here is left alone.
-    const fallbacks = repo.tags.filter((t) => fallbackSubject(t.name) !== undefined && !removedTags.has(t.name));
-    const undecided = new Set(fallbacks);
-    for (const t of fallbacks) {
-      if (!closure.has(fallbackSubject(t.name) as Digest)) {
-        undecided.delete(t);
-        if (t.current) closure.add(t.current, `tag ${t.name}`);
-      }
-    }
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (const t of undecided) {
-        if (closure.kept.has(fallbackSubject(t.name) as Digest)) {
-          undecided.delete(t);
-          if (t.current) closure.add(t.current, `tag ${t.name}`);
-          changed = true;
-        }
-      }
-    }
-    for (const t of undecided) {
-      if (inTagScope(t.name)) removedTags.set(t.name, { reason: 'subject-removed', detail: `its subject ${fallbackSubject(t.name)} is removed` });
-      else if (t.current) closure.add(t.current, `tag ${t.name}`);
-    }
-    if (closure.problems.length > 0) {
-      plan.spared.push({ repository: repo.name, problems: closure.problems });
-      return NOTHING;
-    }
-
-    const candidates = scope.all
-      ? repo.revisions
-      : [...new Set(repo.tags.filter((t) => inTagScope(t.name) || removedTags.has(t.name)).flatMap((t) => t.index))].filter((d) => closure.has(d));
-    const removed = new Set(candidates.filter((d) => !closure.kept.has(d)));
-    const currentOfRemoved = new Set(repo.tags.filter((t) => removedTags.has(t.name)).map((t) => t.current));
-    for (const digest of [...removed].sort()) {
-      plan.manifests.push({ repository: repo.name, digest, reason: currentOfRemoved.has(digest) ? 'tag-removed' : 'untagged' });
-    }
-    for (const tag of repo.tags) {
-      const why = removedTags.get(tag.name);
-      if (why) plan.tags.push({ repository: repo.name, tag: tag.name, digest: tag.current ?? null, ...why });
-    }
-    const entriesBefore = plan.indexEntries.length;
-    for (const tag of repo.tags) {
-      if (removedTags.has(tag.name)) continue; // its whole directory goes
-      for (const digest of tag.index) {
-        if (digest === tag.current || keptHistory.get(tag.name)?.has(digest)) continue;
-        if (removed.has(digest)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'untagged' });
-        else if (inTagScope(tag.name)) plan.indexEntries.push({ repository: repo.name, tag: tag.name, digest, reason: 'history' });
-      }
-    }
-    if (removed.size > 0 || removedTags.size > 0 || plan.indexEntries.length > entriesBefore) check();
-    return removed;
-  }
-}
-
-/** Manifests the plan removes, by repository. */
-function removedByRepository(plan: Plan): Map<string, Set<Digest>> {
-  const removed = new Map<string, Set<Digest>>();
-  for (const m of plan.manifests) {
-    const set = removed.get(m.repository) ?? new Set<Digest>();
-    set.add(m.digest);
-    removed.set(m.repository, set);
-  }
-  return removed;
+  const scope = scopeOf(repo, context.options);
+  if (!scope) return NOTHING;
+  const problems = [...repo.problems, ...keptRevisions(repo, manifests).problems];
+  if (problems.length > 0) return spare(plan, repo, problems);
+  if ((context.options.remove ?? []).some((r) => r.repository === repo.name && r.tag === undefined)) return planRemoval(repo, context, plan);
+  const rules = context.options.policy ? rulesFor(context.options.policy, repo.name) : undefined;
+  const removedTags = selectRemovedTags(repo, scope, rules, context);
+  const closure = new Closure(repo, manifests);
+  const keptHistory = keepTags(repo, closure, removedTags, rules?.history ?? 0);
+  decideFallbackTags(repo, closure, removedTags, scope);
+  if (closure.problems.length > 0) return spare(plan, repo, closure.problems);
+  return record({ repo, scope, removedTags, closure, keptHistory }, plan);
 }
 
 /**
@@ -405,42 +298,6 @@ export function repositoryKeepsUntagged(repo: RepositoryState, removed: Readonly
   return repo.revisions.some((d) => !tagged.has(d) && !removed.has(d));
 }
 
-export function keepsUntagged(inventory: Inventory, plan: Plan): boolean {
-  const removed = removedByRepository(plan);
-  return inventory.repositories.some((repo) => repositoryKeepsUntagged(repo, removed.get(repo.name) ?? NOTHING));
-}
-
-/** A Ledger fed with a whole inventory and the plan for it. */
-function ledgerFor(inventory: Inventory, plan: Plan, registryVersion?: string): Ledger {
-  const ledger = new Ledger(registryVersion);
-  const removed = removedByRepository(plan);
-  ledger.treeProblem(inventory.problems);
-  for (const repo of inventory.repositories) ledger.repository(repo, inventory.manifests, removed.get(repo.name) ?? NOTHING);
-  ledger.blobs(blobPartOf(inventory.blobs));
-  return ledger;
-}
-
-function blobPartOf(blobs: ReadonlyMap<Digest, number>): BlobPart {
-  const digests = new Uint8Array(blobs.size * 32);
-  const sizes = new Float64Array(blobs.size);
-  let i = 0;
-  for (const [digest, size] of blobs) {
-    digests.set(Buffer.from(digest.slice('sha256:'.length), 'hex'), i * 32);
-    sizes[i++] = size;
-  }
-  return { digests, sizes, problems: [] };
-}
-
-/**
- * Simulates garbage-collect's mark on the tree the plan leaves: for every
- * repository it enumerates, every remaining revision and what that manifest
- * references is marked, globally. Every blob not marked is swept.
- */
-export function predictCollect(inventory: Inventory, plan: Plan, registryVersion?: string): Prediction & { digests: Digest[] } {
-  const ledger = ledgerFor(inventory, plan, registryVersion);
-  return { ...ledger.sweep(), digests: ledger.sweptDigests() };
-}
-
 /** The totals the tree will have once the plan is applied and garbage-collect has run. */
 export function predictTotals(before: Totals, plan: Plan, prediction: Prediction): Totals {
   return {
@@ -450,39 +307,4 @@ export function predictTotals(before: Totals, plan: Plan, prediction: Prediction
     blobs: before.blobs - prediction.blobs,
     bytes: before.bytes - prediction.bytes,
   };
-}
-
-export interface RepositoryReclaim {
-  repository: string;
-  manifests: number;
-  tags: number;
-  /** Bytes of the blobs garbage-collect will sweep that this repository's removed manifests used. */
-  predictedBytes: number;
-}
-
-/** Label for swept blobs that no removed manifest used: orphan uploads and leftovers of earlier runs. */
-export const UNREFERENCED = '(unreferenced blobs)';
-
-/**
- * Splits the predicted bytes by repository. A swept blob counts once, for the
- * first repository (by name) whose removed manifests used it, so the rows add
- * up to the prediction exactly.
- */
-export function reclaimRows(plan: Plan, ledger: Ledger): RepositoryReclaim[] {
-  const rows = new Map<string, RepositoryReclaim>();
-  const row = (repository: string): RepositoryReclaim => {
-    let r = rows.get(repository);
-    if (!r) rows.set(repository, (r = { repository, manifests: 0, tags: 0, predictedBytes: 0 }));
-    return r;
-  };
-  for (const t of plan.tags) row(t.repository).tags++;
-  for (const m of plan.manifests) row(m.repository).manifests++;
-  const { repositories, unreferenced } = ledger.bytesByRepository();
-  for (const [repository, bytes] of repositories) row(repository).predictedBytes += bytes;
-  if (unreferenced > 0) row(UNREFERENCED).predictedBytes += unreferenced;
-  return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
-}
-
-export function reclaimByRepository(inventory: Inventory, plan: Plan, registryVersion?: string): RepositoryReclaim[] {
-  return reclaimRows(plan, ledgerFor(inventory, plan, registryVersion));
 }

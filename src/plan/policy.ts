@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { UsageError } from '../errors.js';
+import type { TagState } from '../model.js';
 import { isRepositoryName } from '../storage/layout.js';
 import { semver, yaml } from '../util/lazy.js';
 
@@ -103,6 +104,33 @@ export function makeRules(input: RuleInput): Rules {
 /** Do these rules select any tag at all? Without keep, olderThan or tags, no tag is removed by rule. */
 export function selectsTags(rules: Rules): boolean {
   return rules.keep !== undefined || rules.olderThanMs !== undefined || rules.tags !== undefined;
+}
+
+function describeRules(rules: Rules, parts: { keep?: number; olderThan?: boolean; tags?: boolean }): string {
+  const words: string[] = [];
+  if (parts.keep !== undefined) words.push(`not among the ${rules.keep} most recent (number ${parts.keep})`);
+  if (parts.olderThan) words.push(`pushed more than ${rules.olderThan} ago`);
+  if (parts.tags) words.push(`matches ${rules.tags?.source}`);
+  return words.join(', ');
+}
+
+/** The ordinary tags the rules remove, each with the words that say why. */
+export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now: number): Map<string, string> {
+  const selected = new Map<string, string>();
+  if (!selectsTags(rules)) return selected;
+  // Protected tags are never candidates and do not count toward keep N.
+  const candidates = tags
+    .filter((t) => !rules.keepTags.test(t.name))
+    .sort((a, b) => (b.pushedMs ?? 0) - (a.pushedMs ?? 0) || (a.name < b.name ? -1 : 1));
+  candidates.forEach((tag, rank) => {
+    const byKeep = rules.keep === undefined || rank >= rules.keep;
+    const byAge = rules.olderThanMs === undefined || (tag.pushedMs ?? now) < now - rules.olderThanMs;
+    const byName = rules.tags === undefined || rules.tags.test(tag.name);
+    if (byKeep && byAge && byName) {
+      selected.set(tag.name, describeRules(rules, { keep: rules.keep === undefined ? undefined : rank + 1, olderThan: rules.olderThanMs !== undefined, tags: rules.tags !== undefined }));
+    }
+  });
+  return selected;
 }
 
 const REGEX_SPECIAL = new Set([...'.+^$(){}[]|\\']);

@@ -7,7 +7,7 @@
  * few flag bits per id; PackedList keeps plan entries (a digest and a few
  * strings each) as ids in typed arrays and hands them out as plain objects.
  */
-import type { Digest } from './layout.js';
+import type { Digest } from '../model.js';
 
 const CHUNK_BITS = 14;
 /** Entries per chunk: storage grows a chunk at a time, never by copying everything. */

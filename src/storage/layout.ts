@@ -17,8 +17,8 @@
  * never point outside the tree.
  */
 import path from 'node:path';
-
-export type Digest = `sha256:${string}`;
+import { LayoutError } from '../errors.js';
+import type { Digest } from '../model.js';
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const HEX_RE = /^[0-9a-f]{64}$/;
@@ -34,10 +34,6 @@ export function parseDigest(text: string): Digest | undefined {
 
 export function isDigest(text: string): text is Digest {
   return DIGEST_RE.test(text);
-}
-
-export function isHex(text: string): boolean {
-  return HEX_RE.test(text);
 }
 
 export function digestFromHex(hex: string): Digest | undefined {
@@ -79,8 +75,6 @@ export type PathSpec =
   | { kind: 'tagIndex'; name: string; tag: string }
   | { kind: 'tagIndexEntryDir'; name: string; tag: string; digest: Digest }
   | { kind: 'tagIndexEntryLink'; name: string; tag: string; digest: Digest };
-
-export class LayoutError extends Error {}
 
 /** Path components of a spec below the storage root (the `rootdirectory`). */
 export function componentsFor(spec: PathSpec): string[] {

@@ -6,7 +6,9 @@
  * registry itself decides; anything else is a ManifestError, never a guess.
  */
 import crypto from 'node:crypto';
-import { type Digest, isDigest } from './layout.js';
+import { ManifestError } from '../errors.js';
+import type { Digest, ParsedManifest } from '../model.js';
+import { isDigest } from './layout.js';
 
 export const MediaTypes = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -16,22 +18,6 @@ export const MediaTypes = {
   schema1: 'application/vnd.docker.distribution.manifest.v1+json',
   schema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
 } as const;
-
-export type ManifestKind = 'image' | 'index' | 'schema1';
-
-export interface ParsedManifest {
-  digest: Digest;
-  mediaType: string;
-  kind: ManifestKind;
-  /** Blobs garbage-collect marks when this manifest is a revision: config + layers, children, or fsLayers. */
-  references: Digest[];
-  /** Child manifests of a list or index. */
-  children: Digest[];
-  /** The manifest this one is a referrer of (signature, SBOM, attestation). */
-  subject?: Digest;
-}
-
-export class ManifestError extends Error {}
 
 interface Descriptor {
   digest?: unknown;

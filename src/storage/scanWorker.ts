@@ -4,13 +4,15 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { runScanWork } from './scan.js';
-import type { ScanTask } from './scanPool.js';
+import type { ScanReply, ScanTask } from './scanPool.js';
 
 parentPort?.on('message', (task: ScanTask) => {
+  let reply: ScanReply;
   try {
-    parentPort?.postMessage({ id: task.id, result: runScanWork(task) });
+    reply = { id: task.id, result: runScanWork(task) };
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    parentPort?.postMessage({ id: task.id, error: { message: e.message, code: e.code } });
+    reply = { id: task.id, error: { message: e.message, code: e.code } };
   }
+  parentPort?.postMessage(reply);
 });

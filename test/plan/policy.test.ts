@@ -1,8 +1,8 @@
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
-import { fallbackSubject, tagsSelectedByRules } from '../../src/plan/planner.js';
-import { globToRegExp, makeRules, parseDuration, parsePolicy, parseTagPattern, rulesFor, tagVersion } from '../../src/plan/policy.js';
-import type { TagState } from '../../src/storage/scan.js';
+import type { TagState } from '../../src/model.js';
+import { fallbackSubject } from '../../src/plan/closure.js';
+import { globToRegExp, makeRules, parseDuration, parsePolicy, parseTagPattern, rulesFor, tagVersion, tagsSelectedByRules } from '../../src/plan/policy.js';
 
 const now = Date.parse('2026-11-22T00:00:00Z');
 const tag = (name: string, daysAgo: number): TagState => ({ name, index: [], pushedMs: now - daysAgo * 86_400_000 });

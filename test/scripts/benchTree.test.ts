@@ -29,14 +29,14 @@ async function filesInTar(spec: Parameters<typeof packBenchTree>[1]): Promise<{ 
   const files = new Map<string, string>();
   extract.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c: unknown) => chunks.push(c as Buffer));
     stream.on('end', () => {
       files.set(header.name, Buffer.concat(chunks).toString('utf8'));
       next();
     });
   });
-  const done = new Promise((resolve, reject) => {
-    extract.on('finish', resolve);
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('finish', () => resolve());
     extract.on('error', reject);
   });
   pack.pipe(extract);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DigestTable, Flag, PackedList } from '../../src/storage/digestTable.js';
-import type { Digest } from '../../src/storage/layout.js';
+import type { Digest } from '../../src/model.js';
 
 const digestOf = (i: number): Digest => `sha256:${createHash('sha256').update(String(i)).digest('hex')}`;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Digest, Layout, type PathSpec, ScanPaths, isRepositoryName, isTagName, parseDigest } from '../../src/storage/layout.js';
+import type { Digest } from '../../src/model.js';
+import { Layout, type PathSpec, ScanPaths, isRepositoryName, isTagName, parseDigest } from '../../src/storage/layout.js';
 
 const D = `sha256:${'ab'.repeat(32)}` as Digest;
 const HEX = 'ab'.repeat(32);

@@ -1,11 +1,23 @@
 /**
  * The scan in worker threads reads exactly what the scan in one thread reads,
- * problems included. Workers run compiled code, so this imports from dist/.
+ * problems included. Workers run compiled code, so the thread pools come from
+ * dist/ (typed as their source); everything else runs from source.
  */
 import fs from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
+import { UNREFERENCED, measureTree, planTree } from '../../src/plan/planTree.js';
+import { runScanWork } from '../../src/storage/scan.js';
+import type { ScanPool } from '../../src/storage/scanPool.js';
+import { keepsUntagged, planPurge, predictCollect, reclaimByRepository, scan } from '../support/inventory.js';
 import { tempDir } from '../support/tmp.js';
+
+/** A pool of `threads` threads from the compiled code, so its workers can start. */
+async function distPool(threads: number, runHere?: Parameters<typeof import('../../src/storage/scanPool.js').openScanPool>[1]): Promise<ScanPool> {
+  const compiled = '../../dist/src/storage/scanPool.js';
+  const { openScanPool } = (await import(compiled)) as typeof import('../../src/storage/scanPool.js');
+  return openScanPool(threads, runHere);
+}
 
 let root: string;
 beforeAll(async () => {
@@ -27,13 +39,17 @@ afterAll(async () => {
 });
 
 it('gives the same inventory with 1 and with 3 threads', async () => {
-  const { scan } = await import('../../dist/src/storage/scan.js');
-  const one = await scan(root, { concurrency: 1 });
-  const three = await scan(root, { concurrency: 3 });
-  expect(three).toEqual(one);
-  expect(one.repositories).toHaveLength(12);
-  expect(one.repositories.find((r: { name: string }) => r.name === 'repo1')?.problems[0]?.message).toMatch(/current link of tag latest holds "garbage"/);
-  expect(one.repositories.find((r: { name: string }) => r.name === 'repo2')?.problems[0]?.message).toMatch(/unknown media type/);
+  const pool = await distPool(3);
+  try {
+    const one = await scan(root, { concurrency: 1 });
+    const three = await scan(root, { pool });
+    expect(three).toEqual(one);
+    expect(one.repositories).toHaveLength(12);
+    expect(one.repositories.find((r) => r.name === 'repo1')?.problems[0]?.message).toMatch(/current link of tag latest holds "garbage"/);
+    expect(one.repositories.find((r) => r.name === 'repo2')?.problems[0]?.message).toMatch(/unknown media type/);
+  } finally {
+    await pool.close();
+  }
 });
 
 async function healthyTree(): Promise<string> {
@@ -53,55 +69,52 @@ async function healthyTree(): Promise<string> {
 }
 
 it('plans and predicts in one streaming pass exactly what the whole-inventory functions give', async () => {
-  const { scan } = await import('../../dist/src/storage/scan.js');
-  const planner = await import('../../dist/src/plan/planner.js');
-  const { survey } = await import('../../dist/src/plan/planTree.js');
   const healthy = await healthyTree();
+  const threads = await distPool(3);
   try {
     for (const tree of [root, healthy]) {
       const inventory = await scan(tree);
-      const plan = planner.planPurge(inventory);
-      const predicted = planner.predictCollect(inventory, plan, '2.8.2');
-      for (const concurrency of [1, 3]) {
-        const s = await survey(tree, { concurrency, registryVersion: '2.8.2' });
+      const plan = planPurge(inventory);
+      const predicted = predictCollect(inventory, plan, '2.8.2');
+      for (const pool of [undefined, threads]) {
+        const s = await planTree(tree, { pool, registryVersion: '2.8.2' });
         expect(JSON.parse(JSON.stringify(s.plan))).toEqual(JSON.parse(JSON.stringify(plan)));
         expect(s.plan.manifests.length).toBeGreaterThan(0);
         expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, blockedBy: predicted.blockedBy });
-        expect(s.perRepository).toEqual(planner.reclaimByRepository(inventory, plan, '2.8.2'));
-        expect(s.keepsUntagged).toBe(planner.keepsUntagged(inventory, plan));
+        expect(s.perRepository).toEqual(reclaimByRepository(inventory, plan, '2.8.2'));
+        expect(s.keepsUntagged).toBe(keepsUntagged(inventory, plan));
         expect(s.before).toEqual({
           repositories: inventory.repositories.length,
-          tags: inventory.repositories.reduce((n: number, r: { tags: unknown[] }) => n + r.tags.length, 0),
-          manifests: inventory.repositories.reduce((n: number, r: { revisions: unknown[] }) => n + r.revisions.length, 0),
+          tags: inventory.repositories.reduce((n, r) => n + r.tags.length, 0),
+          manifests: inventory.repositories.reduce((n, r) => n + r.revisions.length, 0),
           blobs: inventory.blobs.size,
-          bytes: [...inventory.blobs.values()].reduce((n: number, b: number) => n + b, 0),
+          bytes: [...inventory.blobs.values()].reduce((n, b) => n + b, 0),
         });
       }
       if (tree === healthy) {
         // The healthy tree really predicts something, split over repositories and the orphan.
         expect(predicted.blockedBy).toEqual([]);
         expect(predicted.blobs).toBeGreaterThan(9);
-        const rows = planner.reclaimByRepository(inventory, plan, '2.8.2');
-        expect(rows.map((r: { repository: string }) => r.repository)).toContain(planner.UNREFERENCED);
-        expect(rows.reduce((n: number, r: { predictedBytes: number }) => n + r.predictedBytes, 0)).toBe(predicted.bytes);
+        const rows = reclaimByRepository(inventory, plan, '2.8.2');
+        expect(rows.map((r) => r.repository)).toContain(UNREFERENCED);
+        expect(rows.reduce((n, r) => n + r.predictedBytes, 0)).toBe(predicted.bytes);
       }
     }
   } finally {
+    await threads.close();
     await fs.rm(healthy, { recursive: true, force: true });
   }
 });
 
 it('reuses threads the caller started for every walk, and leaves them open', async () => {
-  const { openScanPool, scan } = await import('../../dist/src/storage/scan.js');
-  const { survey, measure } = await import('../../dist/src/plan/planTree.js');
-  const started = await openScanPool(2);
+  const started = await distPool(2);
   expect(started.threads).toBe(2);
   let tasks = 0;
   let closed = 0;
-  const pool = {
+  const pool: ScanPool = {
     threads: started.threads,
-    repository: (...args: Parameters<typeof started.repository>) => (tasks++, started.repository(...args)),
-    blobs: (...args: Parameters<typeof started.blobs>) => (tasks++, started.blobs(...args)),
+    repository: (...args) => (tasks++, started.repository(...args)),
+    blobs: (...args) => (tasks++, started.blobs(...args)),
     close: async () => {
       closed++;
     },
@@ -112,9 +125,9 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
     expect(await scan(root, { pool })).toEqual(alone);
     const afterFirst = tasks;
     expect(afterFirst).toBeGreaterThan(12);
-    const surveyed = await survey(root, { pool });
+    const planned = await planTree(root, { pool });
     expect(tasks).toBeGreaterThan(afterFirst);
-    expect(await measure(root, { pool })).toEqual(surveyed.before);
+    expect(await measureTree(root, { pool })).toEqual(planned.before);
     expect(closed).toBe(0);
   } finally {
     await started.close();
@@ -124,16 +137,13 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
 });
 
 it('reads in this thread too, next to the workers, and gets the same inventory', async () => {
-  const { runScanWork, scan } = await import('../../dist/src/storage/scan.js');
-  const { workerPool } = await import('../../dist/src/storage/scanPool.js');
   let local = 0;
-  const counting = (work: Parameters<typeof runScanWork>[0]) => (local++, runScanWork(work));
   let all = 0;
-  const pool = workerPool(2, counting);
-  const counted = {
+  const pool = await distPool(2, (work) => (local++, runScanWork(work)));
+  const counted: ScanPool = {
     threads: pool.threads,
-    repository: (...args: Parameters<typeof pool.repository>) => (all++, pool.repository(...args)),
-    blobs: (...args: Parameters<typeof pool.blobs>) => (all++, pool.blobs(...args)),
+    repository: (...args) => (all++, pool.repository(...args)),
+    blobs: (...args) => (all++, pool.blobs(...args)),
     close: () => pool.close(),
   };
   try {

@@ -1,0 +1,99 @@
+/** The command line's words: every option, its parsing and its help. */
+import { createRequire } from 'node:module';
+import { InvalidArgumentError, Option, Command } from 'commander';
+import { DEFAULT_KEEP_TAGS } from '../plan/policy.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../../package.json') as { version: string };
+
+export interface CliOptions {
+  path?: string;
+  volume?: string;
+  unpauseOnly?: boolean;
+  registryImage?: string;
+  dryRun?: boolean;
+  yes?: boolean;
+  gc: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  debug?: boolean;
+  journal?: string;
+  restore?: string;
+  registryBin?: string;
+  config?: string;
+  concurrency?: number;
+  remove?: string[];
+  keep?: number;
+  olderThan?: string;
+  tags?: string;
+  keepTags?: string;
+  history?: number;
+  policy?: string;
+  top?: number;
+  progress: boolean;
+}
+
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
+  return Number(value);
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  return n;
+}
+
+export function program(): Command {
+  return new Command('regsweep')
+    .description('Reclaim the disk of a self-hosted Docker Registry v2 (filesystem storage) without breaking a tag it keeps.')
+    .usage('[options] [TARGET] [REPOSITORY[:TAG]...]')
+    .argument('[target-and-repositories...]', 'TARGET is a registry container or swarm service (omit it with --path or --volume); then REPOSITORY or REPOSITORY:TAG to purge (default: every repository)')
+    .addOption(new Option('--path <root>', "a storage path instead of a TARGET: the registry's rootdirectory (holding docker/registry/v2)").conflicts('volume'))
+    .option('-v, --volume <name>', 'a Docker volume holding the storage instead of a TARGET (registry stopped or not)')
+    .option('-x, --remove <refs...>', 'remove these tags (REPOSITORY:TAG) or whole repositories (REPOSITORY); put TARGET before it')
+    .addOption(new Option('--keep <n>', 'keep the N most recently pushed tags of each repository; older ones may go').argParser(wholeNumber))
+    .option('--older-than <duration>', 'tags pushed longer ago than this may go (12h, 30d, 8w)')
+    .option('--tags <pattern>', 'only tags matching this may go: a regular expression for the whole tag, or a semver range (<1.4, ~1.2)')
+    .option('--keep-tags <pattern>', `tags matching this never go (default ${DEFAULT_KEEP_TAGS}; giving it replaces the default)`)
+    .addOption(new Option('--history <n>', 'keep the N most recent earlier revisions of each tag, for rollbacks').argParser(wholeNumber))
+    .option('--policy <file>', 'rules per repository glob (YAML, first match wins) or "<repository> <N>" lines; the options above apply where no rule matches')
+    .option('-n, --dry-run', 'plan and predict only; change nothing')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-gc', 'remove links only; do not run garbage-collect')
+    .option('--json', 'print the report as JSON on stdout')
+    .option('-q, --quiet', 'print nothing on success')
+    .option('--verbose', 'list every removed path and show the garbage-collect output')
+    .addOption(new Option('--top <n>', 'rows in the table of reclaimable space per repository').default(10).argParser(positiveInt))
+    .option('--no-progress', 'no progress on stderr (it is shown only on a terminal, and never when CI is set)')
+    .option('--debug', 'print stack traces of errors')
+    .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
+    .option('--restore <journal>', 'put back the links a journal recorded (needs --path), then exit')
+    .option('--registry-bin <file>', 'the registry binary to run garbage-collect with (default: registry or docker-registry on PATH)')
+    .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
+    .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
+    .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
+    .addOption(new Option('--concurrency <n>', 'threads that read the tree (default: the number of CPUs, at most 4)').argParser(positiveInt))
+    .version(version, '-V, --version')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  regsweep registry --dry-run                       a registry container: what would go, and what garbage-collect would free
+  regsweep registry --yes                           pause it, purge, garbage-collect in a helper container, restart it
+  regsweep registry-stack_registry --yes            a swarm service: all its task containers
+  regsweep -v registry-data --yes                   a volume (registry stopped or not)
+  regsweep --path /var/lib/registry --dry-run       a storage path on this host
+  regsweep --path /var/lib/registry --yes           purge, then run garbage-collect with the local registry binary
+  regsweep --path ROOT --yes team/web hist/app      only these repositories
+  regsweep --path ROOT --yes --no-gc                purge links only
+  regsweep --path ROOT --dry-run --json             machine-readable report
+  regsweep registry --keep 10 --dry-run             keep the 10 newest tags of each repository (and latest)
+  regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago
+  regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
+  regsweep registry --policy retention.yml --yes    rules per repository
+
+Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 130 interrupted.`,
+    );
+}

@@ -1,0 +1,261 @@
+/**
+ * The Engine over dockerode. Every call that changes something is logged with
+ * the short container id and rethrown with context; statuses that mean
+ * "already so" (304 on pause/unpause/stop) are handled here, by code.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import tar from 'tar-stream';
+import { EngineError, UsageError } from '../errors.js';
+import type { ContainerInfo, Engine, RunOnceOptions, RunResult, VolumeInfo } from './engine.js';
+
+export const HELPER_LABEL = 'io.regsweep.helper';
+
+const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | null)?.statusCode;
+}
+
+/** Splits Docker's multiplexed stdout/stderr framing (8-byte headers) into plain text. */
+function demux(buffer: Buffer): string {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const kind = buffer[offset];
+    const size = buffer.readUInt32BE(offset + 4);
+    if ((kind !== 0 && kind !== 1 && kind !== 2) || buffer[offset + 1] !== 0) return buffer.toString('utf8'); // not framed (TTY)
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
+  const env: Record<string, string> = {};
+  for (const e of c.Config.Env ?? []) {
+    const i = e.indexOf('=');
+    if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return {
+    id: c.Id,
+    name: c.Name.replace(/^\//, ''),
+    image: c.Image,
+    imageName: c.Config.Image,
+    running: c.State.Running,
+    paused: c.State.Paused,
+    env,
+    args: c.Args ?? [],
+    mounts: (c.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination, ...(m.Name ? { name: m.Name } : {}) })),
+    labels: c.Config.Labels ?? {},
+  };
+}
+
+export class DockerodeEngine implements Engine {
+  private readonly docker: Docker;
+
+  constructor(
+    private readonly log: (message: string) => void = () => {},
+    docker?: Docker,
+  ) {
+    this.docker = docker ?? new Docker();
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+      throw new UsageError(`cannot reach the Docker engine at ${where}: ${(error as Error).message}`);
+    }
+  }
+
+  async container(idOrName: string): Promise<ContainerInfo | undefined> {
+    try {
+      return toInfo(await this.docker.getContainer(idOrName).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw new EngineError(`cannot inspect container ${idOrName}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async containersUsingVolume(volume: string): Promise<ContainerInfo[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { volume: [volume] } });
+    const infos = await Promise.all(list.map((c) => this.container(c.Id)));
+    return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
+  async serviceContainers(name: string): Promise<ContainerInfo[] | undefined> {
+    try {
+      await this.docker.getService(name).inspect();
+    } catch (error) {
+      // 404: no such service; 503: this engine is not a swarm manager, so no services at all.
+      if (statusOf(error) === 404 || statusOf(error) === 503) return undefined;
+      throw new EngineError(`cannot inspect service ${name}: ${(error as Error).message}`, { cause: error });
+    }
+    const tasks: Array<{ Status?: { State?: string; ContainerStatus?: { ContainerID?: string } }; DesiredState?: string }> =
+      await this.docker.listTasks({ filters: { service: [name], 'desired-state': ['running'] } });
+    const ids = tasks.map((t) => t.Status?.ContainerStatus?.ContainerID).filter((id): id is string => Boolean(id));
+    const infos = await Promise.all(ids.map((id) => this.container(id)));
+    return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
+  async volume(name: string): Promise<VolumeInfo | undefined> {
+    try {
+      const v = await this.docker.getVolume(name).inspect();
+      return { name: v.Name, mountpoint: v.Mountpoint, driver: v.Driver };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw new EngineError(`cannot inspect volume ${name}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async readFile(containerId: string, file: string, depth = 0): Promise<string | undefined> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.getContainer(containerId).getArchive({ path: file });
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw new EngineError(`cannot read ${file} from container ${short(containerId)}: ${(error as Error).message}`, { cause: error });
+    }
+    const entry = await firstTarEntry(stream);
+    if (entry?.type === 'symlink' && entry.linkname && depth < 8) {
+      return this.readFile(containerId, path.posix.resolve(path.posix.dirname(file), entry.linkname), depth + 1);
+    }
+    return entry?.type === 'file' ? entry.content.toString('utf8') : undefined;
+  }
+
+  async exec(containerId: string, cmd: string[]): Promise<RunResult> {
+    const container = this.docker.getContainer(containerId);
+    const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, output: demux(Buffer.concat(chunks)) };
+  }
+
+  async runOnce(options: RunOnceOptions): Promise<RunResult> {
+    const container = await this.docker.createContainer({
+      Image: options.image,
+      Cmd: options.cmd,
+      Env: options.env,
+      Labels: { [HELPER_LABEL]: 'true', ...options.labels },
+      HostConfig: { VolumesFrom: options.volumesFrom, Binds: options.binds, NetworkMode: 'none', AutoRemove: false },
+    });
+    this.log(`created helper container ${short(container.id)} from ${short(options.image)}: ${options.cmd.join(' ')}`);
+    const onAbort = (): void => {
+      container.kill().catch(() => {});
+    };
+    try {
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      // Attached before the start, so not a line of output is missed.
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      const chunks: Buffer[] = [];
+      const sink = new PassThrough();
+      sink.on('data', (c: Buffer) => {
+        chunks.push(c);
+        options.onOutput?.(c.toString('utf8'));
+      });
+      this.docker.modem.demuxStream(stream, sink, sink);
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+      });
+      await container.start();
+      const waited = (await container.wait()) as { StatusCode: number };
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      return { exitCode: waited.StatusCode, output: Buffer.concat(chunks).toString('utf8') };
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      await container.remove({ force: true }).then(
+        () => this.log(`removed helper container ${short(container.id)}`),
+        (error: unknown) => {
+          if (statusOf(error) !== 404) throw new EngineError(`cannot remove helper container ${short(container.id)}: ${(error as Error).message}`);
+        },
+      );
+    }
+  }
+
+  private async change(verb: 'pause' | 'unpause' | 'restart', containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId)[verb]();
+      this.log(`${verb}d ${short(containerId)}`);
+    } catch (error) {
+      // 304 Not Modified: already in that state. 409 on pause/unpause likewise means "already".
+      if (statusOf(error) === 304 || (verb !== 'restart' && statusOf(error) === 409 && /is (not )?paused/.test((error as Error).message))) return;
+      throw new EngineError(`cannot ${verb} container ${short(containerId)}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  pause(containerId: string): Promise<void> {
+    return this.change('pause', containerId);
+  }
+
+  unpause(containerId: string): Promise<void> {
+    return this.change('unpause', containerId);
+  }
+
+  restart(containerId: string): Promise<void> {
+    return this.change('restart', containerId);
+  }
+
+  async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<void> {
+    const service = this.docker.getService(name);
+    try {
+      const info = await service.inspect();
+      const spec = info.Spec;
+      const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + 1;
+      await service.update({ version: info.Version.Index, ...spec, TaskTemplate: { ...spec.TaskTemplate, ForceUpdate: force } });
+      this.log(`forced an update of service ${name} so its tasks start afresh`);
+    } catch (error) {
+      throw new EngineError(`cannot restart service ${name}: ${(error as Error).message}`, { cause: error });
+    }
+    const deadline = Date.now() + timeoutMs;
+    const old = new Set(previous);
+    while (Date.now() < deadline) {
+      const running = await this.serviceContainers(name);
+      if (running && running.length > 0 && running.every((c) => c.running && !c.paused && !old.has(c.id))) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new EngineError(`service ${name} did not come back within ${timeoutMs / 1000} s`);
+  }
+
+  async self(): Promise<ContainerInfo | undefined> {
+    if (!fs.existsSync('/.dockerenv')) return undefined;
+    // Docker sets the hostname to the short container id unless --hostname says otherwise.
+    return this.container(process.env.REGSWEEP_SELF_CONTAINER ?? os.hostname());
+  }
+}
+
+interface TarEntry {
+  type: string;
+  linkname?: string;
+  content: Buffer;
+}
+
+function firstTarEntry(stream: NodeJS.ReadableStream): Promise<TarEntry | undefined> {
+  return new Promise((resolve, reject) => {
+    const extract = tar.extract();
+    let first: TarEntry | undefined;
+    extract.on('entry', (header, body, next) => {
+      const chunks: Buffer[] = [];
+      body.on('data', (c: unknown) => chunks.push(c as Buffer));
+      body.on('end', () => {
+        first ??= { type: header.type ?? 'file', linkname: header.linkname ?? undefined, content: Buffer.concat(chunks) };
+        next();
+      });
+      body.resume();
+    });
+    extract.on('finish', () => resolve(first));
+    extract.on('error', reject);
+    stream.pipe(extract);
+  });
+}

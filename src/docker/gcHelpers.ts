@@ -1,0 +1,64 @@
+/**
+ * garbage-collect in a helper container next to the registry: made from the
+ * registry's own image, with its volumes, environment and config path, or
+ * from an image the user names with a volume mounted where its default config
+ * looks. Removed when done, whatever happens (Engine.runOnce).
+ */
+import { type GcRunner, parseGcSummary } from '../gc/garbageCollect.js';
+import { DEFAULT_ROOTDIRECTORY, imageConfigPath } from '../gc/registryConfig.js';
+import { checkSupportedVersion } from '../gc/version.js';
+import type { ContainerInfo, Engine } from './engine.js';
+
+function envList(env: Record<string, string>): string[] {
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * A helper container from the registry container's image, with `VolumesFrom`
+ * that container, its environment (so REGISTRY_* overrides apply as they do to
+ * the registry) and its config path. Removed when done, whatever happens.
+ */
+export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string): GcRunner {
+  checkSupportedVersion(version);
+  return {
+    version,
+    where: `a helper container from ${registry.imageName} with the volumes of ${registry.name}`,
+    async collect(args, signal, onOutput) {
+      const cmd = ['garbage-collect', ...args, ...(configPath ? [configPath] : [])];
+      const { exitCode, output } = await engine.runOnce({
+        image: registry.image,
+        cmd,
+        env: envList(registry.env),
+        volumesFrom: [registry.id],
+        labels: { 'io.regsweep.for': registry.name },
+        signal,
+        onOutput,
+      });
+      return { ran: true, command: ['docker', 'run', '--volumes-from', registry.name, registry.imageName, ...cmd], exitCode, output, summary: parseGcSummary(output) };
+    },
+  };
+}
+
+/** A helper from an image named by the user, with the volume mounted where the image's default config looks. */
+export function volumeGcRunner(engine: Engine, volume: string, image: string, version: string): GcRunner {
+  checkSupportedVersion(version);
+  const mountAt = DEFAULT_ROOTDIRECTORY;
+  return {
+    version,
+    where: `a helper container from ${image} with volume ${volume}`,
+    async collect(args, signal, onOutput) {
+      const config = imageConfigPath(version);
+      const cmd = ['garbage-collect', ...args, config];
+      const { exitCode, output } = await engine.runOnce({
+        image,
+        cmd,
+        env: [`REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=${mountAt}`],
+        binds: [`${volume}:${mountAt}`],
+        labels: { 'io.regsweep.for': volume },
+        signal,
+        onOutput,
+      });
+      return { ran: true, command: ['docker', 'run', '-v', `${volume}:${mountAt}`, image, ...cmd], exitCode, output, summary: parseGcSummary(output) };
+    },
+  };
+}

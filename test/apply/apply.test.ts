@@ -1,0 +1,139 @@
+import fs from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { applyPlan } from '../../src/apply/apply.js';
+import { restoreJournal } from '../../src/apply/journal.js';
+import { emptyTrash, trashFor } from '../../src/apply/trash.js';
+import { parseSelector } from '../../src/plan/selectors.js';
+import { TreeWriter } from '../../scripts/sampleTree.js';
+import { planPurge, scan } from '../support/inventory.js';
+import { snapshot, tempDir } from '../support/tmp.js';
+
+let root: string;
+let w: TreeWriter;
+
+beforeEach(async () => {
+  root = await tempDir();
+  w = await new TreeWriter(root).init();
+});
+afterEach(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+async function planOf() {
+  return { plan: planPurge(await scan(root)) };
+}
+
+describe('applyPlan', () => {
+  it('writes a journal that restores every removed link', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    await w.image('app', { seed: 'old', tag: 'latest' });
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    await w.image('app', { seed: 'stray' });
+    const before = await snapshot(root);
+    const { plan } = await planOf();
+    expect(plan.manifests.length).toBe(2);
+    const journal = `${root}.journal`;
+    const result = await applyPlan(root, plan, { journal });
+    expect(result.manifests.length).toBe(2);
+    expect(await snapshot(root)).not.toEqual(before);
+    const restored = await restoreJournal(root, journal);
+    expect(restored.restored).toBe(3); // two revision links and one tag index link
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
+  });
+
+  it('moves removals into a trash beside docker/, which emptyTrash deletes', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    const { plan } = await planOf();
+    const trash = trashFor(root);
+    expect(path.dirname(trash)).toBe(root);
+    const result = await applyPlan(root, plan, { trash });
+    expect(result.paths).toEqual([w.layout.relativePathFor({ kind: 'revisionDir', name: 'app', digest: old.digest })]);
+    expect(await fs.readdir(trash)).toEqual(['0']);
+    expect(await fs.readFile(path.join(trash, '0', 'link'), 'utf8')).toBe(old.digest);
+    expect((await scan(root)).repositories[0]?.revisions).not.toContain(old.digest);
+    emptyTrash(root);
+    expect((await fs.readdir(root)).sort()).toEqual(['docker']);
+  });
+
+  it('skips a repository whose tag moved after the scan', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    const { plan } = await planOf();
+    await w.tag('app', 'latest', old.digest); // a push between the scan and the apply
+    const result = await applyPlan(root, plan);
+    expect([...result.manifests]).toEqual([]);
+    expect(result.skipped[0]?.message).toMatch(/tag latest moved/);
+    expect((await fs.stat(w.layout.pathFor({ kind: 'revisionLink', name: 'app', digest: old.digest }))).isFile()).toBe(true);
+  });
+
+  it("with onChange 'abort', a tag moved in one repository stops every removal", async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    await w.image('other', { seed: 'o-new', tag: 'latest' });
+    await w.image('other', { seed: 'o-old' });
+    const { plan } = await planOf();
+    expect(plan.manifests).toHaveLength(2);
+    await w.tag('app', 'latest', old.digest);
+    const before = await snapshot(root);
+    await expect(applyPlan(root, plan, { onChange: 'abort' })).rejects.toThrow(/nothing was removed \(app: tag latest moved since the scan/);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('skips a repository that gained a tag after the scan', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const old = await w.image('app', { seed: 'old' });
+    const { plan } = await planOf();
+    await w.tag('app', 'rescued', old.digest);
+    const result = await applyPlan(root, plan);
+    expect(result.skipped[0]?.message).toMatch(/tag rescued appeared/);
+  });
+
+  it('-x of a repository is journaled link by link and restores whole', async () => {
+    await w.image('team/web', { seed: 'w', tag: 'v1' });
+    await w.image('team/web/api', { seed: 'a', tag: 'v1' });
+    const before = await snapshot(root);
+    const inventory = await scan(root);
+    const plan = planPurge(inventory, { remove: [parseSelector('team/web')] });
+    expect(plan.repositories).toEqual([{ repository: 'team/web', reason: 'named', nested: ['team/web/api'] }]);
+    const journal = `${root}.journal`;
+    await applyPlan(root, plan, { journal });
+    expect(await fs.readdir(w.layout.pathFor({ kind: 'repository', name: 'team/web' }))).toEqual(['api']);
+    await restoreJournal(root, journal);
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
+  });
+});
+
+describe('restoreJournal', () => {
+  it('refuses a journal with a line that is not JSON (exit 2) and restores nothing', async () => {
+    await w.image('app', { seed: 'x', tag: 'latest' });
+    const link = w.layout.relativePathFor({ kind: 'tagCurrentLink', name: 'app', tag: 'gone' });
+    const journal = `${root}.journal`;
+    await fs.writeFile(journal, `${JSON.stringify({ path: link, content: 'sha256:' + 'a'.repeat(64) })}\nnot json\n`);
+    const before = await snapshot(root);
+    const error = await restoreJournal(root, journal).catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 2, message: `${journal}:2: not a journal line` });
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
+  });
+
+  it('refuses a journal that names a path outside the tree (exit 2) and restores nothing', async () => {
+    await w.image('app', { seed: 'x', tag: 'latest' });
+    const inside = w.layout.relativePathFor({ kind: 'tagCurrentLink', name: 'app', tag: 'gone' });
+    const journal = `${root}.journal`;
+    const lines = [{ path: inside, content: 'sha256:' + 'a'.repeat(64) }, { path: '../../etc/evil', content: 'x' }];
+    await fs.writeFile(journal, lines.map((l) => JSON.stringify(l)).join('\n'));
+    const before = await snapshot(root);
+    const error = await restoreJournal(root, journal).catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 2, message: expect.stringMatching(new RegExp(`^${journal}:2: path outside the registry tree`)) });
+    expect(await snapshot(root)).toEqual(before);
+    await fs.rm(journal);
+  });
+
+  it('refuses a journal it cannot read (exit 2)', async () => {
+    await expect(restoreJournal(root, `${root}.missing`)).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/cannot read journal .*ENOENT/) });
+  });
+});

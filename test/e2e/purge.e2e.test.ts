@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { BIN, runCli } from '../support/cli.js';
-import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../support/registry.js';
+import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { blobBytes, snapshot, tempDir } from '../support/tmp.js';
 

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { BIN, runCli } from '../support/cli.js';
-import { RegistryClient, registryBinary, startRegistry } from '../support/registry.js';
+import { RegistryClient, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 import { countTree, tempDir } from '../support/tmp.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Layout } from '../../src/storage/layout.js';
 import { runCli } from '../support/cli.js';
-import { type Descriptor, type PushedImage, RegistryClient, pushImage, pushIndex, registryBinary, startRegistry } from '../support/registry.js';
+import { type Descriptor, type PushedImage, RegistryClient, pushImage, pushIndex, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 
 const bin = registryBinary();

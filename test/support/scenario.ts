@@ -4,9 +4,9 @@
  * a fallback signature tag, shared layers, nested repositories and an orphan
  * upload. It records what a correct purge must keep and what it must remove.
  */
-import { type Descriptor, MediaTypes, type RegistryClient, blobBytes, pushImage, pushIndex } from './registry.js';
+import { type Descriptor, MediaTypes, type RegistryClient, blobBytes, pushImage, pushIndex } from '../../scripts/registryClient.js';
 
-export interface Ref {
+interface Ref {
   repository: string;
   digest: string;
 }

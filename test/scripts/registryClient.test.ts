@@ -18,7 +18,7 @@ import {
   startRegistry,
   type PushedImage,
   type RunningRegistry,
-} from './registry.js';
+} from '../../scripts/registryClient.js';
 
 const TIMEOUT = 60_000;
 const bin = registryBinary();

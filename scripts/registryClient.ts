@@ -1,6 +1,8 @@
 /**
- * Test harness for the real Docker Registry binary (distribution 2.x, e.g.
- * Debian's `docker-registry` 2.8.2).
+ * Harness for the real Docker Registry binary (distribution 2.x, e.g.
+ * Debian's `docker-registry` 2.8.2), used by the tests and by
+ * scripts/fixtures.ts. It lives in scripts/ because the project's Docker
+ * build compiles only src/ and scripts/.
  *
  * - `startRegistry` serves a filesystem root on a loopback port.
  * - `RegistryClient` speaks just enough of the v2 HTTP API to build scenarios
@@ -581,7 +583,7 @@ export function blobBytes(seed: string, size: number = blobSize(seed)): Buffer {
   return Buffer.concat(chunks).subarray(0, size);
 }
 
-export type ManifestFormat = 'docker' | 'oci';
+type ManifestFormat = 'docker' | 'oci';
 
 export interface PushImageOptions {
   /** Push by this tag; otherwise by digest (untagged). */

@@ -1,0 +1,297 @@
+/**
+ * An in-memory Docker engine, to prove the Docker side of regsweep without a daemon.
+ *
+ * It keeps containers (state, env, args, mounts, image), swarm services (name →
+ * task container ids), volumes, the files each container can be read for, and
+ * the results of exec and runOnce. Every call is recorded in order in `calls`
+ * as `method key [detail]`, e.g. `pause c1`, `readFile c1 /etc/docker/registry/config.yml`,
+ * `exec c1 registry --version`, `restartService svc t1 t2`.
+ *
+ * - `failOn(method, key?)` makes that call throw (some times, or every time),
+ *   without effect or, with `afterEffect`, after it.
+ * - `at(method, key?, hook)` runs `hook` when that call arrives, before it takes
+ *   effect: e.g. `process.emit('SIGINT', 'SIGINT')` half-way through a pause.
+ * - pause, unpause, restart and restartService change the container state as
+ *   Docker does, so a test can assert the final state (`pausedIds()`).
+ *
+ * What is returned is a copy, as an inspect would be: holding a ContainerInfo
+ * does not show later changes; ask `state(id)`.
+ */
+import type { ContainerInfo, Engine, RunOnceOptions, RunResult, VolumeInfo } from '../../src/docker/engine.js';
+import { RegsweepError } from '../../src/errors.js';
+
+export type EngineMethod = keyof Engine;
+
+export interface FakeContainerSpec extends Partial<ContainerInfo> {
+  id: string;
+  /** Files readable in the container (`docker cp`), path → text. */
+  files?: Record<string, string>;
+}
+
+interface Failure {
+  method: EngineMethod;
+  key: string | undefined;
+  error: Error;
+  times: number;
+  afterEffect: boolean;
+}
+
+interface Hook {
+  method: EngineMethod;
+  key: string | undefined;
+  run: () => void | Promise<void>;
+}
+
+const NOT_FOUND: RunResult = { exitCode: 127, output: 'exec: "registry": executable file not found in $PATH\n' };
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+export class FakeEngine implements Engine {
+  /** Every call in order, as `method key [detail]`; `note()` adds a test's own marks. */
+  readonly calls: string[] = [];
+  /** The options of every runOnce, in order. */
+  readonly runOnceOptions: RunOnceOptions[] = [];
+
+  private readonly containers = new Map<string, ContainerInfo>();
+  private readonly files = new Map<string, Map<string, string>>();
+  private readonly services = new Map<string, string[]>();
+  private readonly volumes = new Map<string, VolumeInfo>();
+  private readonly execResults = new Map<string, RunResult>();
+  private readonly runOnceResults = new Map<string, RunResult>();
+  private readonly failures: Failure[] = [];
+  private readonly hooks: Hook[] = [];
+  private selfId: string | undefined;
+  private generation = 0;
+
+  // -------------------------------------------------------------------------
+  // Setting up
+
+  /** Adds a container (running, not paused, registry:2 defaults unless given); returns a copy of it. */
+  addContainer(spec: FakeContainerSpec): ContainerInfo {
+    const { files, ...fields } = spec;
+    const info: ContainerInfo = {
+      name: spec.id,
+      image: `sha256:image-of-${spec.id}`,
+      imageName: 'registry:2',
+      running: true,
+      paused: false,
+      env: {},
+      args: ['/etc/docker/registry/config.yml'],
+      mounts: [],
+      labels: {},
+      ...fields,
+    };
+    this.containers.set(info.id, info);
+    for (const [file, text] of Object.entries(files ?? {})) this.setFile(info.id, file, text);
+    return copy(info);
+  }
+
+  /** A swarm service whose running tasks are these containers (added beforehand). */
+  addService(name: string, taskIds: string[]): void {
+    this.services.set(name, [...taskIds]);
+  }
+
+  addVolume(name: string, options: { mountpoint?: string; driver?: string } = {}): VolumeInfo {
+    const volume = { name, mountpoint: options.mountpoint ?? `/var/lib/docker/volumes/${name}/_data`, driver: options.driver ?? 'local' };
+    this.volumes.set(name, volume);
+    return copy(volume);
+  }
+
+  setFile(containerId: string, file: string, text: string): void {
+    let files = this.files.get(containerId);
+    if (!files) this.files.set(containerId, (files = new Map()));
+    files.set(file, text);
+  }
+
+  /** What any exec in this container returns (default: exit 127, no such binary). */
+  setExecResult(containerId: string, result: RunResult): void {
+    this.execResults.set(containerId, result);
+  }
+
+  /** What a helper container from this image returns (default: exit 127). */
+  setRunOnceResult(image: string, result: RunResult): void {
+    this.runOnceResults.set(image, result);
+  }
+
+  /** This process runs inside that container (default: not in a container). */
+  setSelf(containerId: string | undefined): void {
+    this.selfId = containerId;
+  }
+
+  /**
+   * Makes `method` fail for `key` (its first argument: a container id, a name, an
+   * image; any key when omitted), `times` times (default: always). The failed call
+   * has no effect, unless `afterEffect`: then it takes effect and the error comes
+   * back anyway, as when the engine answers late (a timeout).
+   */
+  failOn(method: EngineMethod, key?: string, options: { error?: Error; times?: number; afterEffect?: boolean } = {}): void {
+    const error = options.error ?? new RegsweepError(`cannot ${method}${key ? ` ${key}` : ''}: injected failure`);
+    this.failures.push({ method, key, error, times: options.times ?? Number.POSITIVE_INFINITY, afterEffect: options.afterEffect ?? false });
+  }
+
+  /** Runs `hook` each time `method` is called for `key` (any key when undefined), before the call takes effect. */
+  at(method: EngineMethod, key: string | undefined, hook: () => void | Promise<void>): void {
+    this.hooks.push({ method, key, run: hook });
+  }
+
+  /** Adds a mark of the test's own to `calls` (e.g. where its work ran). */
+  note(text: string): void {
+    this.calls.push(text);
+  }
+
+  // -------------------------------------------------------------------------
+  // Looking at the outcome
+
+  /** The current state of a container (a copy). */
+  state(id: string): ContainerInfo {
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`fake engine: no container ${id}`);
+    return copy(c);
+  }
+
+  /** Ids of the containers that are paused now. */
+  pausedIds(): string[] {
+    return [...this.containers.values()].filter((c) => c.paused).map((c) => c.id);
+  }
+
+  /** The task container ids of a service now. */
+  serviceTasks(name: string): string[] {
+    return [...(this.services.get(name) ?? [])];
+  }
+
+  /** The calls of one method, e.g. `callsOf('restart')` → ['restart c1', ...]. */
+  callsOf(method: EngineMethod): string[] {
+    return this.calls.filter((c) => c === method || c.startsWith(`${method} `));
+  }
+
+  // -------------------------------------------------------------------------
+  // The Engine
+
+  async ping(): Promise<void> {
+    await this.call('ping', undefined, undefined, () => {});
+  }
+
+  async container(idOrName: string): Promise<ContainerInfo | undefined> {
+    return this.call('container', idOrName, undefined, () => {
+      const found = this.find(idOrName);
+      return found && copy(found);
+    });
+  }
+
+  async containersUsingVolume(volume: string): Promise<ContainerInfo[]> {
+    return this.call('containersUsingVolume', volume, undefined, () =>
+      [...this.containers.values()].filter((c) => c.mounts.some((m) => m.type === 'volume' && m.name === volume)).map(copy),
+    );
+  }
+
+  async serviceContainers(name: string): Promise<ContainerInfo[] | undefined> {
+    return this.call('serviceContainers', name, undefined, () =>
+      this.services.get(name)?.map((id) => this.mustFind(id)).map(copy),
+    );
+  }
+
+  async volume(name: string): Promise<VolumeInfo | undefined> {
+    return this.call('volume', name, undefined, () => {
+      const v = this.volumes.get(name);
+      return v && copy(v);
+    });
+  }
+
+  async readFile(containerId: string, file: string): Promise<string | undefined> {
+    return this.call('readFile', containerId, file, () => {
+      this.mustFind(containerId);
+      return this.files.get(containerId)?.get(file);
+    });
+  }
+
+  async exec(containerId: string, cmd: string[]): Promise<RunResult> {
+    return this.call('exec', containerId, cmd.join(' '), () => {
+      const c = this.mustFind(containerId);
+      // As Docker answers (409): exec needs a running, unpaused container.
+      if (c.paused) throw new RegsweepError(`container ${c.id} is paused, unpause the container before exec`);
+      if (!c.running) throw new RegsweepError(`container ${c.id} is not running`);
+      return copy(this.execResults.get(c.id) ?? NOT_FOUND);
+    });
+  }
+
+  async runOnce(options: RunOnceOptions): Promise<RunResult> {
+    this.runOnceOptions.push(options);
+    return this.call('runOnce', options.image, options.cmd.join(' '), () => copy(this.runOnceResults.get(options.image) ?? NOT_FOUND));
+  }
+
+  async pause(containerId: string): Promise<void> {
+    return this.call('pause', containerId, undefined, () => {
+      const c = this.mustFind(containerId);
+      if (!c.running) throw new RegsweepError(`cannot pause container ${c.id}: it is not running`);
+      c.paused = true; // already paused: Docker's 304/409, which the real engine treats as done
+    });
+  }
+
+  async unpause(containerId: string): Promise<void> {
+    return this.call('unpause', containerId, undefined, () => {
+      this.mustFind(containerId).paused = false;
+    });
+  }
+
+  async restart(containerId: string): Promise<void> {
+    return this.call('restart', containerId, undefined, () => {
+      // Docker can restart a paused container: it comes back running, unpaused.
+      const c = this.mustFind(containerId);
+      c.running = true;
+      c.paused = false;
+    });
+  }
+
+  /** Swarm replaces every task with a fresh container; the old ones are shut down. */
+  async restartService(name: string, previous: string[]): Promise<void> {
+    return this.call('restartService', name, previous.join(' '), () => {
+      const ids = this.services.get(name);
+      if (!ids) throw new RegsweepError(`cannot restart service ${name}: no such service`);
+      this.generation++;
+      const fresh = ids.map((id) => {
+        const old = this.mustFind(id);
+        old.running = false;
+        old.paused = false;
+        const task: ContainerInfo = { ...copy(old), id: `${id}-g${this.generation}`, name: `${old.name}-g${this.generation}`, running: true, paused: false };
+        this.containers.set(task.id, task);
+        const files = this.files.get(id);
+        if (files) this.files.set(task.id, new Map(files));
+        return task.id;
+      });
+      this.services.set(name, fresh);
+    });
+  }
+
+  async self(): Promise<ContainerInfo | undefined> {
+    return this.call('self', undefined, undefined, () => (this.selfId === undefined ? undefined : copy(this.mustFind(this.selfId))));
+  }
+
+  // -------------------------------------------------------------------------
+
+  /**
+   * Records the call and runs its hooks; then, if it is made to fail, throws
+   * before its effect (or after it, with `afterEffect`); else applies `effect`.
+   */
+  private async call<T>(method: EngineMethod, key: string | undefined, detail: string | undefined, effect: () => T): Promise<T> {
+    this.calls.push([method, key, detail].filter((p) => p !== undefined && p !== '').join(' '));
+    const matches = (rule: { method: EngineMethod; key: string | undefined }): boolean =>
+      rule.method === method && (rule.key === undefined || rule.key === key);
+    for (const hook of this.hooks.filter(matches)) await hook.run();
+    const failure = this.failures.find((f) => f.times > 0 && matches(f));
+    if (failure) failure.times--;
+    if (failure && !failure.afterEffect) throw failure.error;
+    const result = effect();
+    if (failure) throw failure.error;
+    return result;
+  }
+
+  private find(idOrName: string): ContainerInfo | undefined {
+    return this.containers.get(idOrName) ?? [...this.containers.values()].find((c) => c.name === idOrName);
+  }
+
+  private mustFind(idOrName: string): ContainerInfo {
+    const c = this.find(idOrName);
+    if (!c) throw new RegsweepError(`no such container: ${idOrName}`);
+    return c;
+  }
+}

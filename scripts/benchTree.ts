@@ -31,7 +31,7 @@ export interface TreeStats {
 }
 
 /** One file of the tree: where the layout puts it, and what it holds. */
-export interface BenchFile {
+interface BenchFile {
   spec: PathSpec;
   content: string;
 }
@@ -77,7 +77,7 @@ function* image(stats: TreeStats, repository: string, seed: string, base: Blob):
  * its image's unique seed, and each repository links its base layer once.
  * `stats` counts as the files are produced.
  */
-export function* benchFiles(spec: TreeSpec, stats: TreeStats): Generator<BenchFile, void, undefined> {
+function* benchFiles(spec: TreeSpec, stats: TreeStats): Generator<BenchFile, void, undefined> {
   const bases: Blob[] = [];
   for (let i = 0; i < 8; i++) bases.push(yield* blob(stats, `base layer ${i} `.repeat(40 + i), LAYER));
   const every = spec.multiArchEvery ?? 10;

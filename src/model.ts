@@ -45,7 +45,7 @@ export interface RepositoryState extends FoundRepository {
   problems: Problem[];
 }
 
-export type ManifestKind = 'image' | 'index' | 'schema1';
+type ManifestKind = 'image' | 'index' | 'schema1';
 
 export interface ParsedManifest {
   digest: Digest;

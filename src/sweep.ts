@@ -50,7 +50,7 @@ export interface SweepPreview {
   window: string;
 }
 
-export interface GcReport {
+interface GcReport {
   ran: boolean;
   command: string[] | null;
   exitCode: number | null;
@@ -61,7 +61,7 @@ export interface GcReport {
   durationMs: number | null;
 }
 
-export interface Amount {
+interface Amount {
   blobs: number;
   bytes: number;
 }

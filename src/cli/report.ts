@@ -45,7 +45,7 @@ export interface HumanOptions {
 const BAR_WIDTH = 24;
 
 /** The largest reclaimable repositories, each with a bar proportional to the largest. */
-export function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[] {
+function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[] {
   const shown = rows.filter((r) => r.predictedBytes > 0).slice(0, top);
   if (shown.length === 0) return [];
   const largest = shown[0]?.predictedBytes ?? 1;
@@ -117,7 +117,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   return `${lines.join('\n')}\n`;
 }
 
-export const JSON_SCHEMA_VERSION = 1;
+const JSON_SCHEMA_VERSION = 1;
 
 function jsonDocument(report: SweepReport): object {
   // The removed paths and garbage-collect's output are for --verbose; the plan already names every item.

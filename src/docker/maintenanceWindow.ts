@@ -8,7 +8,7 @@
 import type { ContainerInfo, Engine } from './engine.js';
 import { InterruptedError, RollbackError } from '../errors.js';
 
-export interface WindowResult<T> {
+interface WindowResult<T> {
   value: T;
   pausedMs: number;
 }

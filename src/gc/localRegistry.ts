@@ -59,14 +59,14 @@ function run(command: string, args: string[], env: Environment, signal?: AbortSi
   });
 }
 
-export async function localRegistryVersion(bin: string): Promise<string> {
+async function localRegistryVersion(bin: string): Promise<string> {
   const { exitCode, output } = await run(bin, ['--version'], withoutRegistryOverrides(process.env));
   const version = parseRegistryVersion(output);
   if (exitCode !== 0 || !version) throw new UsageError(`cannot read the version of ${bin}: ${output.trim().split('\n')[0] ?? ''}`);
   return version;
 }
 
-export interface LocalGcOptions {
+interface LocalGcOptions {
   bin: string;
   root: string;
   /** The registry's own config; otherwise a config naming only `root` is generated. */
@@ -82,7 +82,7 @@ export interface LocalGcOptions {
  * Checks that `--config` describes filesystem storage at `root`, so garbage-collect
  * cannot sweep some other tree than the one regsweep planned.
  */
-export async function checkConfigMatchesRoot(config: string, root: string, env: Environment): Promise<void> {
+async function checkConfigMatchesRoot(config: string, root: string, env: Environment): Promise<void> {
   let text: string;
   try {
     text = await fs.readFile(config, 'utf8');
@@ -103,7 +103,7 @@ async function realpathOrSelf(p: string): Promise<string> {
   }
 }
 
-export async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
+async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
   const env = options.env ?? process.env;
   // Without the registry's own config, a generated one names only the root, and REGISTRY_* overrides
   // are dropped so they cannot point it at another tree; with it, they apply as the registry sees them.

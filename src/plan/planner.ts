@@ -15,9 +15,9 @@ import { Closure, fallbackSubject, keptRevisions } from './closure.js';
 import { type Policy, type Rules, rulesFor, tagsSelectedByRules } from './policy.js';
 import type { Selector } from './selectors.js';
 
-export type ManifestReason = 'untagged' | 'tag-removed' | 'repository-removed';
-export type IndexEntryReason = 'untagged' | 'history';
-export type TagReason = 'named' | 'policy' | 'subject-removed' | 'repository-removed';
+type ManifestReason = 'untagged' | 'tag-removed' | 'repository-removed';
+type IndexEntryReason = 'untagged' | 'history';
+type TagReason = 'named' | 'policy' | 'subject-removed' | 'repository-removed';
 
 export interface PlannedManifest {
   repository: string;
@@ -54,7 +54,7 @@ export interface RepositoryCheck {
   tags: Record<string, Digest>;
 }
 
-export interface SparedRepository {
+interface SparedRepository {
   repository: string;
   problems: Problem[];
 }

@@ -4,6 +4,7 @@
  * glob, from a policy file; everything is validated before anything runs.
  */
 import fs from 'node:fs/promises';
+import picomatch from 'picomatch';
 import { UsageError } from '../errors.js';
 import type { TagState } from '../model.js';
 import { isRepositoryName } from '../storage/layout.js';
@@ -133,27 +134,18 @@ export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now
   return selected;
 }
 
-const REGEX_SPECIAL = new Set([...'.+^$(){}[]|\\']);
-
-// A repository glob: `*` within one name component, `**` across components (a `**` and slash also match nothing), `?` one character.
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*' && glob[i + 1] === '*') {
-      const slash = glob[i + 2] === '/';
-      out += slash ? '(?:.*/)?' : '.*';
-      i += slash ? 2 : 1;
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else out += REGEX_SPECIAL.has(c) ? `\\${c}` : c;
-  }
-  return new RegExp(`^${out}$`);
+/**
+ * A repository glob (picomatch): `*` within one name component, `**` as a
+ * whole component across any number of them (none too), `?` one character.
+ * With strict slashes, `team/**` matches below `team`, not `team` itself.
+ */
+export function repositoryGlob(glob: string): (repository: string) => boolean {
+  return picomatch(glob, { strictSlashes: true });
 }
 
-export interface PolicyRule {
+interface PolicyRule {
   repositories: string;
-  match: RegExp;
+  match: (repository: string) => boolean;
   rules: Rules;
   line: number;
 }
@@ -164,7 +156,7 @@ export interface Policy {
 }
 
 export function rulesFor(policy: Policy, repository: string): Rules {
-  return policy.rules.find((r) => r.match.test(repository))?.rules ?? policy.fallback;
+  return policy.rules.find((r) => r.match(repository))?.rules ?? policy.fallback;
 }
 
 const RULE_FIELDS = new Set(['repositories', 'keep', 'olderThan', 'tags', 'keepTags', 'history']);
@@ -204,7 +196,7 @@ export function parsePolicy(text: string, file: string, fallback: Rules): Policy
     }
     if (typeof r.repositories !== 'string' || r.repositories === '') throw new UsageError(`${where}: rule ${i + 1} needs 'repositories', a repository glob`);
     try {
-      return { repositories: r.repositories, match: globToRegExp(r.repositories), rules: makeRules(r), line };
+      return { repositories: r.repositories, match: repositoryGlob(r.repositories), rules: makeRules(r), line };
     } catch (error) {
       if (error instanceof UsageError) throw new UsageError(`${where}: ${error.message}`);
       throw error;
@@ -223,7 +215,7 @@ function parseSimplePolicy(text: string, file: string, fallback: Rules): Policy 
     const where = `${file}:${line}`;
     if (!isRepositoryName(repository.replace(/\*+|\?/g, 'x'))) throw new UsageError(`${where}: invalid repository ${JSON.stringify(repository)}`);
     if (!/^\d+$/.test(n)) throw new UsageError(`${where}: ${JSON.stringify(n)} is not a whole number of tags to keep`);
-    return { repositories: repository, match: globToRegExp(repository), rules: { ...fallback, keep: Number(n) }, line };
+    return { repositories: repository, match: repositoryGlob(repository), rules: { ...fallback, keep: Number(n) }, line };
   });
   return { rules, fallback };
 }

@@ -77,7 +77,7 @@ export type PathSpec =
   | { kind: 'tagIndexEntryLink'; name: string; tag: string; digest: Digest };
 
 /** Path components of a spec below the storage root (the `rootdirectory`). */
-export function componentsFor(spec: PathSpec): string[] {
+function componentsFor(spec: PathSpec): string[] {
   const v2 = ['docker', 'registry', 'v2'];
   const repo = (name: string): string[] => {
     if (!isRepositoryName(name)) throw new LayoutError(`invalid repository name: ${JSON.stringify(name)}`);

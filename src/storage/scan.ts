@@ -138,7 +138,7 @@ function scanTags(paths: ScanPaths, repo: RepositoryState, times: boolean): void
   }
 }
 
-export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
+type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
 
 function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
   let raw: Buffer | undefined;

@@ -25,7 +25,7 @@ export interface ScanOptions {
 }
 
 /** A scanned repository with its manifests read: the ones that could not be read are problems of the repository. */
-export interface SettledRepository {
+interface SettledRepository {
   repo: RepositoryState;
   manifests: Map<Digest, ParsedManifest>;
 }

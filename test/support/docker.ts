@@ -33,8 +33,8 @@ declare module 'vitest' {
   }
 }
 
-export const REGISTRY_IMAGE = 'registry:2';
-export const NODE_IMAGE = 'regsweep-node:20';
+const REGISTRY_IMAGE = 'registry:2';
+const NODE_IMAGE = 'regsweep-node:20';
 /** Label put on every container the helpers create. */
 export const TEST_LABEL = 'regsweep.test';
 /** Config path baked into the stand-in `registry:2` (same as the official 2.x image). */
@@ -44,7 +44,7 @@ export const REGISTRY_CONFIG = '/etc/docker/registry/config.yml';
 // Daemon
 
 /** `DOCKER_HOST` for the tests: the environment, else what the globalSetup provided. */
-export function dockerHost(): string | undefined {
+function dockerHost(): string | undefined {
   const fromEnv = process.env.DOCKER_HOST;
   if (fromEnv) return fromEnv;
   let provided: string | undefined;
@@ -80,7 +80,7 @@ export function docker(): Dockerode {
 // Small utilities
 
 /** Status code of a dockerode error (e.g. 404, 409), if any. */
-export function statusCodeOf(err: unknown): number | undefined {
+function statusCodeOf(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'statusCode' in err) {
     const code = (err as { statusCode: unknown }).statusCode;
     return typeof code === 'number' ? code : undefined;
@@ -140,7 +140,7 @@ export async function waitForHttp(
 }
 
 /** Splits Docker's multiplexed (non-TTY) log/attach stream into stdout and stderr. */
-export function demuxDockerStream(buf: Buffer): { stdout: string; stderr: string } {
+function demuxDockerStream(buf: Buffer): { stdout: string; stderr: string } {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let off = 0;
@@ -165,7 +165,7 @@ export async function streamToBuffer(stream: NodeJS.ReadableStream | AsyncIterab
 }
 
 /** stdout + stderr of a container so far. */
-export async function containerLogs(container: Dockerode.Container): Promise<{ stdout: string; stderr: string }> {
+async function containerLogs(container: Dockerode.Container): Promise<{ stdout: string; stderr: string }> {
   const raw = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
   return demuxDockerStream(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)));
 }

@@ -27,7 +27,8 @@ function once(fn: () => Promise<void>): () => Promise<void> {
 /**
  * Runs `work` with an AbortSignal that fires on SIGINT or SIGTERM, then always
  * runs `rollback` before returning or throwing. A second signal during the
- * rollback is swallowed: leaving the registry paused is the one outcome to avoid.
+ * rollback is swallowed: leaving the registry paused is the one outcome to
+ * avoid. The signal handlers go when the rollback has ended, however it ended.
  */
 async function guarded<T>(work: (signal: AbortSignal) => Promise<T>, rollback: () => Promise<void>): Promise<T> {
   const controller = new AbortController();
@@ -38,20 +39,25 @@ async function guarded<T>(work: (signal: AbortSignal) => Promise<T>, rollback: (
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let value: T;
+  let outcome: { value: T } | { error: unknown };
   try {
-    value = await work(controller.signal);
+    outcome = { value: await work(controller.signal) };
   } catch (error) {
-    // The finally below brings the registry back before this propagates.
-    if (interruptedBy) throw new InterruptedError(`interrupted by ${interruptedBy}; the registry was brought back`, { cause: error });
+    outcome = { error };
+  }
+  try {
+    await rollback();
+  } catch (error) {
+    // A registry left down is what the user must act on first; why the work stopped stays as the cause.
+    if ('error' in outcome && error instanceof RollbackError) throw new RollbackError(error.message, { cause: outcome.error });
     throw error;
   } finally {
-    await rollback();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  if (interruptedBy) throw new InterruptedError(`interrupted by ${interruptedBy}; the registry was brought back`);
-  return value;
+  if (interruptedBy) throw new InterruptedError(`interrupted by ${interruptedBy}; the registry was brought back`, 'error' in outcome ? { cause: outcome.error } : undefined);
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
 }
 
 /** No registry to pause (a storage path, or a volume nobody serves): only the signal handling. */
@@ -74,8 +80,8 @@ export interface RegistryWindowOptions {
 
 /**
  * Restarts (or only unpauses) the containers the window paused. A swarm
- * service's tasks are replaced instead; when swarm cannot do that, the old
- * tasks are at least unpaused so they serve again.
+ * service's tasks are replaced instead. Whatever cannot be restarted is at
+ * least unpaused, so it serves again, and the run fails saying so.
  */
 async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<void> {
   const failures: string[] = [];
@@ -93,6 +99,8 @@ async function bringBack(engine: Engine, paused: readonly ContainerInfo[], optio
           await (options.restart ? engine.restart(c.id) : engine.unpause(c.id));
         } catch (error) {
           failures.push(`${c.name}: ${(error as Error).message}`);
+          // Not restarted: at least let it serve again, as for swarm tasks.
+          if (options.restart) await engine.unpause(c.id).catch(() => {});
         }
       }),
     );

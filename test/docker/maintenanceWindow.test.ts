@@ -37,17 +37,6 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { exitCode?
   throw new Error('expected a rejection, but it resolved');
 }
 
-/**
- * Removes the SIGINT/SIGTERM listeners added since `before`: the window leaks
- * them when bringing the registry back fails (a reported bug, proved by its own
- * `it.fails` below), and the afterEach check should judge only the other tests.
- */
-function dropLeakedListeners(before: { SIGINT: number; SIGTERM: number }): void {
-  for (const name of ['SIGINT', 'SIGTERM'] as const) {
-    for (const l of process.listeners(name).slice(before[name])) process.off(name, l);
-  }
-}
-
 let baseline = signalListeners();
 beforeEach(() => {
   baseline = signalListeners();
@@ -206,7 +195,6 @@ describe('registryWindow: failures never leave the registry paused', () => {
     const window = registryWindow(engine, containersOf(engine, 't1', 't2'), { restart: true, service: 'svc' });
 
     const error = await rejection(window.run(async () => 'purged'));
-    dropLeakedListeners(baseline);
 
     expect(error.message).toMatch(/could not bring the registry back/);
     expect(error.message).toMatch(/rpc error/);
@@ -223,7 +211,6 @@ describe('registryWindow: failures never leave the registry paused', () => {
     const window = registryWindow(engine, containersOf(engine, 'c1', 'c2', 'c3'), { restart: true });
 
     const error = await rejection(window.run(async () => 'purged'));
-    dropLeakedListeners(baseline);
 
     expect(error.message).toMatch(/could not bring the registry back/);
     expect(error.message).toMatch(/reg-b/);
@@ -234,25 +221,17 @@ describe('registryWindow: failures never leave the registry paused', () => {
     expect(engine.state('c3')).toMatchObject({ running: true, paused: false });
   });
 
-  // BUG (reported, not fixed here): the swarm path falls back to unpausing when
-  // restartService fails, but the container path does not: a container whose
-  // restart fails is left paused, the one outcome the window exists to avoid.
-  it.fails('a container whose restart fails is at least unpaused, as swarm tasks are', async () => {
+  it('a container whose restart fails is at least unpaused, as swarm tasks are', async () => {
     const engine = threeRunning();
     engine.failOn('restart', 'c2');
     const window = registryWindow(engine, containersOf(engine, 'c1', 'c2', 'c3'), { restart: true });
 
     await rejection(window.run(async () => 'purged'));
-    dropLeakedListeners(baseline);
 
     expect(engine.pausedIds()).toEqual([]);
   });
 
-  // ODDITY (reported, not fixed here): when the work fails and bringing the
-  // registry back fails too, the error of the finally replaces the work's one,
-  // which is lost entirely (not even as a cause): the user learns the registry
-  // is down but not why the purge stopped.
-  it.fails('when the rollback fails after the work failed, the error still tells why the work failed', async () => {
+  it('when the rollback fails after the work failed, the error still tells why the work failed', async () => {
     const engine = threeRunning();
     engine.failOn('restart', 'c1');
     const window = registryWindow(engine, containersOf(engine, 'c1'), { restart: true });
@@ -262,7 +241,6 @@ describe('registryWindow: failures never leave the registry paused', () => {
         throw new Error('apply failed: disk full');
       }),
     );
-    dropLeakedListeners(baseline);
 
     expect(error.message).toMatch(/could not bring the registry back/);
     const chain: string[] = [];
@@ -272,20 +250,13 @@ describe('registryWindow: failures never leave the registry paused', () => {
     expect(chain.join('\n')).toMatch(/disk full/);
   });
 
-  // BUG (reported, not fixed here): guarded() removes its SIGINT/SIGTERM
-  // listeners after `await rollback()` in the same finally, so when the
-  // rollback throws they stay installed: every later Ctrl-C is swallowed.
-  it.fails('removes its SIGINT/SIGTERM listeners even when bringing the registry back fails', async () => {
+  it('removes its SIGINT/SIGTERM listeners even when bringing the registry back fails', async () => {
     const engine = threeRunning();
     engine.failOn('restart', 'c1');
     const before = signalListeners();
     const window = registryWindow(engine, containersOf(engine, 'c1'), { restart: true });
-    try {
-      await rejection(window.run(async () => 'purged'));
-      expect(signalListeners()).toEqual(before);
-    } finally {
-      dropLeakedListeners(before);
-    }
+    await rejection(window.run(async () => 'purged'));
+    expect(signalListeners()).toEqual(before);
   });
 });
 

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import picomatch from 'picomatch';
 import { UsageError } from '../errors.js';
 import type { TagState } from '../model.js';
+import { errnoText } from '../util/errno.js';
 import { isRepositoryName } from '../storage/layout.js';
 import { semver, yaml } from '../util/lazy.js';
 
@@ -225,7 +226,7 @@ export async function loadPolicy(file: string, fallback: Rules): Promise<Policy>
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read policy ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`cannot read policy ${file}: ${errnoText(error)}`);
   }
   return parsePolicy(text, file, fallback);
 }

@@ -12,6 +12,7 @@ import {
 } from '../../src/docker/locator.js';
 import { UsageError } from '../../src/errors.js';
 import { FakeEngine, type FakeContainerSpec } from '../support/fakeEngine.js';
+import { rejection } from '../support/rejection.js';
 
 const mounts: MountInfo[] = [
   { type: 'volume', source: '/var/lib/docker/volumes/data/_data', destination: '/srv/registry', name: 'data' },
@@ -63,16 +64,6 @@ function withRegistry(spec: Partial<FakeContainerSpec> = {}): { engine: FakeEngi
   const engine = new FakeEngine();
   const registry = engine.addContainer({ id: 'c0ffee', name: 'registry', mounts: [REGISTRY_VOLUME], ...spec });
   return { engine, registry };
-}
-
-/** Settles a promise that must reject, and returns its reason. */
-async function rejection(promise: Promise<unknown>): Promise<Error & { exitCode?: number }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { exitCode?: number };
-  }
-  throw new Error('expected a rejection, but it resolved');
 }
 
 describe('locateNamed: where a registry container stores', () => {

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registryWindow, unpausedWindow } from '../../src/docker/maintenanceWindow.js';
 import { InterruptedError, RegsweepError } from '../../src/errors.js';
 import { FakeEngine } from '../support/fakeEngine.js';
+import { rejection } from '../support/rejection.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -26,16 +27,6 @@ function threeRunning(): FakeEngine {
 }
 
 const containersOf = (engine: FakeEngine, ...ids: string[]) => ids.map((id) => engine.state(id));
-
-/** Settles a promise that must reject, and returns its reason. */
-async function rejection(promise: Promise<unknown>): Promise<Error & { exitCode?: number }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { exitCode?: number };
-  }
-  throw new Error('expected a rejection, but it resolved');
-}
 
 let baseline = signalListeners();
 beforeEach(() => {

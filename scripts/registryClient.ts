@@ -130,7 +130,7 @@ const OUTPUT_TAIL_BYTES = 16 * 1024;
  * once `GET /v2/` answers 200. Rejects with the server's output if it exits
  * early or is not ready within 15 s.
  */
-export async function startRegistry(root: string, opts: { bin?: string } = {}): Promise<RunningRegistry> {
+export async function startRegistry(root: string, opts: { bin?: string } & RegistryConfigOptions = {}): Promise<RunningRegistry> {
   const bin = opts.bin ?? registryBinary();
   if (!bin) {
     throw new Error('no registry binary: set REGSWEEP_TEST_REGISTRY_BIN or put docker-registry/registry on PATH');
@@ -143,7 +143,7 @@ export async function startRegistry(root: string, opts: { bin?: string } = {}): 
     // process can grab the port in between: retry on "address already in use".
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      await writeFile(configPath, registryConfig(absRoot, port));
+      await writeFile(configPath, registryConfig(absRoot, port, opts));
       try {
         return await launch(bin, configPath, configDir, absRoot, port);
       } catch (err) {
@@ -157,7 +157,14 @@ export async function startRegistry(root: string, opts: { bin?: string } = {}): 
   }
 }
 
-function registryConfig(root: string, port: number): string {
+interface RegistryConfigOptions {
+  /** `storage.cache.blobdescriptor` (default `inmemory`). */
+  blobdescriptor?: string;
+  /** A `redis` section, e.g. `{ addr: '127.0.0.1:6379', db: 1 }` (2.x) or `{ addrs: [...] }` (3.x). */
+  redis?: Record<string, unknown>;
+}
+
+function registryConfig(root: string, port: number, opts: RegistryConfigOptions = {}): string {
   return dump({
     version: '0.1',
     // warn keeps failures readable; access logs would only be noise.
@@ -166,8 +173,9 @@ function registryConfig(root: string, port: number): string {
       filesystem: { rootdirectory: root },
       delete: { enabled: true },
       // As in the official image: this cache is what hides swept blobs (see DOMAIN.md).
-      cache: { blobdescriptor: 'inmemory' },
+      cache: { blobdescriptor: opts.blobdescriptor ?? 'inmemory' },
     },
+    ...(opts.redis ? { redis: opts.redis } : {}),
     // An explicit secret silences the "generated random secret" warning.
     http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
   });

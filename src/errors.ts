@@ -6,6 +6,7 @@
  *
  *   1    done with problems, or a failure after work began
  *   2    refused: bad input or an unsupported target, nothing changed
+ *   75   busy: another regsweep run holds this registry (EX_TEMPFAIL: try again later)
  *   130  interrupted by SIGINT or SIGTERM, after the registry was brought back
  */
 export class RegsweepError extends Error {
@@ -38,6 +39,11 @@ export class EngineError extends RegsweepError {}
 
 /** The registry could not be restarted or unpaused after the window. Exit code 1. */
 export class RollbackError extends RegsweepError {}
+
+/** Another regsweep run holds this registry's lock: nothing was changed. Exit code 75. */
+export class BusyError extends RegsweepError {
+  override readonly exitCode = 75;
+}
 
 /** Stopped by SIGINT or SIGTERM after the registry was brought back. Exit code 130. */
 export class InterruptedError extends RegsweepError {

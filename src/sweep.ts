@@ -8,14 +8,18 @@ import { type ApplyResult, applyPlan } from './apply/apply.js';
 import { emptyTrash, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
-import { NotConfirmedError } from './errors.js';
+import type { Recovery } from './docker/recovery.js';
+import { startWatchdog } from './docker/watchdog.js';
+import { NotConfirmedError, RollbackError } from './errors.js';
+import type { BlobCache } from './gc/blobCache.js';
 import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
-import type { Prediction, Problem, ProgressSink, Totals } from './model.js';
+import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
 import type { Plan } from './plan/planner.js';
 import { type RepositoryReclaim, type TreePlan, measureTree, planTree } from './plan/planTree.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
 import { Layout } from './storage/layout.js';
+import { type LockState, type RunLock, processRef } from './storage/runLock.js';
 import { requireRegistryRoot } from './storage/scan.js';
 import type { ScanPool } from './storage/scanPool.js';
 
@@ -32,9 +36,21 @@ export interface SweepOptions {
   /** The registry version when known without a runner (a dry run). */
   registryVersion?: string;
   window?: MaintenanceWindow;
+  /** The registry's Redis blob-descriptor cache, made to forget what the run removed before the registry serves again. */
+  blobCache?: BlobCache;
   journal?: string;
   /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
   pool?: ScanPool;
+  /** The lock this run holds (a real run): its record says what to bring back should the run die. */
+  lock?: RunLock;
+  /** The registry is reached through the Docker engine: its watchdog must ask the engine too. */
+  docker?: boolean;
+  /** What this run recovered of a dead run before its own work. */
+  recovered?: Recovery;
+  /** A dry run: the lock as another run holds it, if one does. */
+  lockState?: LockState;
+  /** Problems the caller found before the sweep (a dead run's lock, a paused registry). */
+  notices?: Problem[];
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
   onProgress?: ProgressSink;
@@ -80,6 +96,12 @@ export interface SweepReport {
   /** Every removed directory, relative to the root (empty on a dry run). */
   removedPaths: string[];
   gc: GcReport;
+  /** What this run brought back of a run that died in its window; null when nothing was left. */
+  recovered: Recovery | null;
+  /** A dry run: the regsweep run that holds this registry now (alive), or left it locked (not alive). */
+  lock: { holder: { pid: number; hostname: string; startedAt: string }; alive: boolean } | null;
+  /** Entries removed from the registry's Redis blob cache; null without one (or on a dry run). */
+  blobCache: { where: string; cleared: number } | null;
   problems: Problem[];
   pausedMs: number;
   durationMs: number;
@@ -92,6 +114,21 @@ function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcR
 function lastLine(output: string): string {
   const lines = output.trim().split('\n');
   return lines[lines.length - 1] ?? '';
+}
+
+function lockReport({ record, alive }: LockState): NonNullable<SweepReport['lock']> {
+  return { holder: { pid: record.process.pid, hostname: record.place.hostname, startedAt: record.startedAt }, alive };
+}
+
+/** The revisions the apply unlinked, by repository. */
+function unlinkedByRepository(applied: ApplyResult): Map<string, Digest[]> {
+  const unlinked = new Map<string, Digest[]>();
+  for (const m of applied.manifests) {
+    const list = unlinked.get(m.repository);
+    if (list) list.push(m.digest);
+    else unlinked.set(m.repository, [m.digest]);
+  }
+  return unlinked;
 }
 
 /** Every problem once: the tree's, the spared repositories', and what keeps garbage-collect from running. */
@@ -109,17 +146,58 @@ interface CollectStep {
   applied: ApplyResult;
   signal: AbortSignal;
   onProgress?: ProgressSink;
+  onStarted?: (pid: number) => void;
 }
 
 /** Inside the window, after the apply: garbage-collect, or why it does not run. */
-async function collectGarbage({ runner, decision, predicted, applied, signal, onProgress }: CollectStep): Promise<GcReport> {
+async function collectGarbage({ runner, decision, predicted, applied, signal, onProgress, onStarted }: CollectStep): Promise<GcReport> {
   if (!runner) return gcNotRun('--no-gc', decision);
   if (predicted.blockedBy.length > 0) return gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision);
   if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return gcNotRun('nothing to collect', decision);
   const started = Date.now();
-  const result = await runner.collect(decision?.args ?? [], signal, gcLineCounter(onProgress));
+  const result = await runner.collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(onProgress), onStarted });
   signal.throwIfAborted();
   return { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started };
+}
+
+/**
+ * Runs `work` in the maintenance window. With the run's lock, every step that
+ * leaves the registry needing help is recorded first (the trash and journal,
+ * each container before it is paused, a garbage-collect process as it
+ * starts), and a watchdog waits to bring the registry back should this
+ * process die. When the window could not bring the registry back itself, the
+ * watchdog is left to retry as this process exits.
+ */
+async function inWindow<T>(
+  window: MaintenanceWindow,
+  options: SweepOptions,
+  paths: { trash: string },
+  work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
+): Promise<{ value: T; pausedMs: number }> {
+  const { lock } = options;
+  if (!lock) return window.run((signal) => work(signal, () => {}));
+  lock.update({ trash: paths.trash, journal: options.journal });
+  const watchdog = startWatchdog(lock.root, lock.token, options.docker ?? false);
+  lock.update({ watchdog: watchdog.process });
+  let broughtBack = false;
+  lock.inWindow = true;
+  try {
+    const result = await window.run(
+      (signal) => work(signal, (pid) => lock.update({ gc: processRef(pid) })),
+      (paused) => lock.update({ paused: paused.map((c) => ({ id: c.id, name: c.name })) }),
+    );
+    broughtBack = true;
+    return result;
+  } catch (error) {
+    broughtBack = !(error instanceof RollbackError);
+    throw error;
+  } finally {
+    lock.inWindow = false;
+    if (broughtBack) {
+      lock.update({ paused: [], gc: undefined });
+      watchdog.done();
+    }
+  }
 }
 
 /** The report of a dry run: what the plan and the prediction say, nothing changed yet. */
@@ -136,7 +214,10 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     perRepository: planned.perRepository,
     removedPaths: [],
     gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
-    problems: problemsOf(planned),
+    recovered: options.recovered ?? null,
+    lock: options.lockState ? lockReport(options.lockState) : null,
+    blobCache: null,
+    problems: [...(options.notices ?? []), ...problemsOf(planned)],
     pausedMs: 0,
     durationMs: 0,
   };
@@ -159,10 +240,14 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
 
-  const { value: outcome, pausedMs } = await window.run(async (signal) => {
+  const trash = trashFor(root);
+  const { value: outcome, pausedMs } = await inWindow(window, options, { trash }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
-    const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash: trashFor(root) });
-    return { applied, gc: await collectGarbage({ runner: gcRunner, decision, predicted, applied, signal, onProgress: options.onProgress }) };
+    const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash });
+    const gc = await collectGarbage({ runner: gcRunner, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
+    // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
+    const cleared = options.blobCache ? await options.blobCache.forget(gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : null;
+    return { applied, gc, cleared };
   });
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
@@ -172,6 +257,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
   report.removedPaths = applied.paths;
   report.gc = gc;
+  if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
   report.after = await measureTree(root, { pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });

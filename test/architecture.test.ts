@@ -27,6 +27,7 @@ const RANKS: Record<string, number> = {
   apply: 4,
   docker: 4,
   'sweep.ts': 5,
+  'exclusiveRun.ts': 5,
   cli: 6,
 };
 

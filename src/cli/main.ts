@@ -5,6 +5,7 @@
  *   2 refused (usage, bad input, unsupported target); nothing changed
  *   130 interrupted
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import os from 'node:os';
 import v8 from 'node:v8';
@@ -14,10 +15,11 @@ import { RegsweepError, UsageError } from '../errors.js';
 import { parseSelector } from '../plan/selectors.js';
 import { requireRegistryRoot } from '../storage/scan.js';
 import { type ScanPool, openScanPool } from '../storage/scanPool.js';
-import { type SweepPreview, sweep } from '../sweep.js';
+import { exclusively, findings } from '../exclusiveRun.js';
+import { type SweepOptions, type SweepPreview, type SweepReport, sweep } from '../sweep.js';
 import { type CliOptions, program } from './program.js';
 import { formatHuman, jsonChunks } from './report.js';
-import { policyFrom, resolveTarget, runtimeFor } from './runtime.js';
+import { bringBackFor, policyFrom, resolveTarget, runtimeFor } from './runtime.js';
 import { askOnTerminal, progressLine } from './terminal.js';
 
 async function run(argv: string[]): Promise<number> {
@@ -58,6 +60,18 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+async function printReport(report: SweepReport, opts: CliOptions): Promise<number> {
+  const failed = report.problems.length > 0;
+  if (opts.json) {
+    for (const chunk of jsonChunks(report)) {
+      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    }
+  } else if (!opts.quiet || failed) {
+    (opts.quiet ? process.stderr : process.stdout).write(formatHuman(report, { verbose: opts.verbose, top: opts.top }));
+  }
+  return failed ? 1 : 0;
+}
+
 async function sweepCommand(
   opts: CliOptions,
   args: string[],
@@ -68,35 +82,42 @@ async function sweepCommand(
   const policy = await policyFrom(opts);
   const resolved = await resolveTarget(opts, args, log);
   const selectors = resolved.repositories.map(parseSelector);
-  const runtime = await runtimeFor(resolved, opts, dryRun);
+  const runId = randomUUID();
+  const { target, engine } = resolved;
   const progress = progressLine(opts.progress && !opts.quiet && process.stderr.isTTY === true && !process.env.CI);
   const confirm = async (preview: SweepPreview): Promise<boolean> => {
     progress.clear();
     return askOnTerminal(preview);
   };
-  const report = await sweep({
-    target: resolved.target,
-    selectors,
-    remove,
-    policy,
-    dryRun,
-    gcRunner: runtime.gcRunner,
-    registryVersion: runtime.registryVersion,
-    window: runtime.window,
-    journal: opts.journal,
-    pool,
-    confirm: dryRun || opts.yes ? undefined : confirm,
-    onProgress: progress.sink,
-  }).finally(() => progress.clear());
-  const failed = report.problems.length > 0;
-  if (opts.json) {
-    for (const chunk of jsonChunks(report)) {
-      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+  // The registry's version and its cache are asked under the lock: another run may hold the registry paused until then.
+  const sweepWith = async (extra: Partial<SweepOptions>): Promise<SweepReport> => {
+    const runtime = await runtimeFor(resolved, opts, dryRun, runId);
+    try {
+      return await sweep({
+        target,
+        selectors,
+        remove,
+        policy,
+        dryRun,
+        gcRunner: runtime.gcRunner,
+        registryVersion: runtime.registryVersion,
+        window: runtime.window,
+        blobCache: runtime.blobCache,
+        journal: opts.journal,
+        pool,
+        confirm: dryRun || opts.yes ? undefined : confirm,
+        onProgress: progress.sink,
+        ...extra,
+      });
+    } finally {
+      await runtime.blobCache?.close();
     }
-  } else if (!opts.quiet || failed) {
-    (opts.quiet ? process.stderr : process.stdout).write(formatHuman(report, { verbose: opts.verbose, top: opts.top }));
-  }
-  return failed ? 1 : 0;
+  };
+  const lockOptions = { root: target.root, engine, containers: target.containers, target: { kind: target.kind, name: target.name }, bringBack: bringBackFor(opts, target), waitMs: opts.wait, token: runId };
+  const run = dryRun
+    ? sweepWith(findings(target.root, target.containers))
+    : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
+  return printReport(await run.finally(() => progress.clear()), opts);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -1,7 +1,7 @@
 /** The command line's words: every option, its parsing and its help. */
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, Option, Command } from 'commander';
-import { DEFAULT_KEEP_TAGS } from '../plan/policy.js';
+import { DEFAULT_KEEP_TAGS, parseDuration } from '../plan/policy.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../../package.json') as { version: string };
@@ -23,6 +23,9 @@ export interface CliOptions {
   registryBin?: string;
   config?: string;
   concurrency?: number;
+  /** Milliseconds to wait for another run's lock (`--wait DURATION`). */
+  wait?: number;
+  redisUrl?: string;
   remove?: string[];
   keep?: number;
   olderThan?: string;
@@ -37,6 +40,14 @@ export interface CliOptions {
 function wholeNumber(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
   return Number(value);
+}
+
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function positiveInt(value: string): number {
@@ -74,6 +85,8 @@ export function program(): Command {
     .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
     .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
     .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
+    .addOption(new Option('--wait <duration>', "when another regsweep run holds this registry, wait this long for it (30s, 10m) instead of exiting with 75").argParser(duration))
+    .option('--redis-url <url>', "the registry's Redis blob cache as reachable from here (redis://[user:password@]host:port/db), when its config names a host this process cannot reach")
     .addOption(new Option('--concurrency <n>', 'threads that read the tree (default: the number of CPUs, at most 4)').argParser(positiveInt))
     .version(version, '-V, --version')
     .addHelpText(

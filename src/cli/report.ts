@@ -61,6 +61,24 @@ function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[]
   return lines;
 }
 
+/** What this run found of other runs: one that holds the registry now, one that died and what was brought back. */
+function runNotes(report: SweepReport): string[] {
+  const lines: string[] = [];
+  const { lock, recovered } = report;
+  if (lock?.alive) lines.push(`Another regsweep run (pid ${lock.holder.pid} on ${lock.holder.hostname}, started ${lock.holder.startedAt}) holds this registry now.`);
+  if (recovered) {
+    const { holder } = recovered;
+    const what = [
+      recovered.containers.length > 0 ? `brought back ${recovered.containers.join(', ')}` : 'found nothing paused',
+      ...(recovered.helpersRemoved > 0 ? [`removed ${plural(recovered.helpersRemoved, 'helper container')}`] : []),
+      ...(recovered.gcStopped ? ['stopped its garbage-collect'] : []),
+    ];
+    const by = recovered.by === 'watchdog' ? 'its watchdog' : 'this run';
+    lines.push(`Recovered a regsweep run that died (pid ${holder.pid} on ${holder.hostname}, started ${holder.startedAt}): ${by} ${what.join(', ')} at ${recovered.at}.`);
+  }
+  return lines.length > 0 ? [...lines, ''] : lines;
+}
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 export function formatHuman(report: SweepReport, options: HumanOptions = {}): string {
@@ -69,6 +87,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   const version = target.registryVersion ? ` (registry ${target.registryVersion})` : '';
   const where = target.kind === 'path' ? target.root : `${target.kind} ${target.name}, storage at ${target.root}`;
   lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${where}${version}`, '');
+  lines.push(...runNotes(report));
   lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'), '');
 
   const { repositories, manifests, indexEntries, tags } = report.plan;
@@ -104,6 +123,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
     lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
   }
   if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
+  if (report.blobCache) lines.push(`Redis blob cache at ${report.blobCache.where}: ${plural(report.blobCache.cleared, 'entry', 'entries')} of removed blobs and revisions cleared.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (!report.dryRun) {
     const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (garbage-collect ${seconds(report.gc.durationMs)})` : '';

@@ -3,13 +3,17 @@
  * target and its storage root, who runs garbage-collect, and what happens to
  * the registry in the maintenance window.
  */
+import fs from 'node:fs/promises';
 import type { Engine } from '../docker/engine.js';
 import { containerGcRunner, volumeGcRunner } from '../docker/gcHelpers.js';
 import { type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from '../docker/locator.js';
 import { type MaintenanceWindow, registryWindow, unpausedWindow } from '../docker/maintenanceWindow.js';
 import { UsageError } from '../errors.js';
+import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
 import { localGcRunner } from '../gc/localRegistry.js';
+import { redisBlobCache, redisSettings } from '../gc/redisCache.js';
+import { errnoText } from '../util/errno.js';
 import { type Policy, loadPolicy, makeRules, selectsTags } from '../plan/policy.js';
 import type { CliOptions } from './program.js';
 
@@ -39,14 +43,52 @@ export async function resolveTarget(opts: CliOptions, args: string[], log: (m: s
   return { target: await reachFromHere(engine, await locateNamed(engine, name)), repositories, engine };
 }
 
+/** How the registry comes back after the window: restart (or only unpause), or replace a swarm service's tasks. */
+export function bringBackFor(opts: CliOptions, target: Target): { restart: boolean; service?: string } {
+  return { restart: !opts.unpauseOnly, ...(target.kind === 'service' ? { service: target.name } : {}) };
+}
+
 interface Runtime {
   gcRunner?: GcRunner;
   registryVersion?: string;
   window: MaintenanceWindow;
+  /** The registry's Redis blob cache, to clear of what the run removes; the caller closes it. */
+  blobCache?: BlobCache;
+}
+
+/** How garbage-collect runs, what happens to the registry meanwhile, and which Redis cache to clear, for this kind of target. */
+export async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, runId: string): Promise<Runtime> {
+  const runtime = await gcRuntimeFor(resolved, opts, dryRun, runId);
+  return { ...runtime, blobCache: await blobCacheFor(resolved.target, opts, runtime.registryVersion, dryRun) };
+}
+
+/** The config and environment the registry runs with: a container's own, or `--config` and this process's. */
+async function registrySetup(target: Target, opts: CliOptions): Promise<{ text?: string; env: Record<string, string | undefined>; source: string }> {
+  const registry = target.containers[0];
+  if (registry) return { text: target.configText, env: registry.env, source: `${target.configPath ?? 'the config'} of container ${registry.name}` };
+  if (target.kind !== 'path' || !opts.config) return { env: {}, source: 'no config' };
+  try {
+    return { text: await fs.readFile(opts.config, 'utf8'), env: process.env, source: opts.config };
+  } catch (error) {
+    throw new UsageError(`cannot read --config ${opts.config}: ${errnoText(error)}`);
+  }
+}
+
+/**
+ * The registry's Redis blob-descriptor cache, when its config uses one or `--redis-url` names it.
+ * A real run checks here that it answers, so an unreachable cache is refused before anything changes.
+ */
+async function blobCacheFor(target: Target, opts: CliOptions, version: string | undefined, dryRun: boolean): Promise<BlobCache | undefined> {
+  const { text, env, source } = await registrySetup(target, opts);
+  const settings = redisSettings(text, env, { source, version, url: opts.redisUrl });
+  if (!settings) return undefined;
+  const cache = redisBlobCache(settings);
+  if (!dryRun) await cache.check();
+  return cache;
 }
 
 /** How garbage-collect runs and what happens to the registry meanwhile, for this kind of target. */
-export async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean): Promise<Runtime> {
+async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, runId: string): Promise<Runtime> {
   const { target, engine } = resolved;
   const registry = target.containers[0];
   const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
@@ -58,16 +100,16 @@ export async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: b
   };
   if (!engine) return withLocalBinary(unpausedWindow());
   const window = target.containers.some((c) => c.running)
-    ? registryWindow(engine, target.containers, { restart: !opts.unpauseOnly, service: target.kind === 'service' ? target.name : undefined })
+    ? registryWindow(engine, target.containers, bringBackFor(opts, target))
     : unpausedWindow('no registry container is running: nothing to pause');
   if (registry) {
     const version = await containerRegistryVersion(engine, registry);
-    return { gcRunner: opts.gc ? containerGcRunner(engine, registry, target.configPath, version) : undefined, registryVersion: version, window };
+    return { gcRunner: opts.gc ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.
   if (opts.registryImage && target.volume) {
     const version = await imageRegistryVersion(engine, opts.registryImage);
-    return { gcRunner: opts.gc ? volumeGcRunner(engine, target.volume, opts.registryImage, version) : undefined, registryVersion: version, window };
+    return { gcRunner: opts.gc ? volumeGcRunner(engine, target.volume, opts.registryImage, version, runId) : undefined, registryVersion: version, window };
   }
   return withLocalBinary(window);
 }

@@ -3,14 +3,13 @@
  * the short container id and rethrown with context; statuses that mean
  * "already so" (304 on pause/unpause/stop) are handled here, by code.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { EngineError, UsageError } from '../errors.js';
-import type { ContainerInfo, Engine, RunOnceOptions, RunResult, VolumeInfo } from './engine.js';
+import { type ContainerInfo, type Engine, RUN_LABEL, type RunOnceOptions, type RunResult, type VolumeInfo } from './engine.js';
+import { type SelfEvidence, readSelfEvidence, selfContainer } from './self.js';
 
 export const HELPER_LABEL = 'io.regsweep.helper';
 
@@ -184,6 +183,17 @@ export class DockerodeEngine implements Engine {
     }
   }
 
+  async removeRunHelpers(runId: string): Promise<number> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${runId}`] } });
+    for (const c of list) {
+      await this.docker.getContainer(c.Id).remove({ force: true }).catch((error: unknown) => {
+        if (statusOf(error) !== 404) throw new EngineError(`cannot remove helper container ${short(c.Id)}: ${(error as Error).message}`, { cause: error });
+      });
+      this.log(`removed helper container ${short(c.Id)} of run ${runId}`);
+    }
+    return list.length;
+  }
+
   private async change(verb: 'pause' | 'unpause' | 'restart', containerId: string): Promise<void> {
     try {
       await this.docker.getContainer(containerId)[verb]();
@@ -228,10 +238,14 @@ export class DockerodeEngine implements Engine {
     throw new EngineError(`service ${name} did not come back within ${timeoutMs / 1000} s`);
   }
 
-  async self(): Promise<ContainerInfo | undefined> {
-    if (!fs.existsSync('/.dockerenv')) return undefined;
-    // Docker sets the hostname to the short container id unless --hostname says otherwise.
-    return this.container(process.env.REGSWEEP_SELF_CONTAINER ?? os.hostname());
+  /** The container this process runs in, found by its mounts or cgroups (see self.ts), not by its hostname. */
+  async self(evidence: SelfEvidence = readSelfEvidence()): Promise<ContainerInfo | undefined> {
+    const found = selfContainer(evidence);
+    if (!found) return undefined;
+    // Undefined too when this engine does not know the container: regsweep then runs in a container of another engine.
+    const info = await this.container(found.ref);
+    // A hostname is only a guess: it must begin the id, not name another container.
+    return info && (found.how !== 'hostname' || info.id.startsWith(found.ref)) ? info : undefined;
   }
 }
 

@@ -59,6 +59,8 @@ export interface Engine {
   exec(containerId: string, cmd: string[]): Promise<RunResult>;
   /** Creates, runs and always removes a helper container; its output is returned. */
   runOnce(options: RunOnceOptions): Promise<RunResult>;
+  /** Kills and removes the helper containers a run labelled with its id (RUN_LABEL); returns how many. */
+  removeRunHelpers(runId: string): Promise<number>;
   pause(containerId: string): Promise<void>;
   unpause(containerId: string): Promise<void>;
   restart(containerId: string): Promise<void>;
@@ -70,3 +72,6 @@ export interface Engine {
   /** The container this process runs in, when it runs in one. */
   self(): Promise<ContainerInfo | undefined>;
 }
+
+/** The label of every helper container a run starts, with the run's id: what a watchdog removes when the run dies. */
+export const RUN_LABEL = 'io.regsweep.run';

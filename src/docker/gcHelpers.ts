@@ -7,7 +7,7 @@
 import { type GcRunner, parseGcSummary } from '../gc/garbageCollect.js';
 import { DEFAULT_ROOTDIRECTORY, imageConfigPath } from '../gc/registryConfig.js';
 import { checkSupportedVersion } from '../gc/version.js';
-import type { ContainerInfo, Engine } from './engine.js';
+import { type ContainerInfo, type Engine, RUN_LABEL } from './engine.js';
 
 function envList(env: Record<string, string>): string[] {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -18,19 +18,19 @@ function envList(env: Record<string, string>): string[] {
  * that container, its environment (so REGISTRY_* overrides apply as they do to
  * the registry) and its config path. Removed when done, whatever happens.
  */
-export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string): GcRunner {
+export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string, runId: string): GcRunner {
   checkSupportedVersion(version);
   return {
     version,
     where: `a helper container from ${registry.imageName} with the volumes of ${registry.name}`,
-    async collect(args, signal, onOutput) {
+    async collect({ args, signal, onOutput }) {
       const cmd = ['garbage-collect', ...args, ...(configPath ? [configPath] : [])];
       const { exitCode, output } = await engine.runOnce({
         image: registry.image,
         cmd,
         env: envList(registry.env),
         volumesFrom: [registry.id],
-        labels: { 'io.regsweep.for': registry.name },
+        labels: { 'io.regsweep.for': registry.name, [RUN_LABEL]: runId },
         signal,
         onOutput,
       });
@@ -40,13 +40,13 @@ export function containerGcRunner(engine: Engine, registry: ContainerInfo, confi
 }
 
 /** A helper from an image named by the user, with the volume mounted where the image's default config looks. */
-export function volumeGcRunner(engine: Engine, volume: string, image: string, version: string): GcRunner {
+export function volumeGcRunner(engine: Engine, volume: string, image: string, version: string, runId: string): GcRunner {
   checkSupportedVersion(version);
   const mountAt = DEFAULT_ROOTDIRECTORY;
   return {
     version,
     where: `a helper container from ${image} with volume ${volume}`,
-    async collect(args, signal, onOutput) {
+    async collect({ args, signal, onOutput }) {
       const config = imageConfigPath(version);
       const cmd = ['garbage-collect', ...args, config];
       const { exitCode, output } = await engine.runOnce({
@@ -54,7 +54,7 @@ export function volumeGcRunner(engine: Engine, volume: string, image: string, ve
         cmd,
         env: [`REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=${mountAt}`],
         binds: [`${volume}:${mountAt}`],
-        labels: { 'io.regsweep.for': volume },
+        labels: { 'io.regsweep.for': volume, [RUN_LABEL]: runId },
         signal,
         onOutput,
       });

@@ -23,6 +23,8 @@ export interface Target {
   /** Inside the registry container: its rootdirectory and config file. */
   containerRoot?: string;
   configPath?: string;
+  /** The text of that config file, as read out of the container (the Redis blob cache is configured there). */
+  configText?: string;
   /** For a volume: its name, so a helper can mount it. */
   volume?: string;
 }
@@ -60,6 +62,7 @@ export function containerPathFor(mounts: readonly MountInfo[], hostPath: string)
 interface ContainerStorage {
   containerRoot: string;
   configPath?: string;
+  configText?: string;
   hostRoot: string;
 }
 
@@ -86,7 +89,7 @@ async function storageOf(engine: Engine, container: ContainerInfo): Promise<Cont
   if (!hostRoot) {
     throw new UsageError(`the storage root ${containerRoot} of container ${container.name} is not on a volume or bind mount, so it cannot be reached from outside the container`);
   }
-  return { containerRoot, configPath, hostRoot };
+  return { containerRoot, configPath, configText: text, hostRoot };
 }
 
 async function fromContainers(engine: Engine, kind: TargetKind, name: string, containers: ContainerInfo[]): Promise<Target> {
@@ -96,7 +99,7 @@ async function fromContainers(engine: Engine, kind: TargetKind, name: string, co
   const roots = new Set(storages.map((s) => s.hostRoot));
   if (roots.size > 1) throw new UsageError(`the containers of ${kind} ${name} store at different places: ${[...roots].join(', ')}`);
   const storage = storages[0] as ContainerStorage;
-  return { kind, name, root: storage.hostRoot, hostRoot: storage.hostRoot, containers, containerRoot: storage.containerRoot, configPath: storage.configPath };
+  return { kind, name, root: storage.hostRoot, hostRoot: storage.hostRoot, containers, containerRoot: storage.containerRoot, configPath: storage.configPath, configText: storage.configText };
 }
 
 /** A container by name or id, else a swarm service by name. */

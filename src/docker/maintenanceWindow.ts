@@ -5,8 +5,8 @@
  * swept blobs. Bringing the registry back is a once-only rollback that runs
  * on success, on any error, and on SIGINT or SIGTERM.
  */
+import { InterruptedError, RollbackError, UsageError } from '../errors.js';
 import type { ContainerInfo, Engine } from './engine.js';
-import { InterruptedError, RollbackError } from '../errors.js';
 
 interface WindowResult<T> {
   value: T;
@@ -16,7 +16,8 @@ interface WindowResult<T> {
 export interface MaintenanceWindow {
   /** What the window does to the registry, for the confirmation and the report. */
   readonly description: string;
-  run<T>(work: (signal: AbortSignal) => Promise<T>): Promise<WindowResult<T>>;
+  /** `onPause` hears the containers this run has paused (or is about to), before each pause. */
+  run<T>(work: (signal: AbortSignal) => Promise<T>, onPause?: (paused: readonly ContainerInfo[]) => void): Promise<WindowResult<T>>;
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {
@@ -83,7 +84,7 @@ export interface RegistryWindowOptions {
  * service's tasks are replaced instead. Whatever cannot be restarted is at
  * least unpaused, so it serves again, and the run fails saying so.
  */
-async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<void> {
+export async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<void> {
   const failures: string[] = [];
   if (options.restart && options.service) {
     try {
@@ -108,6 +109,20 @@ async function bringBack(engine: Engine, paused: readonly ContainerInfo[], optio
   if (failures.length > 0) throw new RollbackError(`could not bring the registry back: ${failures.join('; ')}`);
 }
 
+/**
+ * A registry container found paused is not this run's to touch: whoever
+ * paused it (an admin, another tool) unpauses it. regsweep refuses rather
+ * than pause, unpause or restart it. (A container a dead regsweep run left
+ * paused was brought back before this, by the recovery that took its lock.)
+ */
+export async function refusePausedByOthers(engine: Engine, containers: readonly ContainerInfo[]): Promise<void> {
+  const now = await Promise.all(containers.map((c) => engine.container(c.id)));
+  const paused = now.filter((c): c is ContainerInfo => c?.paused === true).map((c) => c.name);
+  if (paused.length > 0) {
+    throw new UsageError(`${paused.join(', ')} ${paused.length > 1 ? 'are' : 'is'} paused, not by regsweep: unpause ${paused.length > 1 ? 'them' : 'it'} first (nothing changed)`);
+  }
+}
+
 /** Pauses every running container of the registry for the window. */
 export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
   const running = containers.filter((c) => c.running);
@@ -115,7 +130,8 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
   const after = options.restart ? 'restarted' : 'unpaused';
   return {
     description: running.length > 0 ? `${names} paused during the purge and garbage-collect, then ${after}` : 'no registry container is running: nothing to pause',
-    async run(work) {
+    async run(work, onPause) {
+      await refusePausedByOthers(engine, running);
       const paused: ContainerInfo[] = [];
       let pausedAt = 0;
       let resumedAt = 0;
@@ -130,6 +146,7 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
         pausedAt = Date.now();
         for (const c of running) {
           paused.push(c); // recorded before the call: a pause that fails half-way is still undone
+          onPause?.(paused);
           await engine.pause(c.id);
           signal.throwIfAborted();
         }

@@ -50,13 +50,23 @@ export function parseGcSummary(output: string): GcSummary | undefined {
 }
 
 
+export interface CollectOptions {
+  args: string[];
+  /** Stops it (SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  /** Its output as it comes, for progress. */
+  onOutput?: (text: string) => void;
+  /** A process started on this host, so a watchdog can stop it if regsweep dies. */
+  onStarted?: (pid: number) => void;
+}
+
 /** Runs garbage-collect somewhere: the local registry binary, or a helper container. */
 export interface GcRunner {
   /** The registry version garbage-collect runs as. */
   readonly version: string;
   /** Where it runs, for the report. */
   readonly where: string;
-  collect(args: string[], signal?: AbortSignal, onOutput?: (text: string) => void): Promise<GcResult>;
+  collect(options: CollectOptions): Promise<GcResult>;
 }
 
 /** Counts garbage-collect's own output lines into progress: blobs marked, then blobs swept. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { errnoText } from '../util/errno.js';
 import { yaml } from '../util/lazy.js';
-import { type GcResult, type GcRunner, parseGcSummary } from './garbageCollect.js';
+import { type CollectOptions, type GcResult, type GcRunner, parseGcSummary } from './garbageCollect.js';
 import { type Environment, storageConfig, withoutRegistryOverrides } from './registryConfig.js';
 import { checkSupportedVersion, parseRegistryVersion } from './version.js';
 
@@ -44,9 +44,12 @@ interface Run {
   output: string;
 }
 
-function run(command: string, args: string[], env: Environment, signal?: AbortSignal, onOutput?: (text: string) => void): Promise<Run> {
+function run(command: string, args: string[], env: Environment, options: Omit<CollectOptions, 'args'> = {}): Promise<Run> {
+  const { signal, onOutput } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], signal });
+    // A process group of its own, so a watchdog can stop all of it should regsweep die; SIGINT reaches it through `signal`.
+    const child = spawn(command, args, { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], signal, detached: true });
+    if (child.pid !== undefined) options.onStarted?.(child.pid);
     const chunks: Buffer[] = [];
     const take = (c: Buffer): void => {
       chunks.push(c);
@@ -66,16 +69,12 @@ async function localRegistryVersion(bin: string): Promise<string> {
   return version;
 }
 
-interface LocalGcOptions {
+interface LocalGcOptions extends CollectOptions {
   bin: string;
   root: string;
   /** The registry's own config; otherwise a config naming only `root` is generated. */
   config?: string;
-  args?: string[];
   env?: Environment;
-  signal?: AbortSignal;
-  /** Garbage-collect's output as it comes, for progress. */
-  onOutput?: (text: string) => void;
 }
 
 /**
@@ -114,8 +113,8 @@ async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
       config = path.join(dir, 'config.yml');
       await fs.writeFile(config, yaml().dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } }));
     }
-    const command = [options.bin, 'garbage-collect', ...(options.args ?? []), config as string];
-    const { exitCode, output } = await run(options.bin, command.slice(1), dir ? withoutRegistryOverrides(env) : env, options.signal, options.onOutput);
+    const command = [options.bin, 'garbage-collect', ...options.args, config as string];
+    const { exitCode, output } = await run(options.bin, command.slice(1), dir ? withoutRegistryOverrides(env) : env, options);
     return { ran: true, command, exitCode, output, summary: parseGcSummary(output) };
   } finally {
     if (dir) await fs.rm(dir, { recursive: true, force: true });
@@ -138,6 +137,6 @@ export async function localGcRunner(options: LocalGcRunnerOptions): Promise<GcRu
   return {
     version,
     where: bin,
-    collect: (args, signal, onOutput) => runLocalGc({ bin, root: options.root, config: options.config, args, signal, onOutput }),
+    collect: (collect) => runLocalGc({ ...collect, bin, root: options.root, config: options.config }),
   };
 }

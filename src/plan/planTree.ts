@@ -5,7 +5,7 @@
  * global mark's compact digest table, so memory follows the number of distinct
  * digests, not the size of every manifest and tag in the tree.
  */
-import type { Prediction, Problem, Totals } from '../model.js';
+import type { Digest, Prediction, Problem, Totals } from '../model.js';
 import { Layout } from '../storage/layout.js';
 import { type ScanOptions, walkTree } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
@@ -40,6 +40,8 @@ export interface TreePlan {
   keepsUntagged: boolean;
   /** Problems outside any repository. */
   problems: Problem[];
+  /** The digests garbage-collect's sweep will free, sorted (a string each: ask only when needed). */
+  sweptDigests(): Digest[];
 }
 
 /**
@@ -95,6 +97,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     perRepository: reclaimRows(plan, mark),
     keepsUntagged,
     problems,
+    sweptDigests: () => mark.sweptDigests(),
   };
 }
 

@@ -5,7 +5,10 @@
 import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TreeWriter } from '../../scripts/sampleTree.js';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { runCli } from '../support/cli.js';
+import { expectValidReport } from '../support/schema.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 
 let root: string;
@@ -46,6 +49,8 @@ describe('bad input: one line on stderr, exit 2, nothing changed', () => {
     ['a policy file that does not exist', () => ['--path', root, '--yes', '--no-gc', '--policy', `${root}/nope.yml`], /cannot read policy .*nope.yml: ENOENT/],
     ['a real run without --yes when stdin is not a terminal', () => ['--path', root, '--no-gc'], /without --yes: stdin is not a terminal/],
     ['a --config for another root', () => ['--path', root, '--yes', '--no-gc', '--config', `${root}/other.yml`], /stores at \/elsewhere/],
+    ['a bad --wait', () => ['--path', root, '--yes', '--no-gc', '--wait', 'soon'], /--wait <duration>' argument 'soon' is invalid/],
+    ['a journal that is not one', () => ['--path', root, '--restore', `${root}/other.yml`], /other.yml:1: not a journal line/],
   ];
   beforeAll(async () => {
     await fs.writeFile(`${root}/other.yml`, 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /elsewhere\n');
@@ -109,5 +114,64 @@ describe('output', () => {
     const run = await runCli(['--path', copy, '--yes', '--no-gc', '-q']);
     await fs.rm(copy, { recursive: true, force: true });
     expect(run).toEqual({ code: 0, stdout: '', stderr: '' });
+  });
+});
+
+/** Another regsweep run holding the lock of `dir` (compiled code, in a process of its own) until `release()`. */
+async function holder(dir: string): Promise<{ release(): Promise<void> }> {
+  const module = path.resolve('dist/src/storage/runLock.js');
+  const script = `
+    import { RunLock } from ${JSON.stringify(module)};
+    const lock = await RunLock.acquire(process.argv[1], { target: { kind: 'path', name: 'other' }, bringBack: { restart: true } });
+    console.log('held');
+    process.stdin.on('data', () => { lock.release(); process.exit(0); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  return {
+    release: () =>
+      new Promise<void>((resolve) => {
+        child.on('exit', () => resolve());
+        child.stdin.write('go\n');
+      }),
+  };
+}
+
+describe('one run at a time', () => {
+  it('a real run while another holds the registry: exit 75, one line naming it, nothing changed; a dry run says who holds it', async () => {
+    const other = await holder(root);
+    try {
+      const before = await snapshot(root);
+      const run = await runCli(['--path', root, '--yes', '--no-gc']);
+      expect(run.code).toBe(75);
+      expect(run.stderr).toMatch(/^regsweep: busy: another regsweep run, pid \d+ on .*, started .*, holds this registry\n$/);
+      expect(await snapshot(root)).toEqual(before);
+      const dry = await runCli(['--path', root, '--dry-run', '--json']);
+      expect(dry.code).toBe(0);
+      const report = JSON.parse(dry.stdout);
+      expectValidReport(report);
+      expect(report.lock).toMatchObject({ alive: true, holder: { pid: expect.any(Number) } });
+      expect(report.lock.holder.pid).not.toBe(process.pid);
+    } finally {
+      await other.release();
+    }
+  });
+
+  it('with --wait, waits for the other run and then does its work', async () => {
+    const dir = await tempDir();
+    try {
+      const w = await new TreeWriter(dir).init();
+      await w.image('app', { seed: 'a', tag: 'latest' });
+      await w.image('app', { seed: 'b', tag: 'latest' });
+      const other = await holder(dir);
+      setTimeout(() => void other.release(), 1500);
+      const started = Date.now();
+      const run = await runCli(['--path', dir, '--yes', '--no-gc', '--wait', '30s', '--json']);
+      expect(run.code).toBe(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+      expect(JSON.parse(run.stdout).plan.manifests).toHaveLength(1);
+      expect((await fs.readdir(dir)).filter((f) => f.startsWith('.regsweep'))).toEqual([]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

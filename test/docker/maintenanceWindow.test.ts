@@ -28,6 +28,9 @@ function threeRunning(): FakeEngine {
 
 const containersOf = (engine: FakeEngine, ...ids: string[]) => ids.map((id) => engine.state(id));
 
+/** The calls that change something or mark the work: inspections left out. */
+const changes = (engine: FakeEngine): string[] => engine.calls.filter((c) => !c.startsWith('container '));
+
 let baseline = signalListeners();
 beforeEach(() => {
   baseline = signalListeners();
@@ -56,8 +59,8 @@ describe('registryWindow: pausing and bringing back', () => {
 
     expect(result.value).toBe('done');
     expect(pausedDuringWork.sort()).toEqual(['c1', 'c3']);
-    expect(engine.calls.slice(0, 3)).toEqual(['pause c1', 'pause c3', 'work']);
-    expect(engine.calls.slice(3).sort()).toEqual(['restart c1', 'restart c3']);
+    expect(changes(engine).slice(0, 3)).toEqual(['pause c1', 'pause c3', 'work']);
+    expect(changes(engine).slice(3).sort()).toEqual(['restart c1', 'restart c3']);
     expect(engine.pausedIds()).toEqual([]);
     expect(engine.state('c1').running).toBe(true);
     expect(engine.state('c3').running).toBe(true);
@@ -76,8 +79,8 @@ describe('registryWindow: pausing and bringing back', () => {
     });
 
     expect(engine.callsOf('restart')).toEqual([]);
-    expect(engine.calls.indexOf('work')).toBe(3);
-    expect(engine.calls.slice(4).sort()).toEqual(['unpause c1', 'unpause c2', 'unpause c3']);
+    expect(changes(engine).indexOf('work')).toBe(3);
+    expect(changes(engine).slice(4).sort()).toEqual(['unpause c1', 'unpause c2', 'unpause c3']);
     expect(engine.pausedIds()).toEqual([]);
   });
 
@@ -172,8 +175,8 @@ describe('registryWindow: failures never leave the registry paused', () => {
     );
 
     expect(error).toBe(boom);
-    expect(engine.calls.slice(0, 3)).toEqual(['pause c1', 'pause c2', 'work']);
-    expect(engine.calls.slice(3).sort()).toEqual(['restart c1', 'restart c2']);
+    expect(changes(engine).slice(0, 3)).toEqual(['pause c1', 'pause c2', 'work']);
+    expect(changes(engine).slice(3).sort()).toEqual(['restart c1', 'restart c2']);
     expect(engine.pausedIds()).toEqual([]);
   });
 
@@ -391,5 +394,42 @@ describe('unpausedWindow', () => {
   it('an error of the work propagates unchanged', async () => {
     const boom = new Error('scan failed');
     expect(await rejection(unpausedWindow().run(async () => Promise.reject(boom)))).toBe(boom);
+  });
+});
+
+describe('registryWindow: only what this run paused', () => {
+  it('refuses a container someone else paused: exit 2, the work never runs, nothing paused, unpaused or restarted', async () => {
+    const engine = threeRunning();
+    await engine.pause('c2');
+    engine.calls.length = 0;
+    const window = registryWindow(engine, containersOf(engine, 'c1', 'c2', 'c3'), { restart: true });
+    let worked = false;
+
+    const error = await rejection(
+      window.run(async () => {
+        worked = true;
+      }),
+    );
+
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(/reg-b is paused, not by regsweep: unpause it first \(nothing changed\)/);
+    expect(worked).toBe(false);
+    expect(changes(engine)).toEqual([]);
+    expect(engine.pausedIds()).toEqual(['c2']);
+  });
+
+  it('tells the caller of each container before it pauses it, so a record never misses one', async () => {
+    const engine = threeRunning();
+    const window = registryWindow(engine, containersOf(engine, 'c1', 'c2'), { restart: true });
+    const heard: string[] = [];
+
+    await window.run(
+      async () => 'done',
+      (paused) => {
+        heard.push(`${paused.map((c) => c.id).join(',')} while paused: ${engine.pausedIds().join(',')}`);
+      },
+    );
+
+    expect(heard).toEqual(['c1 while paused: ', 'c1,c2 while paused: c1']);
   });
 });

@@ -12,7 +12,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HELPER_LABEL } from '../../src/docker/dockerodeEngine.js';
 import { BIN, runCli } from '../support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName, waitForHttp } from '../support/docker.js';
-import { type Descriptor, RegistryClient, pushImage } from '../../scripts/registryClient.js';
+import { RegistryClient } from '../../scripts/registryClient.js';
+import { type Deployed, buildVariant, containerState, deployWithVolume, expectServesWhole } from '../support/e2eRegistry.js';
 import { type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
@@ -20,36 +21,9 @@ import { tempDir } from '../support/tmp.js';
 const run = promisify(execFile);
 const enabled = dockerAvailable();
 
-/** A client that, like `docker push`, skips blobs the registry says it has: the way a stale cache breaks images. */
-class DockerLikeClient extends RegistryClient {
-  override async pushBlob(repo: string, data: Buffer): Promise<Descriptor> {
-    const { createHash } = await import('node:crypto');
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    if ((await this.blobStatus(repo, digest, 'HEAD')) === 200) return { mediaType: 'application/octet-stream', digest, size: data.length };
-    return super.pushBlob(repo, data);
-  }
-}
-
-async function state(name: string): Promise<{ running: boolean; paused: boolean; startedAt: string }> {
-  const info = await docker().getContainer(name).inspect();
-  return { running: info.State.Running, paused: info.State.Paused, startedAt: info.State.StartedAt };
-}
-
 async function helpersLeft(): Promise<string[]> {
   const list = await docker().listContainers({ all: true, filters: { label: [HELPER_LABEL] } });
   return list.map((c) => c.Id);
-}
-
-/** Every kept tag and digest pulls whole, removed ones are gone, and a purged image pushed again pulls whole. */
-async function expectServesWhole(port: number, scenario: Scenario): Promise<void> {
-  await waitForHttp(`http://127.0.0.1:${port}/v2/`, 30_000);
-  const client = new DockerLikeClient(`http://127.0.0.1:${port}`);
-  for (const { repository, tag } of scenario.tags) await client.pullWhole(repository, tag);
-  for (const { repository, digest } of scenario.kept) await client.pullWhole(repository, digest);
-  for (const { repository, digest } of scenario.removed) expect((await client.getManifest(repository, digest)).status).toBe(404);
-  // web-a was removed and swept: a stale blob cache would claim its layers and serve a broken image.
-  await pushImage(client, 'team/web', { tag: 'again', seed: 'web-a' });
-  await client.pullWhole('team/web', 'again');
 }
 
 function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }; freed: unknown; predicted: { blobs: number } }): void {
@@ -57,36 +31,6 @@ function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }
   expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
   expect(report.predicted.blobs).toBeGreaterThan(0);
   expect(report.freed).toEqual(report.predicted);
-}
-
-/** An image FROM registry:2 whose `registry` binary first runs `caseLine` for a matching first argument. */
-async function buildVariant(tag: string, caseLine: string): Promise<void> {
-  const dir = await tempDir();
-  try {
-    await fs.writeFile(path.join(dir, 'registry'), `#!/bin/sh\ncase "$1" in\n  ${caseLine}\nesac\nexec /bin/registry.real "$@"\n`);
-    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM registry:2\nRUN cp /bin/registry /bin/registry.real\nCOPY registry /bin/registry\nRUN chmod +x /bin/registry\n');
-    await run('docker', ['build', '-q', '-t', tag, dir], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
-
-interface Deployed {
-  name: string;
-  volume: string;
-  port: number;
-  scenario: Scenario;
-}
-
-/** A registry container with a fresh named volume at /var/lib/registry, the mixed scenario pushed into it. */
-async function deployWithVolume(prefix: string, volumes: string[], image?: string): Promise<Deployed> {
-  const name = uniqueName(prefix);
-  const volume = uniqueName('vol');
-  volumes.push(volume);
-  const port = await freePort();
-  await runRegistryContainer({ name, port, volume: { name: volume }, image });
-  const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
-  return { name, volume, port, scenario };
 }
 
 describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
@@ -101,7 +45,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
 
   it('a container with a named volume: paused, purged, collected in a helper, restarted, pulls whole', async () => {
     const { name, volume, port, scenario } = await deployWithVolume('reg-volume', volumes);
-    const before = await state(name);
+    const before = await containerState(name);
 
     const result = await runCli([name, '--yes', '--json']);
     expect(result.stderr).toBe('');
@@ -114,7 +58,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     expect(report.gc.decision).toMatch(/plain garbage-collect/);
     expectCollected(report);
     expect(report.pausedMs).toBeGreaterThan(0);
-    const after = await state(name);
+    const after = await containerState(name);
     expect(after).toMatchObject({ running: true, paused: false });
     expect(after.startedAt).not.toBe(before.startedAt); // restarted, so its blob cache is empty
     await expectServesWhole(port, scenario);
@@ -122,11 +66,11 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
 
   it('--unpause-only unpauses without a restart', async () => {
     const { name } = await deployWithVolume('reg-unpause', volumes);
-    const before = await state(name);
+    const before = await containerState(name);
     const result = await runCli([name, '--yes', '--unpause-only']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/Registry paused \d+\.\d s \(garbage-collect \d+\.\d s\); total \d+\.\d s\./);
-    expect(await state(name)).toEqual({ ...before, running: true, paused: false });
+    expect(await containerState(name)).toEqual({ ...before, running: true, paused: false });
   }, 120_000);
 
   it('a bind mount with the root set by env', async () => {
@@ -176,7 +120,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     expect(report.target).toMatchObject({ kind: 'volume', name: volume });
     expect(report.pausedMs).toBe(0);
     expectCollected(report);
-    expect((await state(name)).running).toBe(false);
+    expect((await containerState(name)).running).toBe(false);
     await docker().getContainer(name).start();
     await expectServesWhole(port, scenario);
   }, 180_000);
@@ -251,20 +195,21 @@ describe.skipIf(!enabled)('regsweep itself in a container', () => {
     await removeContainers({ label: TEST_LABEL });
   });
 
-  it('runs with --volumes-from the registry and the Docker socket, and purges it', async () => {
+  // With --network host or --hostname its hostname is the host's own, or anything: it finds its container by its mounts.
+  it.each([{ flags: [] as string[] }, { flags: ['--network', 'host'] }, { flags: ['--hostname', 'something-else'] }])('runs with --volumes-from the registry and the Docker socket ($flags), and purges it', async ({ flags }) => {
     const name = uniqueName('reg-for-image');
     const volume = uniqueName('vol');
     const port = await freePort();
     await runRegistryContainer({ name, port, volume: { name: volume } });
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
     const socket = (process.env.DOCKER_HOST ?? '').replace(/^unix:\/\//, '');
-    const { stdout } = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, '-v', `${socket}:/var/run/docker.sock`, '--volumes-from', name, image, name, '--yes', '--json'], {
+    const { stdout } = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, ...flags, '-v', `${socket}:/var/run/docker.sock`, '--volumes-from', name, image, name, '--yes', '--json'], {
       env: process.env,
     });
     const report = JSON.parse(stdout);
     expect(report.target.root).toBe('/var/lib/registry');
     expectCollected(report);
-    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
     await expectServesWhole(port, scenario);
     await removeContainers(name);
     await removeVolume(volume);
@@ -281,7 +226,7 @@ describe.skipIf(!enabled)('regsweep itself in a container', () => {
     );
     expect((failed as { code: number }).code).toBe(2);
     expect((failed as { stderr: string }).stderr).toMatch(new RegExp(`not mounted into this container: run regsweep with --volumes-from ${name}`));
-    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
     await removeContainers(name);
     await removeVolume(volume);
   }, 60_000);
@@ -311,11 +256,11 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     const deadline = Date.now() + 60_000;
     while ((await helpersLeft()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await helpersLeft()).toHaveLength(1);
-    expect((await state(name)).paused).toBe(true);
+    expect((await containerState(name)).paused).toBe(true);
     child.kill(signal);
     expect(await exited).toBe(130);
     expect(stderr).toMatch(new RegExp(`interrupted by ${signal}; the registry was brought back`));
-    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
     // The purge was applied before GC; GC never swept, so every kept tag still pulls whole.
     await expectServesWhole(port, scenario);
   }, 180_000);
@@ -327,7 +272,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     const report = JSON.parse(result.stdout);
     expect(report.gc).toMatchObject({ ran: true, exitCode: 1 });
     expect(report.problems.at(-1).message).toMatch(/garbage-collect exited with 1: garbage-collect failing on purpose/);
-    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
     await expectServesWhole(port, scenario);
   }, 180_000);
 
@@ -336,7 +281,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     const result = await runCli([name, '--yes']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/registry 2.3.1 is older than 2.4.0/);
-    expect(await state(name)).toMatchObject({ running: true, paused: false });
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
   }, 120_000);
 
   it('an s3 registry is refused: one line, exit 2, container untouched', async () => {

@@ -61,6 +61,8 @@ export class FakeEngine implements Engine {
   private readonly failures: Failure[] = [];
   private readonly hooks: Hook[] = [];
   private selfId: string | undefined;
+  /** Helper containers still there, by id: the run id they are labelled with. */
+  private readonly helpers = new Map<string, string>();
   private generation = 0;
 
   // -------------------------------------------------------------------------
@@ -111,6 +113,16 @@ export class FakeEngine implements Engine {
   /** What a helper container from this image returns (default: exit 127). */
   setRunOnceResult(image: string, result: RunResult): void {
     this.runOnceResults.set(image, result);
+  }
+
+  /** A helper container a run left behind (labelled with its run id), as after a SIGKILL. */
+  addHelper(id: string, runId: string): void {
+    this.helpers.set(id, runId);
+  }
+
+  /** Ids of the helper containers still there. */
+  helperIds(): string[] {
+    return [...this.helpers.keys()];
   }
 
   /** This process runs inside that container (default: not in a container). */
@@ -217,6 +229,14 @@ export class FakeEngine implements Engine {
   async runOnce(options: RunOnceOptions): Promise<RunResult> {
     this.runOnceOptions.push(options);
     return this.call('runOnce', options.image, options.cmd.join(' '), () => copy(this.runOnceResults.get(options.image) ?? NOT_FOUND));
+  }
+
+  async removeRunHelpers(runId: string): Promise<number> {
+    return this.call('removeRunHelpers', runId, undefined, () => {
+      const mine = [...this.helpers].filter(([, run]) => run === runId).map(([id]) => id);
+      for (const id of mine) this.helpers.delete(id);
+      return mine.length;
+    });
   }
 
   async pause(containerId: string): Promise<void> {

@@ -1,0 +1,78 @@
+/**
+ * One real run per registry, and what it finds of earlier ones: the run lock
+ * is taken before the scan and given up after the cleanup; a dead holder's
+ * lock is taken over and its registry brought back first; a registry
+ * container paused by someone else is refused. A dry run takes no lock and
+ * only reports what it finds.
+ */
+import type { ContainerInfo, Engine } from './docker/engine.js';
+import { type Recovery, recoverRun } from './docker/recovery.js';
+import { refusePausedByOthers } from './docker/maintenanceWindow.js';
+import { RollbackError } from './errors.js';
+import type { Problem } from './model.js';
+import { type AcquireOptions, type LockState, RunLock, inspectLock, readRecoveryNote } from './storage/runLock.js';
+import { requireRegistryRoot } from './storage/scan.js';
+
+export interface ExclusiveOptions extends AcquireOptions {
+  root: string;
+  /** The engine behind the registry containers, when there is one. */
+  engine?: Engine;
+  /** The registry containers this run will pause. */
+  containers: readonly ContainerInfo[];
+}
+
+/**
+ * Runs `body` holding the lock, after recovering what a dead run left (by
+ * taking its lock over, or from its watchdog's note). The lock is released
+ * when `body` ends, unless the registry could not be brought back: then the
+ * record stays for the watchdog or the next run to retry.
+ */
+export async function exclusively<T>(options: ExclusiveOptions, body: (lock: RunLock, recovered: Recovery | undefined) => Promise<T>): Promise<T> {
+  requireRegistryRoot(options.root);
+  const lock = await RunLock.acquire(options.root, options);
+  // Interrupted before or after the window (the window handles its own signals): give the lock up, then end as the signal says.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (lock.inWindow) return;
+    lock.release();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let keep = false;
+  try {
+    const recovered = lock.previous
+      ? await recoverRun(lock.previous, options.engine, 'takeover')
+      : (readRecoveryNote(options.root, true) as Recovery | undefined);
+    if (options.engine) await refusePausedByOthers(options.engine, options.containers.filter((c) => c.running));
+    return await body(lock, recovered);
+  } catch (error) {
+    keep = error instanceof RollbackError;
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (keep) lock.abandon();
+    else lock.release();
+  }
+}
+
+export interface Findings {
+  lockState?: LockState;
+  recovered?: Recovery;
+  /** A dead run's lock, registry containers found paused: problems the report lists. */
+  notices: Problem[];
+}
+
+/** What a dry run reports of other runs, changing nothing: the lock, a watchdog's note, paused registry containers. */
+export function findings(root: string, containers: readonly ContainerInfo[]): Findings {
+  const lockState = inspectLock(root);
+  const notices: Problem[] = [];
+  if (lockState && !lockState.alive) {
+    const { process: p, place, startedAt } = lockState.record;
+    notices.push({ message: `a regsweep run (pid ${p.pid} on ${place.hostname}, started ${startedAt}) died holding this registry; the next real run brings back what it paused` });
+  }
+  for (const c of containers) if (c.paused) notices.push({ message: `registry container ${c.name} is paused` });
+  return { lockState, recovered: readRecoveryNote(root, false) as Recovery | undefined, notices };
+}

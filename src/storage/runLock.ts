@@ -1,0 +1,338 @@
+/**
+ * One real run per registry: a lock file in the storage root, beside docker/,
+ * so every regsweep that reaches the same storage sees it (on the host, and in
+ * a container with `--volumes-from`). It also records what the run has done to
+ * the registry (containers paused, the garbage-collect process), so whoever
+ * finds the run dead can bring the registry back.
+ *
+ * Taking the lock is one link(2) of a fully written file (atomic, also on NFS);
+ * taking over a dead holder's lock first claims it with a mkdir(2) named after
+ * the dead holder's token, so two runs that find it dead never both take it.
+ * Whether a holder is alive: in the same pid namespace of the same boot, its
+ * process (or its watchdog) still runs with the start time recorded; anywhere
+ * else, its heartbeat (the file's mtime, renewed every few seconds) is recent.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BusyError } from '../errors.js';
+import { errnoOf, isMissing } from '../util/errno.js';
+import { Layout } from './layout.js';
+
+const LOCK_FILE = '.regsweep.lock';
+/** What a watchdog brought back after its run died, for the next run to report. */
+const RECOVERY_NOTE = '.regsweep.recovered.json';
+/** The holder renews the lock file's mtime this often. */
+const HEARTBEAT_MS = 5_000;
+/** Seen from another pid namespace or host, a holder whose heartbeat is older than this is dead. */
+export const STALE_MS = 30_000;
+/** A takeover claim older than this belongs to a run that died while taking over. */
+const CLAIM_STALE_MS = 60_000;
+const WAIT_POLL_MS = 1_000;
+
+/** A process as the kernel knows it: its pid, and its start time so a reused pid is never taken for it. */
+export interface ProcessRef {
+  pid: number;
+  /** Clock ticks after boot (field 22 of /proc/PID/stat). */
+  startTicks: number;
+}
+
+/** Where a holder runs: a pid means something only within one pid namespace of one boot. */
+export interface Place {
+  hostname: string;
+  bootId: string;
+  pidNamespace: string;
+}
+
+/** What a run records while it holds the lock. */
+export interface HolderRecord {
+  regsweep: 'lock';
+  token: string;
+  startedAt: string;
+  place: Place;
+  process: ProcessRef;
+  /** The watchdog that brings the registry back if this process dies in the window. */
+  watchdog?: ProcessRef;
+  target: { kind: string; name: string };
+  /** The registry containers this run paused (recorded before each pause). */
+  paused: Array<{ id: string; name: string }>;
+  /** How this run brings them back: restart (default), unpause only, or replace a swarm service's tasks. */
+  bringBack: { restart: boolean; service?: string };
+  /** A garbage-collect process this run started on this host. */
+  gc?: ProcessRef;
+  trash?: string;
+  journal?: string;
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
+}
+
+/** The start time of a process, or undefined when there is no such process here (or only its zombie). */
+export function processStart(pid: number): number | undefined {
+  const stat = readOr(`/proc/${pid}/stat`, '');
+  // Fields after the command name, which may hold spaces and parentheses: state is field 3, starttime field 22.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[19]);
+  return stat && fields[0] !== 'Z' && Number.isFinite(ticks) ? ticks : undefined;
+}
+
+export function processRef(pid: number): ProcessRef {
+  return { pid, startTicks: processStart(pid) ?? 0 };
+}
+
+export function placeHere(): Place {
+  let pidNamespace = '';
+  try {
+    pidNamespace = fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // No /proc: pids are never compared, heartbeats decide.
+  }
+  return { hostname: os.hostname(), bootId: readOr('/proc/sys/kernel/random/boot_id', ''), pidNamespace };
+}
+
+function samePlace(a: Place, b: Place): boolean {
+  return a.bootId !== '' && a.pidNamespace !== '' && a.bootId === b.bootId && a.pidNamespace === b.pidNamespace;
+}
+
+function running(ref: ProcessRef | undefined): boolean {
+  return ref !== undefined && processStart(ref.pid) === ref.startTicks;
+}
+
+/** Is this process, recorded at `place`, running where this process can signal it? */
+export function runningHere(place: Place, ref: ProcessRef | undefined): boolean {
+  return samePlace(place, placeHere()) && running(ref);
+}
+
+/** Is the holder (or its watchdog) still at work? `mtimeMs` is the lock file's last heartbeat. */
+export function holderAlive(record: HolderRecord, mtimeMs: number, here: Place = placeHere(), now = Date.now()): boolean {
+  if (samePlace(record.place, here)) return running(record.process) || running(record.watchdog);
+  return now - mtimeMs < STALE_MS;
+}
+
+export interface LockState {
+  record: HolderRecord;
+  alive: boolean;
+  /** Milliseconds since the holder last renewed the lock. */
+  heartbeatAgeMs: number;
+}
+
+function lockPath(root: string): string {
+  return path.join(new Layout(root).root, LOCK_FILE);
+}
+
+function parseRecord(text: string): HolderRecord | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<HolderRecord>;
+    return value?.regsweep === 'lock' && typeof value.token === 'string' ? (value as HolderRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lock as it is now, or undefined when no run holds it. Reads only: what a dry run reports. */
+export function inspectLock(root: string): LockState | undefined {
+  const file = lockPath(root);
+  let text: string;
+  let mtimeMs: number;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+    mtimeMs = fs.statSync(file).mtimeMs;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  const record = parseRecord(text);
+  // Unreadable: a holder that died between link and rename cannot leave one (the file is linked whole), so it is foreign.
+  if (!record) throw new BusyError(`${file} is not a regsweep lock; remove it if no regsweep run is at work`);
+  return { record, alive: holderAlive(record, mtimeMs), heartbeatAgeMs: Date.now() - mtimeMs };
+}
+
+/** Removes the lock if `token` still holds it: a watchdog releasing its dead run's lock. */
+export function releaseLock(root: string, token: string): void {
+  const file = lockPath(root);
+  if (parseRecord(readOr(file, ''))?.token === token) fs.rmSync(file, { force: true });
+}
+
+/** Leaves a note of what was recovered for the next run to report. */
+export function saveRecoveryNote(root: string, note: object): void {
+  const file = path.join(new Layout(root).root, RECOVERY_NOTE);
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(note, null, 2)}\n`);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** The note a watchdog left, if any; `consume` removes it (a real run reports it once). */
+export function readRecoveryNote(root: string, consume: boolean): unknown {
+  const file = path.join(new Layout(root).root, RECOVERY_NOTE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  if (consume) fs.rmSync(file, { force: true });
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeHolder(record: HolderRecord): string {
+  return `pid ${record.process.pid} on ${record.place.hostname}, started ${record.startedAt}`;
+}
+
+export function busyMessage(record: HolderRecord): string {
+  return `busy: another regsweep run, ${describeHolder(record)}, holds this registry`;
+}
+
+/** Writes `record` to a fresh file beside the lock, whole, for link or rename to put in place. */
+function writeTemp(file: string, record: HolderRecord): string {
+  const temp = `${file}.${record.token}.tmp`;
+  fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  return temp;
+}
+
+/** Puts the record in place if no lock exists: true when taken. */
+function tryCreate(file: string, record: HolderRecord): boolean {
+  const temp = writeTemp(file, record);
+  try {
+    fs.linkSync(temp, file);
+    return true;
+  } catch (error) {
+    if (errnoOf(error) === 'EEXIST') return false;
+    throw error;
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
+}
+
+/**
+ * Replaces a dead holder's record with ours. The claim directory, named after
+ * the dead token, lets one run through; the others see it and count as busy.
+ */
+function tryTakeOver(file: string, dead: HolderRecord, record: HolderRecord): boolean {
+  const claim = `${file}.takeover-${dead.token}`;
+  try {
+    fs.mkdirSync(claim);
+  } catch (error) {
+    if (errnoOf(error) !== 'EEXIST') throw error;
+    const age = Date.now() - (fs.statSync(claim, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > CLAIM_STALE_MS) fs.rmSync(claim, { recursive: true, force: true });
+    return false;
+  }
+  try {
+    if (parseRecord(readOr(file, ''))?.token !== dead.token) return false; // someone finished a takeover first
+    fs.renameSync(writeTemp(file, record), file);
+    return true;
+  } finally {
+    fs.rmSync(claim, { recursive: true, force: true });
+  }
+}
+
+export interface AcquireOptions {
+  target: HolderRecord['target'];
+  bringBack: HolderRecord['bringBack'];
+  /** Wait up to this long for a live holder to finish (`--wait`); 0 refuses at once. */
+  waitMs?: number;
+  token?: string;
+}
+
+/** The lock this run holds: updated as the run goes, renewed by a heartbeat, released at its end. */
+export class RunLock {
+  private timer: NodeJS.Timeout | undefined;
+  /** Set while the maintenance window runs: its own signal handling brings the registry back first. */
+  inWindow = false;
+
+  private constructor(
+    /** The storage root it locks. */
+    readonly root: string,
+    readonly file: string,
+    private record: HolderRecord,
+    /** The record of the dead run this one took the lock over from, for recovery. */
+    readonly previous: HolderRecord | undefined,
+  ) {
+    this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  /**
+   * Takes the lock, taking it over from a dead holder (see `previous`).
+   * A live holder: waits up to `waitMs`, then BusyError (exit 75).
+   */
+  static async acquire(root: string, options: AcquireOptions): Promise<RunLock> {
+    const file = lockPath(root);
+    const record: HolderRecord = {
+      regsweep: 'lock',
+      token: options.token ?? crypto.randomUUID(),
+      startedAt: new Date().toISOString(),
+      place: placeHere(),
+      process: processRef(process.pid),
+      target: options.target,
+      paused: [],
+      bringBack: options.bringBack,
+    };
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    for (;;) {
+      if (tryCreate(file, record)) return new RunLock(root, file, record, undefined);
+      const state = inspectLock(root);
+      if (!state) continue; // released in between: try again at once
+      if (!state.alive && tryTakeOver(file, state.record, record)) return new RunLock(root, file, record, state.record);
+      // Dead but claimed by another run: it takes over in a moment and then counts as a live holder.
+      if (state.alive && Date.now() >= deadline) throw new BusyError(busyMessage(state.record));
+      if (!state.alive && Date.now() >= deadline + CLAIM_STALE_MS) throw new BusyError(`busy: another run is taking over the lock at ${file}`);
+      await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+    }
+  }
+
+  get token(): string {
+    return this.record.token;
+  }
+
+  get current(): Readonly<HolderRecord> {
+    return this.record;
+  }
+
+  /** Records more of what the run did, before it does it. */
+  update(change: Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'journal'>>): void {
+    this.record = { ...this.record, ...change };
+    this.checkHeld();
+    fs.renameSync(writeTemp(this.file, this.record), this.file);
+  }
+
+  /** Gives the lock up: the run's cleanup is done. */
+  release(): void {
+    this.stopHeartbeat();
+    if (parseRecord(readOr(this.file, ''))?.token === this.record.token) fs.rmSync(this.file, { force: true });
+  }
+
+  /** Keeps the lock (and its record) for whoever finds this run dead: the registry could not be brought back. */
+  abandon(): void {
+    this.stopHeartbeat();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private heartbeat(): void {
+    const now = new Date();
+    try {
+      fs.utimesSync(this.file, now, now);
+    } catch {
+      // A missed beat is retried by the next one; a lost lock is found by checkHeld.
+    }
+  }
+
+  private checkHeld(): void {
+    const token = parseRecord(readOr(this.file, ''))?.token;
+    if (token !== this.record.token) throw new BusyError(`the lock at ${this.file} was taken over by another run (token ${token ?? 'none'}): stopping`);
+  }
+}

@@ -63,6 +63,8 @@ export interface ParsedManifest {
 export interface BlobPart {
   digests: Uint8Array;
   sizes: Float64Array;
+  /** Indexes of the blobs whose data is newer than the scan was asked to note (`recentAfter`). */
+  recent: number[];
   problems: Problem[];
 }
 
@@ -82,6 +84,8 @@ export interface Totals extends Counts {
 export interface Prediction {
   blobs: number;
   bytes: number;
+  /** Unreferenced blobs regsweep's own sweep leaves, their data being newer than the grace allows (`--gc builtin`). */
+  recent: { blobs: number; bytes: number };
   /** When non-empty, garbage-collect must not run (it would abort or mis-mark) and frees nothing. */
   blockedBy: Problem[];
 }

@@ -5,6 +5,7 @@
  * Returns a report; printing and exit codes belong to the CLI.
  */
 import { type ApplyResult, applyPlan } from './apply/apply.js';
+import { type BlobSweepResult, sweepBlobs } from './apply/blobSweep.js';
 import { emptyTrash, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
@@ -33,6 +34,8 @@ export interface SweepOptions {
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
   gcRunner?: GcRunner;
+  /** regsweep sweeps the blobs itself, inside the window (`--gc builtin`); blobs newer than the scan's start minus `graceMs` stay. */
+  builtin?: { graceMs: number };
   /** The registry version when known without a runner (a dry run). */
   registryVersion?: string;
   window?: MaintenanceWindow;
@@ -96,6 +99,8 @@ export interface SweepReport {
   /** Every removed directory, relative to the root (empty on a dry run). */
   removedPaths: string[];
   gc: GcReport;
+  /** `--gc builtin`: what regsweep's own sweep did beyond the prediction; null otherwise (and on a dry run). */
+  builtin: BuiltinReport | null;
   /** What this run brought back of a run that died in its window; null when nothing was left. */
   recovered: Recovery | null;
   /** A dry run: the regsweep run that holds this registry now (alive), or left it locked (not alive). */
@@ -104,11 +109,28 @@ export interface SweepReport {
   blobCache: { where: string; cleared: number } | null;
   problems: Problem[];
   pausedMs: number;
+  /** Time spent in the maintenance window (re-check, removals, garbage-collect), paused or not; 0 on a dry run. */
+  windowMs: number;
   durationMs: number;
+}
+
+interface BuiltinReport {
+  /** Unreferenced blobs left because their data is newer than the grace (predicted so, not counted as freed). */
+  recent: Amount;
+  /** Revisions found since the scan whose manifests were read and marked, and the predicted blobs they still need. */
+  remarked: number;
+  spared: Amount;
+  /** `_layers` links of swept blobs removed. */
+  layerLinks: number;
 }
 
 function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcReport {
   return { ran: false, command: null, exitCode: null, decision: decision?.why ?? null, summary: null, skipped, output: '', durationMs: null };
+}
+
+function builtinDecision(version: string | undefined): GcDecision {
+  const registry = version ? `registry ${version}` : 'registry version unknown: a repository counts as enumerated by _layers or _manifests';
+  return { args: [], why: `regsweep sweeps the blobs its mark leaves unreferenced, inside the window (--gc builtin; ${registry})` };
 }
 
 function lastLine(output: string): string {
@@ -141,6 +163,8 @@ function problemsOf(planned: TreePlan): Problem[] {
 
 interface CollectStep {
   runner: GcRunner | undefined;
+  /** regsweep's own sweep, instead of the runner. */
+  builtin: { root: string; planned: TreePlan; trash: string } | undefined;
   decision: GcDecision | undefined;
   predicted: Prediction;
   applied: ApplyResult;
@@ -149,15 +173,26 @@ interface CollectStep {
   onStarted?: (pid: number) => void;
 }
 
-/** Inside the window, after the apply: garbage-collect, or why it does not run. */
-async function collectGarbage({ runner, decision, predicted, applied, signal, onProgress, onStarted }: CollectStep): Promise<GcReport> {
-  if (!runner) return gcNotRun('--no-gc', decision);
-  if (predicted.blockedBy.length > 0) return gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision);
-  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return gcNotRun('nothing to collect', decision);
+/** regsweep's own sweep, reported as garbage-collect is. */
+function builtinCollect({ root, planned, trash }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): { gc: GcReport; swept: BlobSweepResult } {
   const started = Date.now();
-  const result = await runner.collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(onProgress), onStarted });
+  const swept = sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, trash, signal });
+  const stopped = swept.problems[0]?.message ?? null;
+  const gc: GcReport = { ...gcNotRun(stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
+  return { gc, swept };
+}
+
+/** Inside the window, after the apply: garbage-collect (the registry's or regsweep's own), or why it does not run. */
+async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?: BlobSweepResult }> {
+  const { runner, builtin, decision, predicted, applied, signal } = step;
+  if (!runner && !builtin) return { gc: gcNotRun('--no-gc', decision) };
+  if (predicted.blockedBy.length > 0) return { gc: gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision) };
+  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return { gc: gcNotRun('nothing to collect', decision) };
+  if (builtin) return builtinCollect(builtin, signal, decision);
+  const started = Date.now();
+  const result = await (runner as GcRunner).collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(step.onProgress), onStarted: step.onStarted });
   signal.throwIfAborted();
-  return { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started };
+  return { gc: { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started } };
 }
 
 /**
@@ -214,11 +249,13 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     perRepository: planned.perRepository,
     removedPaths: [],
     gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
+    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0 } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,
     blobCache: null,
     problems: [...(options.notices ?? []), ...problemsOf(planned)],
     pausedMs: 0,
+    windowMs: 0,
     durationMs: 0,
   };
 }
@@ -230,25 +267,30 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   requireRegistryRoot(root);
   const version = gcRunner?.version ?? options.registryVersion;
   const { selectors, remove, policy, pool, onProgress } = options;
-  const planned = await planTree(root, { selectors, remove, policy, pool, onProgress, times: policy !== undefined, registryVersion: version });
-  const decision = version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
+  const { builtin } = options;
+  const recentAfter = builtin ? started - builtin.graceMs : undefined;
+  const planned = await planTree(root, { selectors, remove, policy, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter });
+  const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
   const { plan, predicted, before } = planned;
   const window = options.window ?? unpausedWindow();
-  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner ? decision : undefined, window: window.description };
+  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
 
   const trash = trashFor(root);
+  const windowStarted = Date.now();
   const { value: outcome, pausedMs } = await inWindow(window, options, { trash }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash });
-    const gc = await collectGarbage({ runner: gcRunner, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
+    const own = builtin ? { root, planned, trash } : undefined;
+    const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
-    const cleared = options.blobCache ? await options.blobCache.forget(gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : null;
-    return { applied, gc, cleared };
+    const cleared = options.blobCache ? await options.blobCache.forget(collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : null;
+    return { applied, ...collected, cleared };
   });
+  report.windowMs = Date.now() - windowStarted;
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   emptyTrash(root);
@@ -257,6 +299,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
   report.removedPaths = applied.paths;
   report.gc = gc;
+  if (outcome.swept) {
+    report.problems.push(...outcome.swept.problems);
+    const { remarked, spared, layerLinks } = outcome.swept;
+    report.builtin = { recent: planned.predicted.recent, remarked, spared, layerLinks };
+  }
   if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;

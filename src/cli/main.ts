@@ -102,6 +102,7 @@ async function sweepCommand(
         gcRunner: runtime.gcRunner,
         registryVersion: runtime.registryVersion,
         window: runtime.window,
+        builtin: opts.gc === 'builtin' ? { graceMs: opts.grace } : undefined,
         blobCache: runtime.blobCache,
         journal: opts.journal,
         pool,

@@ -13,7 +13,10 @@ export interface CliOptions {
   registryImage?: string;
   dryRun?: boolean;
   yes?: boolean;
-  gc: boolean;
+  /** Who sweeps the blobs: the registry's garbage-collect, regsweep itself, or nobody (`--no-gc`). */
+  gc: 'registry' | 'builtin' | false;
+  /** `--gc builtin`: blobs newer than this many milliseconds before the scan stay. */
+  grace: number;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -72,7 +75,9 @@ export function program(): Command {
     .option('--policy <file>', 'rules per repository glob (YAML, first match wins) or "<repository> <N>" lines; the options above apply where no rule matches')
     .option('-n, --dry-run', 'plan and predict only; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
-    .option('--no-gc', 'remove links only; do not run garbage-collect')
+    .addOption(new Option('--gc <who>', "who sweeps the blobs: the registry's own garbage-collect, or regsweep itself inside a window of seconds").choices(['registry', 'builtin']).default('registry'))
+    .addOption(new Option('--grace <duration>', 'with --gc builtin: blobs whose data is newer than this before the scan stay (layers of a push in flight)').default(3_600_000, '1h').argParser(duration))
+    .option('--no-gc', 'remove links only; sweep no blobs')
     .option('--json', 'print the report as JSON on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('--verbose', 'list every removed path and show the garbage-collect output')

@@ -61,6 +61,16 @@ function reclaimTable(rows: readonly RepositoryReclaim[], top: number): string[]
   return lines;
 }
 
+/** What regsweep's own sweep left, beyond the prediction. */
+function builtinNotes({ builtin }: SweepReport): string[] {
+  if (!builtin) return [];
+  const lines: string[] = [];
+  if (builtin.recent.blobs > 0) lines.push(`  left ${plural(builtin.recent.blobs, 'unreferenced blob')}, ${formatBytes(builtin.recent.bytes)}, newer than the grace (a push may still need them)`);
+  if (builtin.remarked > 0) lines.push(`  ${plural(builtin.remarked, 'revision')} pushed since the scan kept ${plural(builtin.spared.blobs, 'predicted blob')}, ${formatBytes(builtin.spared.bytes)}`);
+  if (builtin.layerLinks > 0) lines.push(`  removed ${plural(builtin.layerLinks, '_layers link')} of swept blobs`);
+  return lines;
+}
+
 /** What this run found of other runs: one that holds the registry now, one that died and what was brought back. */
 function runNotes(report: SweepReport): string[] {
   const lines: string[] = [];
@@ -123,12 +133,13 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
     lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
   }
   if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
+  lines.push(...builtinNotes(report));
   if (report.blobCache) lines.push(`Redis blob cache at ${report.blobCache.where}: ${plural(report.blobCache.cleared, 'entry', 'entries')} of removed blobs and revisions cleared.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (!report.dryRun) {
     const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (garbage-collect ${seconds(report.gc.durationMs)})` : '';
-    const paused = report.pausedMs > 0 ? `Registry paused ${seconds(report.pausedMs)}${gcTime}; ` : gcTime ? `Garbage-collect took ${seconds(report.gc.durationMs ?? 0)}; ` : '';
-    lines.push(`${paused}total ${seconds(report.durationMs)}.`);
+    const paused = report.pausedMs > 0 ? `registry paused ${seconds(report.pausedMs)}; ` : '';
+    lines.push(`Maintenance window ${seconds(report.windowMs)}${gcTime}; ${paused}total ${seconds(report.durationMs)}.`);
   }
   if (report.problems.length > 0) {
     lines.push('', `${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);

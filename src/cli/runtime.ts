@@ -93,10 +93,10 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
   const registry = target.containers[0];
   const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
     const local = await localGcRunner({ registryBin: opts.registryBin, root: target.root, config: opts.config });
-    if (!local && opts.gc && !dryRun) {
+    if (!local && opts.gc === 'registry' && !dryRun) {
       throw new UsageError(`no way to run garbage-collect for ${target.kind} ${target.name}: install a registry binary, pass --registry-bin or --registry-image, or use --no-gc`);
     }
-    return { gcRunner: opts.gc ? local : undefined, registryVersion: local?.version, window };
+    return { gcRunner: opts.gc === 'registry' ? local : undefined, registryVersion: local?.version, window };
   };
   if (!engine) return withLocalBinary(unpausedWindow());
   const window = target.containers.some((c) => c.running)
@@ -104,12 +104,12 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     : unpausedWindow('no registry container is running: nothing to pause');
   if (registry) {
     const version = await containerRegistryVersion(engine, registry);
-    return { gcRunner: opts.gc ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
+    return { gcRunner: opts.gc === 'registry' ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.
   if (opts.registryImage && target.volume) {
     const version = await imageRegistryVersion(engine, opts.registryImage);
-    return { gcRunner: opts.gc ? volumeGcRunner(engine, target.volume, opts.registryImage, version, runId) : undefined, registryVersion: version, window };
+    return { gcRunner: opts.gc === 'registry' ? volumeGcRunner(engine, target.volume, opts.registryImage, version, runId) : undefined, registryVersion: version, window };
   }
   return withLocalBinary(window);
 }

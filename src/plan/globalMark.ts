@@ -42,12 +42,26 @@ export class GlobalMark {
   private byRepository: { repositories: Map<string, number>; unreferenced: number } | undefined;
   private readonly v3: boolean;
 
-  /** `table` may be shared with the plan's packed lists: the digests they name are here anyway. */
+  /** Enumerated repositories: as 2.x (`_layers`), as 3.x (`_manifests`), or either (version unknown, regsweep's own sweep). */
+  private readonly enumerates: (repo: RepositoryState) => boolean;
+  /** regsweep's own sweep (`--gc builtin`): blobs noted recent are left. */
+  private readonly spareRecent: boolean;
+
+  /**
+   * `table` may be shared with the plan's packed lists: the digests they name
+   * are here anyway. With `builtin`, the sweep is regsweep's own: recent blobs
+   * stay, and a registry of unknown version counts a repository as enumerated
+   * by either directory (marking more, sweeping less).
+   */
   constructor(
     private readonly registryVersion?: string,
     readonly table: DigestTable = new DigestTable(),
+    options: { builtin?: boolean } = {},
   ) {
     this.v3 = registryVersion !== undefined && isV3(registryVersion);
+    this.spareRecent = options.builtin ?? false;
+    if (registryVersion === undefined && this.spareRecent) this.enumerates = (r) => r.hasLayers || r.hasManifests;
+    else this.enumerates = this.v3 ? (r) => r.hasManifests : (r) => r.hasLayers;
   }
 
   /** Problems of the tree outside any repository (unexpected blob paths, bad repository names). */
@@ -63,7 +77,7 @@ export class GlobalMark {
   repository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>, removed: ReadonlySet<Digest>): void {
     this.repositoryProblems.push(...repo.problems.filter((p) => p.blocksGc));
     const v3 = this.v3;
-    const enumerated = v3 ? repo.hasManifests : repo.hasLayers;
+    const enumerated = this.enumerates(repo);
     const start = this.used.length;
     for (const digest of repo.revisions) {
       const manifest = manifests.get(digest);
@@ -84,7 +98,8 @@ export class GlobalMark {
   }
 
   /** Blobs under blobs/, with their sizes (their problems come through treeProblem). */
-  blobs(part: Pick<BlobPart, 'digests' | 'sizes'>): void {
+  blobs(part: Pick<BlobPart, 'digests' | 'sizes' | 'recent'>): void {
+    for (const i of part.recent) this.table.set(this.table.idOfBytes(part.digests, i * 32), Flag.recent);
     for (let i = 0; i < part.sizes.length; i++) {
       const id = this.table.idOfBytes(part.digests, i * 32);
       if (this.table.has(id, Flag.blob)) continue;
@@ -100,8 +115,24 @@ export class GlobalMark {
     return { blobs: this.blobCount, bytes: this.blobBytes };
   }
 
-  private swept(id: number): boolean {
+  private unmarked(id: number): boolean {
     return this.table.has(id, Flag.blob) && !this.table.has(id, Flag.marked);
+  }
+
+  private swept(id: number): boolean {
+    return this.unmarked(id) && !(this.spareRecent && this.table.has(id, Flag.recent));
+  }
+
+  /** The size of a blob's data, 0 when it is not a blob of the tree. */
+  sizeOf(digest: Digest): number {
+    const id = this.table.find(digest);
+    return id >= 0 && this.table.has(id, Flag.blob) ? this.table.size(id) : 0;
+  }
+
+  /** Did the mark reach this digest (a kept revision, or what one references)? */
+  isMarked(digest: Digest): boolean {
+    const id = this.table.find(digest);
+    return id >= 0 && this.table.has(id, Flag.marked);
   }
 
   /** What garbage-collect's sweep frees once every repository and blob is in. */
@@ -110,14 +141,20 @@ export class GlobalMark {
     const blockedBy = [...this.treeProblems, ...this.repositoryProblems];
     let blobs = 0;
     let bytes = 0;
+    const recent = { blobs: 0, bytes: 0 };
     if (blockedBy.length === 0) {
       for (let id = 0; id < this.table.count; id++) {
-        if (!this.swept(id)) continue;
-        blobs++;
-        bytes += this.table.size(id);
+        if (!this.unmarked(id)) continue;
+        if (this.swept(id)) {
+          blobs++;
+          bytes += this.table.size(id);
+        } else {
+          recent.blobs++;
+          recent.bytes += this.table.size(id);
+        }
       }
     }
-    this.result = { blobs, bytes, blockedBy };
+    this.result = { blobs, bytes, recent, blockedBy };
     return this.result;
   }
 

@@ -15,6 +15,8 @@ import { checkSelectedRepositories, checkSelectedTags } from './selectors.js';
 export interface PlanTreeOptions extends ScanOptions, PlanOptions {
   /** Decides how garbage-collect enumerates repositories and reads manifests. */
   registryVersion?: string;
+  /** regsweep sweeps the blobs itself (`--gc builtin`): blobs newer than `recentAfter` stay. */
+  builtin?: boolean;
 }
 
 export interface RepositoryReclaim {
@@ -42,6 +44,10 @@ export interface TreePlan {
   problems: Problem[];
   /** The digests garbage-collect's sweep will free, sorted (a string each: ask only when needed). */
   sweptDigests(): Digest[];
+  /** Did the mark reach this digest (a kept revision, or what one references)? */
+  isMarked(digest: Digest): boolean;
+  /** The size of a blob's data as scanned. */
+  sizeOf(digest: Digest): number;
 }
 
 /**
@@ -66,7 +72,7 @@ export function reclaimRows(plan: Plan, mark: GlobalMark): RepositoryReclaim[] {
 
 /** Scans, plans and predicts in one pass over the tree. */
 export async function planTree(root: string, options: PlanTreeOptions = {}): Promise<TreePlan> {
-  const mark = new GlobalMark(options.registryVersion);
+  const mark = new GlobalMark(options.registryVersion, undefined, { builtin: options.builtin });
   const plan = emptyPlan(mark.table);
   const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
   let context: PlanContext | undefined;
@@ -98,6 +104,8 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     keepsUntagged,
     problems,
     sweptDigests: () => mark.sweptDigests(),
+    isMarked: (digest) => mark.isMarked(digest),
+    sizeOf: (digest) => mark.sizeOf(digest),
   };
 }
 

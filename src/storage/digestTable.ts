@@ -90,6 +90,8 @@ export const Flag = {
   marked: 2,
   /** Its bytes were already counted for a repository. */
   attributed: 4,
+  /** Its data is newer than the grace allows: regsweep's own sweep leaves it. */
+  recent: 8,
 } as const;
 
 /**

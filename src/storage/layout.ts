@@ -64,6 +64,8 @@ export type PathSpec =
   | { kind: 'repository'; name: string }
   | { kind: 'layers'; name: string }
   | { kind: 'layerLink'; name: string; digest: Digest }
+  | { kind: 'layerAlgorithm'; name: string }
+  | { kind: 'layerDir'; name: string; digest: Digest }
   | { kind: 'uploads'; name: string }
   | { kind: 'manifests'; name: string }
   | { kind: 'revisions'; name: string }
@@ -110,6 +112,10 @@ function componentsFor(spec: PathSpec): string[] {
       return repo(spec.name);
     case 'layers':
       return [...repo(spec.name), '_layers'];
+    case 'layerAlgorithm':
+      return [...repo(spec.name), '_layers', 'sha256'];
+    case 'layerDir':
+      return [...repo(spec.name), '_layers', 'sha256', hex(spec.digest)];
     case 'layerLink':
       return [...repo(spec.name), '_layers', 'sha256', hex(spec.digest), 'link'];
     case 'uploads':

@@ -162,33 +162,39 @@ function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
  * it runs, and code compiled before the packing ever ran was thrown away at
  * the end of every task and compiled again.
  */
-function scanPrefix(base: string, prefix: string, hexes: string[], sizes: number[], problems: Problem[]): void {
+function scanPrefix(base: string, prefix: string, found: { hexes: string[]; sizes: number[]; recent: number[] }, recentAfter: number, problems: Problem[]): void {
+  const { hexes, sizes, recent } = found;
   const prefixDir = ScanPaths.child(base, prefix);
   // The stat of data below says all that is needed of each entry.
   for (const name of names(prefixDir)) {
     const data = ScanPaths.blobDataIn(prefixDir, name);
     // No data file: garbage-collect does not count it as a blob either.
-    const size = fs.statSync(data, { throwIfNoEntry: false })?.size;
-    if (size === undefined) continue;
+    const stat = fs.statSync(data, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
     if (!digestFromHex(name) || name.slice(0, 2) !== prefix) {
       problems.push({ path: data, message: 'blob data at an unexpected path; garbage-collect aborts on it', blocksGc: true });
       continue;
     }
+    if (stat.mtimeMs > recentAfter) recent.push(hexes.length);
     hexes.push(name);
-    sizes.push(size);
+    sizes.push(stat.size);
   }
 }
 
-/** Blobs under some of the 256 prefix directories, with the size of each one's data, packed (32 bytes and a number each). */
-export function scanBlobPrefixes(root: string, prefixes: readonly string[]): BlobPart {
+/**
+ * Blobs under some of the 256 prefix directories, with the size of each one's
+ * data, packed (32 bytes and a number each), and which have data newer than
+ * `recentAfter` (ms since the epoch; Infinity notes none).
+ */
+export function scanBlobPrefixes(root: string, prefixes: readonly string[], recentAfter = Infinity): BlobPart {
   const base = new Layout(root).pathFor({ kind: 'blobAlgorithm' });
-  const hexes: string[] = [];
-  const sizes: number[] = [];
+  const found = { hexes: [] as string[], sizes: [] as number[], recent: [] as number[] };
+  const { hexes, sizes } = found;
   const problems: Problem[] = [];
-  for (const prefix of prefixes) scanPrefix(base, prefix, hexes, sizes, problems);
+  for (const prefix of prefixes) scanPrefix(base, prefix, found, recentAfter, problems);
   const digests = Buffer.alloc(hexes.length * 32);
   for (let i = 0; i < hexes.length; i++) digests.write(hexes[i] as string, i * 32, 32, 'hex');
-  return { digests, sizes: Float64Array.from(sizes), problems };
+  return { digests, sizes: Float64Array.from(sizes), recent: found.recent, problems };
 }
 
 export function blobPrefixes(root: string): string[] {
@@ -220,9 +226,9 @@ export function scanRepository(root: string, found: FoundRepository, times: bool
 }
 
 /** A unit of scanning work, as the pool queues it and a worker receives it. */
-export type ScanWork = { kind: 'repository'; root: string; found: FoundRepository; times: boolean } | { kind: 'blobs'; root: string; prefixes: string[] };
+export type ScanWork = { kind: 'repository'; root: string; found: FoundRepository; times: boolean } | { kind: 'blobs'; root: string; prefixes: string[]; recentAfter: number };
 
 /** Runs one unit in this thread: what a worker does with a message, and what the main thread does with its share. */
 export function runScanWork(work: ScanWork): RepositoryScan | BlobPart {
-  return work.kind === 'repository' ? scanRepository(work.root, work.found, work.times) : scanBlobPrefixes(work.root, work.prefixes);
+  return work.kind === 'repository' ? scanRepository(work.root, work.found, work.times) : scanBlobPrefixes(work.root, work.prefixes, work.recentAfter);
 }

@@ -16,7 +16,8 @@ import { type RepositoryScan, type ScanWork, runScanWork, scanBlobPrefixes, scan
 export interface ScanPool {
   readonly threads: number;
   repository(root: string, found: FoundRepository, times: boolean): Promise<RepositoryScan>;
-  blobs(root: string, prefixes: string[]): Promise<BlobPart>;
+  /** `recentAfter`: note blobs whose data is newer (ms since the epoch; Infinity: none). */
+  blobs(root: string, prefixes: string[], recentAfter: number): Promise<BlobPart>;
   close(): Promise<void>;
 }
 
@@ -32,7 +33,7 @@ const IN_FLIGHT_PER_WORKER = 4;
 const inlinePool: ScanPool = {
   threads: 1,
   repository: async (root, found, times) => scanRepository(root, found, times),
-  blobs: async (root, prefixes) => scanBlobPrefixes(root, prefixes),
+  blobs: async (root, prefixes, recentAfter) => scanBlobPrefixes(root, prefixes, recentAfter),
   close: async () => {},
 };
 
@@ -70,8 +71,8 @@ class WorkerPool implements ScanPool {
     return this.submit<RepositoryScan>({ kind: 'repository', root, found, times });
   }
 
-  blobs(root: string, prefixes: string[]): Promise<BlobPart> {
-    return this.submit<BlobPart>({ kind: 'blobs', root, prefixes });
+  blobs(root: string, prefixes: string[], recentAfter: number): Promise<BlobPart> {
+    return this.submit<BlobPart>({ kind: 'blobs', root, prefixes, recentAfter });
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,8 @@ export interface ScanOptions {
   times?: boolean;
   onProgress?: ProgressSink;
   phase?: Extract<Phase, 'scan' | 'rescan'>;
+  /** Note blobs whose data is newer than this (ms since the epoch): regsweep's own sweep leaves them. */
+  recentAfter?: number;
 }
 
 /** A scanned repository with its manifests read: the ones that could not be read are problems of the repository. */
@@ -72,12 +74,12 @@ function byPath(a: Problem, b: Problem): number {
 }
 
 /** Reads the blob prefix directories in units; each part goes to the visitor, its problems into `problems`. */
-function walkBlobs(pool: ScanPool, root: string, visitor: TreeVisitor, problems: Problem[]): Promise<void> {
+function walkBlobs(pool: ScanPool, root: string, recentAfter: number, visitor: TreeVisitor, problems: Problem[]): Promise<void> {
   const prefixes = blobPrefixes(root);
   const units: Array<Promise<void>> = [];
   for (let i = 0; i < prefixes.length; i += PREFIXES_PER_UNIT) {
     units.push(
-      pool.blobs(root, prefixes.slice(i, i + PREFIXES_PER_UNIT)).then((part) => {
+      pool.blobs(root, prefixes.slice(i, i + PREFIXES_PER_UNIT), recentAfter).then((part) => {
         problems.push(...part.problems);
         visitor.blobs(part);
       }),
@@ -142,7 +144,7 @@ export async function walkTree(root: string, options: ScanOptions, visitor: Tree
   const blobProblems: Problem[] = [];
   try {
     // Both awaited together, so a failure in either is never an unhandled rejection.
-    await Promise.all([walkRepositories(pool, layout.root, found, options, visitor, counts), walkBlobs(pool, layout.root, visitor, blobProblems)]);
+    await Promise.all([walkRepositories(pool, layout.root, found, options, visitor, counts), walkBlobs(pool, layout.root, options.recentAfter ?? Infinity, visitor, blobProblems)]);
   } finally {
     if (pool !== options.pool) await pool.close();
   }

@@ -18,6 +18,8 @@ describe('pathFor pins every location', () => {
     [{ kind: 'repository', name: 'team/web' }, `${R}/team/web`],
     [{ kind: 'layers', name: 'a' }, `${R}/a/_layers`],
     [{ kind: 'layerLink', name: 'a', digest: D }, `${R}/a/_layers/sha256/${HEX}/link`],
+    [{ kind: 'layerAlgorithm', name: 'a' }, `${R}/a/_layers/sha256`],
+    [{ kind: 'layerDir', name: 'a', digest: D }, `${R}/a/_layers/sha256/${HEX}`],
     [{ kind: 'uploads', name: 'a/b' }, `${R}/a/b/_uploads`],
     [{ kind: 'manifests', name: 'a' }, `${R}/a/_manifests`],
     [{ kind: 'revisions', name: 'a' }, `${R}/a/_manifests/revisions/sha256`],
@@ -36,7 +38,7 @@ describe('pathFor pins every location', () => {
   });
   it('covers every kind of spec', () => {
     const kinds = new Set(table.map(([s]) => s.kind));
-    expect(kinds.size).toBe(20);
+    expect(kinds.size).toBe(22);
   });
 });
 

@@ -80,7 +80,7 @@ it('plans and predicts in one streaming pass exactly what the whole-inventory fu
         const s = await planTree(tree, { pool, registryVersion: '2.8.2' });
         expect(JSON.parse(JSON.stringify(s.plan))).toEqual(JSON.parse(JSON.stringify(plan)));
         expect(s.plan.manifests.length).toBeGreaterThan(0);
-        expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, blockedBy: predicted.blockedBy });
+        expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, recent: predicted.recent, blockedBy: predicted.blockedBy });
         expect(s.perRepository).toEqual(reclaimByRepository(inventory, plan, '2.8.2'));
         expect(s.keepsUntagged).toBe(keepsUntagged(inventory, plan));
         expect(s.before).toEqual({
@@ -133,7 +133,7 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
     await started.close();
   }
   // Closed, it refuses work instead of hanging.
-  await expect(started.blobs(root, ['00'])).rejects.toThrow();
+  await expect(started.blobs(root, ['00'], Infinity)).rejects.toThrow();
 });
 
 it('reads in this thread too, next to the workers, and gets the same inventory', async () => {

@@ -80,7 +80,7 @@ function blobPartOf(blobs: ReadonlyMap<Digest, number>): BlobPart {
     digests.set(Buffer.from(digest.slice('sha256:'.length), 'hex'), i * 32);
     sizes[i++] = size;
   }
-  return { digests, sizes, problems: [] };
+  return { digests, sizes, recent: [], problems: [] };
 }
 
 /** A global mark fed with a whole inventory and the plan for it. */

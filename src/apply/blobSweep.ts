@@ -1,0 +1,131 @@
+/**
+ * regsweep's own sweep (`--gc builtin`), inside the maintenance window and
+ * after the plan's removals: the blobs its mark says nothing references go,
+ * with their `_layers` links (as 3.x garbage-collect does), each one rename
+ * into the trash; the unlinking happens after the registry serves again.
+ *
+ * Safer than the registry's sweep against what happened since the scan: every
+ * revision the tree holds now whose manifest the mark did not reach (pushed
+ * since the scan, or pushed again) is read, and what it references is spared.
+ * Blobs newer than the grace were already left out of the prediction.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Digest, FoundRepository, Problem } from '../model.js';
+import { Layout, digestFromHex } from '../storage/layout.js';
+import { parseManifest } from '../storage/manifest.js';
+import { names, readBytes, readLink } from '../storage/read.js';
+import { findRepositories } from '../storage/scan.js';
+import { errnoOf } from '../util/errno.js';
+
+export interface BlobSweepOptions {
+  /** What the mark predicts the sweep frees. */
+  swept: readonly Digest[];
+  /** Did the scan's mark reach this digest? */
+  isMarked(digest: Digest): boolean;
+  /** The size of a blob's data as scanned. */
+  sizeOf(digest: Digest): number;
+  /** Where removed directories go (beside docker/, on the same filesystem). */
+  trash: string;
+  signal?: AbortSignal;
+}
+
+export interface BlobSweepResult {
+  /** Blobs (and their bytes) taken out of the tree. */
+  blobs: number;
+  bytes: number;
+  /** Revisions found since the scan whose manifests were read and marked. */
+  remarked: number;
+  /** Predicted blobs those revisions still need: left in place. */
+  spared: { blobs: number; bytes: number };
+  /** `_layers` links of swept blobs taken out. */
+  layerLinks: number;
+  /** A revision found since the scan that could not be read: nothing was swept. */
+  problems: Problem[];
+}
+
+/** Moves directories into one trash directory, one rename each. */
+class Mover {
+  private sequence = 0;
+
+  constructor(private readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** False when the directory was gone already. */
+  move(from: string): boolean {
+    try {
+      fs.renameSync(from, path.join(this.dir, String(this.sequence++)));
+      return true;
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return false;
+      throw error;
+    }
+  }
+}
+
+/** A revision of `repo` the mark did not reach: its manifest's digest and references, or why it cannot be read. */
+function unmarkedRevision(layout: Layout, repo: FoundRepository, digest: Digest): { needs: Digest[] } | { problem: Problem } | undefined {
+  const link = readLink(layout.pathFor({ kind: 'revisionLink', name: repo.name, digest }));
+  if ('missing' in link) return undefined; // no link file: garbage-collect ignores the directory too
+  if ('corrupt' in link || link.digest !== digest) {
+    return { problem: { repository: repo.name, message: `revision ${digest}, linked since the scan, has a corrupt link: nothing was swept`, blocksGc: true } };
+  }
+  const raw = readBytes(layout.pathFor({ kind: 'blobData', digest }));
+  if (raw === undefined) return undefined; // its blob is gone: garbage-collect skips it, and it protects nothing
+  try {
+    return { needs: [digest, ...parseManifest(raw, digest).references] };
+  } catch (error) {
+    return { problem: { repository: repo.name, message: `revision ${digest}, linked since the scan, cannot be read (${(error as Error).message}): nothing was swept`, blocksGc: true } };
+  }
+}
+
+/**
+ * Reads every revision of every repository that the mark did not reach and
+ * takes what it needs out of `swept`. Returns how many were read, or the
+ * problem that stops the sweep.
+ */
+function remark(layout: Layout, repositories: readonly FoundRepository[], swept: Set<Digest>, options: BlobSweepOptions): { remarked: number } | { problem: Problem } {
+  let remarked = 0;
+  for (const repo of repositories) {
+    for (const hex of names(layout.pathFor({ kind: 'revisions', name: repo.name }))) {
+      const digest = digestFromHex(hex);
+      if (!digest || options.isMarked(digest)) continue;
+      const revision = unmarkedRevision(layout, repo, digest);
+      if (!revision) continue;
+      if ('problem' in revision) return revision;
+      remarked++;
+      for (const needed of revision.needs) swept.delete(needed);
+    }
+  }
+  return { remarked };
+}
+
+export function sweepBlobs(root: string, options: BlobSweepOptions): BlobSweepResult {
+  const layout = new Layout(root);
+  const repositories = findRepositories(layout, []);
+  const swept = new Set(options.swept);
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, problems: [] };
+  const checked = remark(layout, repositories, swept, options);
+  if ('problem' in checked) return { ...result, problems: [checked.problem] };
+  result.remarked = checked.remarked;
+  for (const digest of options.swept) {
+    if (swept.has(digest)) continue;
+    result.spared.blobs++;
+    result.spared.bytes += options.sizeOf(digest);
+  }
+  const mover = new Mover(path.join(options.trash, 'swept'));
+  for (const digest of swept) {
+    options.signal?.throwIfAborted();
+    if (!mover.move(layout.pathFor({ kind: 'blobDir', digest }))) continue;
+    result.blobs++;
+    result.bytes += options.sizeOf(digest);
+  }
+  for (const repo of repositories) {
+    for (const hex of names(layout.pathFor({ kind: 'layerAlgorithm', name: repo.name }))) {
+      const digest = digestFromHex(hex);
+      if (digest && swept.has(digest) && mover.move(layout.pathFor({ kind: 'layerDir', name: repo.name, digest }))) result.layerLinks++;
+    }
+  }
+  return result;
+}

@@ -139,6 +139,33 @@ function treeFor(dir: string, name: string, spec: TreeSpec): { root: string; fil
   return { root, files, revisions: stats.revisions };
 }
 
+/** A real run on a fresh copy of `root` (cp -a keeps the mtimes); the report's windowMs. */
+async function realRunWindow(root: string, copy: string, gc: 'registry' | 'builtin', gcBin: string): Promise<number> {
+  fs.rmSync(copy, { recursive: true, force: true });
+  execFileSync('cp', ['-a', root, copy]);
+  try {
+    // The bench trees are minutes old: a grace of 0 s lets the builtin sweep take what the registry's takes.
+    const out = execFileSync(process.execPath, [path.join(projectRoot, 'bin/regsweep.js'), '--path', copy, '--yes', '--json', '--gc', gc, '--grace', '0s', '--registry-bin', gcBin], {
+      maxBuffer: 1 << 30,
+    });
+    return (JSON.parse(out.toString('utf8')) as { windowMs: number }).windowMs;
+  } finally {
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The maintenance window with the registry's garbage-collect and with --gc
+ * builtin, on copies of the same tree, alternating, `reps` times each (at most 3: each run needs a fresh copy).
+ */
+async function measureWindows(root: string, copy: string, reps: number, gcBin: string): Promise<{ registry: number; builtin: number }> {
+  const runs: Record<'registry' | 'builtin', number[]> = { registry: [], builtin: [] };
+  for (let i = 0; i < Math.min(reps, 3); i++) {
+    for (const gc of ['registry', 'builtin'] as const) runs[gc].push(await realRunWindow(root, copy, gc, gcBin));
+  }
+  return { registry: median(runs.registry), builtin: median(runs.builtin) };
+}
+
 /**
  * Removals per second of the real apply as it runs in the maintenance window
  * (re-check, then each removal a rename into the trash), on a copy of the tree;
@@ -170,6 +197,8 @@ interface SizeResult {
   applyPerSecond?: number;
   removals?: number;
   trashMs?: number;
+  /** The maintenance window of a real run (report.windowMs), with the registry's garbage-collect and with --gc builtin. */
+  windowMs?: { registry: number; builtin: number };
 }
 
 /**
@@ -210,6 +239,7 @@ async function measureTree(name: string, args: Args, gcBin: string | undefined):
   });
   // On every size written file by file, so removals per second can be compared across sizes too.
   const apply = await measureApply(root, path.join(args.dir, `${name}.apply-copy`));
+  const windowMs = gcBin ? await measureWindows(root, path.join(args.dir, `${name}.window-copy`), args.reps, gcBin) : undefined;
   fs.rmSync(config);
   return {
     name,
@@ -222,6 +252,7 @@ async function measureTree(name: string, args: Args, gcBin: string | undefined):
     applyPerSecond: apply.removals / (apply.ms / 1000),
     removals: apply.removals,
     trashMs: apply.trashMs,
+    windowMs,
   };
 }
 
@@ -281,6 +312,11 @@ function targetsFor(results: SizeResult[]): Target[] {
     targets.push({ what: 'medium: peak RSS ≤ 200 MiB', ok: medium.rssMiB <= 200, measured: `${medium.rssMiB.toFixed(0)} MiB` });
     const secondsFor20k = 20_000 / (medium.applyPerSecond ?? 0);
     targets.push({ what: 'medium: 20,000 removals in under 2 s', ok: secondsFor20k < 2, measured: `${secondsFor20k.toFixed(2)} s` });
+  }
+  for (const r of results) {
+    if (!r.windowMs || (r.name !== 'small' && r.name !== 'medium')) continue;
+    const ratio = r.windowMs.builtin / r.windowMs.registry;
+    targets.push({ what: `${r.name}: the window with --gc builtin ≤ 0.1× the window with the registry's garbage-collect`, ok: ratio <= 0.1, measured: `${ratio.toFixed(3)}× (${r.windowMs.builtin} ms / ${r.windowMs.registry} ms)` });
   }
   const million = results.find((r) => r.name === 'million');
   if (million) targets.push({ what: 'million: peak RSS ≤ 400 MiB', ok: million.rssMiB <= 400, measured: `${million.rssMiB.toFixed(0)} MiB` });
@@ -368,6 +404,15 @@ function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: 
     lines.push('', `${fromImage.join(', ')}: a read-only squashfs image, loop-mounted; only regsweep's dry run, once per round, no warm-up (no find, garbage-collect or apply).`);
   }
   for (const n of notMeasured) lines.push('', `${n.name}: not measured (${n.reason}).`);
+  const windows = results.filter((r) => r.windowMs);
+  if (windows.length > 0) {
+    lines.push('', "The maintenance window of a real run on a copy of each tree (`--path`, so nothing is paused; `windowMs` of the report): the registry's garbage-collect against `--gc builtin`:", '');
+    lines.push('| tree | window, garbage-collect | window, --gc builtin | ratio |', '| --- | ---: | ---: | ---: |');
+    for (const r of windows) {
+      const w = r.windowMs as { registry: number; builtin: number };
+      lines.push(`| ${r.name} | ${(w.registry / 1000).toFixed(2)} s | ${(w.builtin / 1000).toFixed(2)} s | ${(w.builtin / w.registry).toFixed(3)}× |`);
+    }
+  }
   if (concurrency.length > 0) {
     const one = concurrency.find((c) => c.threads === 1)?.ms ?? Number.NaN;
     lines.push('', 'Dry run of the medium tree by `--concurrency` (the default is the number of CPUs, at most 4):', '');

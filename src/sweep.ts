@@ -4,9 +4,11 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { type ApplyResult, applyPlan } from './apply/apply.js';
 import { type BlobSweepResult, sweepBlobs } from './apply/blobSweep.js';
-import { emptyTrash, trashFor } from './apply/trash.js';
+import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
 import type { Recovery } from './docker/recovery.js';
@@ -42,6 +44,8 @@ export interface SweepOptions {
   /** The registry's Redis blob-descriptor cache, made to forget what the run removed before the registry serves again. */
   blobCache?: BlobCache;
   journal?: string;
+  /** `--quarantine`: keep what the run removes this long (a quarantine beside docker/, with its journal) instead of deleting it after the window. */
+  quarantineMs?: number;
   /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
   pool?: ScanPool;
   /** The lock this run holds (a real run): its record says what to bring back should the run die. */
@@ -105,6 +109,8 @@ export interface SweepReport {
   recovered: Recovery | null;
   /** A dry run: the regsweep run that holds this registry now (alive), or left it locked (not alive). */
   lock: { holder: { pid: number; hostname: string; startedAt: string }; alive: boolean } | null;
+  /** `--quarantine`: where what the run removed is kept, and until when; null without one, on a dry run, and when nothing was removed. */
+  quarantine: { path: string; until: string } | null;
   /** Entries removed from the registry's Redis blob cache; null without one (or on a dry run). */
   blobCache: { where: string; cleared: number } | null;
   problems: Problem[];
@@ -164,7 +170,7 @@ function problemsOf(planned: TreePlan): Problem[] {
 interface CollectStep {
   runner: GcRunner | undefined;
   /** regsweep's own sweep, instead of the runner. */
-  builtin: { root: string; planned: TreePlan; trash: string } | undefined;
+  builtin: { root: string; planned: TreePlan; remover: Remover } | undefined;
   decision: GcDecision | undefined;
   predicted: Prediction;
   applied: ApplyResult;
@@ -174,9 +180,9 @@ interface CollectStep {
 }
 
 /** regsweep's own sweep, reported as garbage-collect is. */
-function builtinCollect({ root, planned, trash }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): { gc: GcReport; swept: BlobSweepResult } {
+function builtinCollect({ root, planned, remover }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): { gc: GcReport; swept: BlobSweepResult } {
   const started = Date.now();
-  const swept = sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, trash, signal });
+  const swept = sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
   const stopped = swept.problems[0]?.message ?? null;
   const gc: GcReport = { ...gcNotRun(stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
   return { gc, swept };
@@ -206,12 +212,12 @@ async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?
 async function inWindow<T>(
   window: MaintenanceWindow,
   options: SweepOptions,
-  paths: { trash: string },
+  paths: { trash: string; journal: string | undefined },
   work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
 ): Promise<{ value: T; pausedMs: number }> {
   const { lock } = options;
   if (!lock) return window.run((signal) => work(signal, () => {}));
-  lock.update({ trash: paths.trash, journal: options.journal });
+  lock.update({ trash: paths.trash, journal: paths.journal });
   const watchdog = startWatchdog(lock.root, lock.token, options.docker ?? false);
   lock.update({ watchdog: watchdog.process });
   let broughtBack = false;
@@ -235,6 +241,12 @@ async function inWindow<T>(
   }
 }
 
+/** Syncs the run's journals; a quarantine that holds nothing (nothing was removed) is not kept. */
+function closeRemover(remover: Remover, quarantine: string | undefined): void {
+  remover.close();
+  if (quarantine && remover.entries === 0) fs.rmSync(quarantine, { recursive: true, force: true });
+}
+
 /** The report of a dry run: what the plan and the prediction say, nothing changed yet. */
 function plannedReport(options: SweepOptions, planned: TreePlan, version: string | undefined, decision: GcDecision | undefined): SweepReport {
   const { kind, name } = options.target;
@@ -252,6 +264,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0 } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,
+    quarantine: null,
     blobCache: null,
     problems: [...(options.notices ?? []), ...problemsOf(planned)],
     pausedMs: 0,
@@ -279,21 +292,24 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
 
-  const trash = trashFor(root);
+  const trash = trashFor(root, options.quarantineMs);
+  const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash });
+  const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
   const windowStarted = Date.now();
-  const { value: outcome, pausedMs } = await inWindow(window, options, { trash }, async (signal, onStarted) => {
+  const { value: outcome, pausedMs } = await inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
-    const applied = await applyPlan(root, plan, { journal: options.journal, onChange: 'abort', signal, onProgress: options.onProgress, trash });
-    const own = builtin ? { root, planned, trash } : undefined;
+    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress });
+    const own = builtin ? { root, planned, remover } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
     const cleared = options.blobCache ? await options.blobCache.forget(collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : null;
     return { applied, ...collected, cleared };
-  });
+  }).finally(() => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined));
   report.windowMs = Date.now() - windowStarted;
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   emptyTrash(root);
+  if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
   const { applied, gc } = outcome;
   report.problems.push(...applied.skipped);
   report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };

@@ -12,7 +12,6 @@ import type { Problem, ProgressSink } from '../model.js';
 import { type Plan, type PlannedIndexEntries, type PlannedIndexEntry, type PlannedManifest, type PlannedManifests, type PlannedRepository, type PlannedTag, type RepositoryCheck, plannedIndexEntries, plannedManifests } from '../plan/planner.js';
 import { Layout, type PathSpec, parseDigest } from '../storage/layout.js';
 import { isMissing, isNotEmpty } from '../util/errno.js';
-import { Journal } from './journal.js';
 import { Remover } from './trash.js';
 
 export interface ApplyOptions {
@@ -22,6 +21,8 @@ export interface ApplyOptions {
   onChange?: 'abort' | 'skip';
   /** Move removals here (see Remover) and delete them later with emptyTrash. */
   trash?: string;
+  /** A journal and trash already open (shared with the builtin sweep), instead of `journal` and `trash`; the caller closes it. */
+  remover?: Remover;
   /** Stops between two removals (SIGINT/SIGTERM); what was removed is in the journal. */
   signal?: AbortSignal;
   onProgress?: ProgressSink;
@@ -160,8 +161,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
   const layout = new Layout(root);
   const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [] };
   const total = removalCount(plan);
-  const journal = Journal.open(options.journal, layout);
-  const remover = new Remover(journal, options.trash);
+  const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
   const remove = async (spec: PathSpec): Promise<void> => {
     options.signal?.throwIfAborted();
     const dir = layout.pathFor(spec);
@@ -179,7 +179,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
       else await applyRepository(check.repository, planned, layout, remove, result);
     }
   } finally {
-    journal.close();
+    if (!options.remover) remover.close();
   }
   return result;
 }

@@ -9,14 +9,12 @@
  * since the scan, or pushed again) is read, and what it references is spared.
  * Blobs newer than the grace were already left out of the prediction.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Digest, FoundRepository, Problem } from '../model.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
 import { names, readBytes, readLink } from '../storage/read.js';
 import { findRepositories } from '../storage/scan.js';
-import { errnoOf } from '../util/errno.js';
+import type { Remover } from './trash.js';
 
 export interface BlobSweepOptions {
   /** What the mark predicts the sweep frees. */
@@ -25,8 +23,8 @@ export interface BlobSweepOptions {
   isMarked(digest: Digest): boolean;
   /** The size of a blob's data as scanned. */
   sizeOf(digest: Digest): number;
-  /** Where removed directories go (beside docker/, on the same filesystem). */
-  trash: string;
+  /** Moves swept directories into the trash (beside docker/, on the same filesystem), journaled in a quarantine. */
+  remover: Remover;
   signal?: AbortSignal;
 }
 
@@ -42,26 +40,6 @@ export interface BlobSweepResult {
   layerLinks: number;
   /** A revision found since the scan that could not be read: nothing was swept. */
   problems: Problem[];
-}
-
-/** Moves directories into one trash directory, one rename each. */
-class Mover {
-  private sequence = 0;
-
-  constructor(private readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
-  }
-
-  /** False when the directory was gone already. */
-  move(from: string): boolean {
-    try {
-      fs.renameSync(from, path.join(this.dir, String(this.sequence++)));
-      return true;
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return false;
-      throw error;
-    }
-  }
 }
 
 /** A revision of `repo` the mark did not reach: its manifest's digest and references, or why it cannot be read. */
@@ -114,17 +92,17 @@ export function sweepBlobs(root: string, options: BlobSweepOptions): BlobSweepRe
     result.spared.blobs++;
     result.spared.bytes += options.sizeOf(digest);
   }
-  const mover = new Mover(path.join(options.trash, 'swept'));
+  const { remover } = options;
   for (const digest of swept) {
     options.signal?.throwIfAborted();
-    if (!mover.move(layout.pathFor({ kind: 'blobDir', digest }))) continue;
+    if (!remover.sweep(layout.pathFor({ kind: 'blobDir', digest }))) continue;
     result.blobs++;
     result.bytes += options.sizeOf(digest);
   }
   for (const repo of repositories) {
     for (const hex of names(layout.pathFor({ kind: 'layerAlgorithm', name: repo.name }))) {
       const digest = digestFromHex(hex);
-      if (digest && swept.has(digest) && mover.move(layout.pathFor({ kind: 'layerDir', name: repo.name, digest }))) result.layerLinks++;
+      if (digest && swept.has(digest) && remover.sweep(layout.pathFor({ kind: 'layerDir', name: repo.name, digest }))) result.layerLinks++;
     }
   }
   return result;

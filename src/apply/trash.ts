@@ -5,37 +5,106 @@
  * garbage-collect see it gone at once, and the slow unlinking happens after
  * the maintenance window (emptyTrash). Measured here: 20,000 renames 0.9 s
  * against 4.0 s for unlink + rmdir.
+ *
+ * A quarantine (`--quarantine`) is a trash that runs keep until the expiry its
+ * name carries, with a journal inside saying where each directory came from,
+ * so `--restore` can move it back.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../storage/layout.js';
 import { errnoOf, isNotEmpty } from '../util/errno.js';
 import { fastGlob } from '../util/lazy.js';
-import type { Journal } from './journal.js';
+import { Journal } from './journal.js';
 
 const TRASH_PREFIX = '.regsweep-trash-';
+const QUARANTINE_PREFIX = '.regsweep-quarantine-';
+/** `.regsweep-quarantine-<expiry, ms since the epoch>-<pid>` */
+const QUARANTINE_RE = /^\.regsweep-quarantine-(\d{1,15})-(\d+)$/;
+/** The journal every quarantine holds. */
+export const QUARANTINE_JOURNAL = 'journal.jsonl';
+/** Where the builtin sweep's blob directories and `_layers` links go inside a trash. */
+const SWEPT = 'swept';
 
-/** A fresh trash directory beside docker/ in the storage root. */
-export function trashFor(root: string): string {
-  return path.join(new Layout(root).root, `${TRASH_PREFIX}${process.pid}-${Date.now()}`);
+/**
+ * A fresh trash directory beside docker/ in the storage root; with `keepMs`, a
+ * quarantine that expires that long from now.
+ */
+export function trashFor(root: string, keepMs?: number, now = Date.now()): string {
+  const name = keepMs === undefined ? `${TRASH_PREFIX}${process.pid}-${now}` : `${QUARANTINE_PREFIX}${now + keepMs}-${process.pid}`;
+  return path.join(new Layout(root).root, name);
 }
 
-/** Deletes the trash of this run and any left by an interrupted one. Never inside docker/registry/v2. */
-export function emptyTrash(root: string): void {
+/** When the quarantine named `dir` expires (ms since the epoch), or undefined when `dir` is not named as one. */
+export function quarantineExpiry(dir: string): number | undefined {
+  const match = QUARANTINE_RE.exec(path.basename(dir));
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The directories directly in the storage root whose names start with `prefix`. */
+function rootEntries(base: string, prefix: string): string[] {
+  return fastGlob().sync(`${prefix}*`, { cwd: base, onlyDirectories: true, dot: true, deep: 1, absolute: true });
+}
+
+/**
+ * Deletes the trash of this run and any left by an interrupted one, and every
+ * quarantine that has expired; unexpired quarantines stay. Never inside
+ * docker/registry/v2. Returns the quarantines it deleted.
+ */
+export function emptyTrash(root: string, now = Date.now()): string[] {
   const base = new Layout(root).root;
-  const leftovers = fastGlob().sync(`${TRASH_PREFIX}*`, { cwd: base, onlyDirectories: true, dot: true, deep: 1, absolute: true });
-  for (const dir of leftovers) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of rootEntries(base, TRASH_PREFIX)) fs.rmSync(dir, { recursive: true, force: true });
+  const expired = rootEntries(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
+  for (const dir of expired) fs.rmSync(dir, { recursive: true, force: true });
+  return expired;
 }
 
-/** Journals and removes directories, into the trash when there is one. */
+export interface RemoverOptions {
+  /** Files to journal every removed link to (JSON lines). */
+  journals?: string[];
+  /** Move removals here (trashFor) and delete them later with emptyTrash. */
+  trash?: string;
+}
+
+/**
+ * Journals and removes directories, into the trash when there is one. In a
+ * quarantine it also journals where each directory went, and keeps a journal
+ * of its own.
+ */
 export class Remover {
   private sequence = 0;
   private trashReady = false;
+  private sweptReady = false;
 
-  constructor(
+  private constructor(
     private readonly journal: Journal,
     private readonly trash: string | undefined,
   ) {}
+
+  /** Opens the journals; the caller closes them with close(). */
+  static open(root: string, options: RemoverOptions): Remover {
+    const { trash } = options;
+    const until = trash === undefined ? undefined : quarantineExpiry(trash);
+    const files = [...(options.journals ?? [])];
+    let quarantine: { name: string; until: number } | undefined;
+    if (trash !== undefined && until !== undefined) {
+      fs.mkdirSync(trash, { recursive: true });
+      files.unshift(path.join(trash, QUARANTINE_JOURNAL));
+      quarantine = { name: path.basename(trash), until };
+    }
+    const remover = new Remover(Journal.open(files, new Layout(root), quarantine), trash);
+    remover.trashReady = quarantine !== undefined;
+    return remover;
+  }
+
+  /** Entries journaled so far (links and moves). */
+  get entries(): number {
+    return this.journal.entries;
+  }
+
+  close(): void {
+    this.journal.close();
+  }
 
   /** A revision or index entry directory, which normally holds only its `link`. */
   async linkDirectory(dir: string): Promise<void> {
@@ -55,6 +124,19 @@ export class Remover {
   async tree(dir: string): Promise<void> {
     await this.journal.recordAll(dir);
     if (!this.toTrash(dir)) fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * A swept blob's directory or a `_layers` link directory: one rename into
+   * the trash's `swept/`. False when it was gone already.
+   */
+  sweep(dir: string): boolean {
+    if (!this.trash) throw new Error('the builtin sweep needs a trash directory');
+    if (!this.sweptReady) {
+      fs.mkdirSync(path.join(this.trash, SWEPT), { recursive: true });
+      this.sweptReady = true;
+    }
+    return this.move(dir, `${SWEPT}/${this.sequence++}`) === 'moved';
   }
 
   /** Journals the links of a link directory; false when it is gone already (by hand, or an earlier interrupted run). */
@@ -79,13 +161,20 @@ export class Remover {
       fs.mkdirSync(this.trash, { recursive: true });
       this.trashReady = true;
     }
+    const moved = this.move(dir, String(this.sequence++));
+    return moved !== 'other filesystem'; // on another filesystem: delete in place
+  }
+
+  /** Renames `dir` to `to` inside the trash, and journals the move (in a quarantine) once it is made. */
+  private move(dir: string, to: string): 'moved' | 'gone' | 'other filesystem' {
     try {
-      fs.renameSync(dir, path.join(this.trash, String(this.sequence++)));
-      return true;
+      fs.renameSync(dir, path.join(this.trash as string, ...to.split('/')));
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return true;
-      if (errnoOf(error) === 'EXDEV') return false; // another filesystem: delete in place
+      if (errnoOf(error) === 'ENOENT') return 'gone';
+      if (errnoOf(error) === 'EXDEV') return 'other filesystem';
       throw error;
     }
+    this.journal.moved(dir, to);
+    return 'moved';
   }
 }

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import v8 from 'node:v8';
 import { CommanderError } from 'commander';
-import { restoreJournal } from '../apply/journal.js';
+import { restoreJournal } from '../apply/restore.js';
 import { RegsweepError, UsageError } from '../errors.js';
 import { parseSelector } from '../plan/selectors.js';
 import { requireRegistryRoot } from '../storage/scan.js';
@@ -38,14 +38,11 @@ async function run(argv: string[]): Promise<number> {
   const opts = cmd.opts<CliOptions>();
   const log = opts.verbose ? (m: string) => process.stderr.write(`regsweep: ${m}\n`) : () => {};
 
-  if (opts.restore) {
-    if (!opts.path) throw new UsageError('--restore needs --path ROOT');
-    requireRegistryRoot(opts.path);
-    const restored = await restoreJournal(opts.path, opts.restore);
-    if (!opts.quiet) process.stdout.write(`restored ${restored.restored} links, ${restored.present} already present\n`);
-    for (const c of restored.conflicts) process.stderr.write(`conflict: ${c} exists with other content; left as it is\n`);
-    return restored.conflicts.length > 0 ? 1 : 0;
+  if (opts.restore) return restoreCommand(opts, opts.restore);
+  if (opts.quarantine !== undefined && opts.gc === 'registry') {
+    throw new UsageError("--quarantine goes with --gc builtin or --no-gc: the registry's garbage-collect deletes blobs itself, so a restore would bring back manifests without them");
   }
+  if (opts.gc === 'builtin' && opts.registryImage) throw new UsageError('--registry-image names the image garbage-collect runs from; --gc builtin runs no garbage-collect and creates no container');
 
   const dryRun = opts.dryRun ?? false;
   if (!dryRun && !opts.yes && !process.stdin.isTTY) {
@@ -58,6 +55,25 @@ async function run(argv: string[]): Promise<number> {
   } finally {
     await pool.close();
   }
+}
+
+/** `--restore`: holding the registry's lock, puts back what a journal or a quarantine recorded. */
+async function restoreCommand(opts: CliOptions, from: string): Promise<number> {
+  const root = opts.path;
+  if (!root) throw new UsageError('--restore needs --path ROOT');
+  requireRegistryRoot(root);
+  const lockOptions = { root, containers: [], target: { kind: 'path' as const, name: root }, bringBack: { restart: false }, waitMs: opts.wait };
+  const restored = await exclusively(lockOptions, async (_lock, recovered) => {
+    if (recovered) process.stderr.write(`regsweep: recovered a run that died (pid ${recovered.holder.pid} on ${recovered.holder.hostname}, started ${recovered.holder.startedAt})\n`);
+    return restoreJournal(root, from);
+  });
+  if (!opts.quiet) {
+    const moved = restored.moved > 0 || restored.missing.length > 0 ? `, ${restored.moved} directories from the quarantine` : '';
+    process.stdout.write(`restored ${restored.restored} links${moved}, ${restored.present} already present\n`);
+  }
+  for (const c of restored.conflicts) process.stderr.write(`conflict: ${c} exists with other content; left as it is\n`);
+  for (const m of restored.missing) process.stderr.write(`missing: ${m} is in neither the quarantine nor the tree\n`);
+  return restored.conflicts.length + restored.missing.length > 0 ? 1 : 0;
 }
 
 async function printReport(report: SweepReport, opts: CliOptions): Promise<number> {
@@ -105,6 +121,7 @@ async function sweepCommand(
         builtin: opts.gc === 'builtin' ? { graceMs: opts.grace } : undefined,
         blobCache: runtime.blobCache,
         journal: opts.journal,
+        quarantineMs: opts.quarantine,
         pool,
         confirm: dryRun || opts.yes ? undefined : confirm,
         onProgress: progress.sink,

@@ -22,6 +22,8 @@ export interface CliOptions {
   verbose?: boolean;
   debug?: boolean;
   journal?: string;
+  /** `--quarantine DURATION` in milliseconds. */
+  quarantine?: number;
   restore?: string;
   registryBin?: string;
   config?: string;
@@ -51,6 +53,12 @@ function duration(value: string): number {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+function positiveDuration(value: string): number {
+  const ms = duration(value);
+  if (ms < 1000) throw new InvalidArgumentError('must be at least 1s');
+  return ms;
 }
 
 function positiveInt(value: string): number {
@@ -85,7 +93,8 @@ export function program(): Command {
     .option('--no-progress', 'no progress on stderr (it is shown only on a terminal, and never when CI is set)')
     .option('--debug', 'print stack traces of errors')
     .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
-    .option('--restore <journal>', 'put back the links a journal recorded (needs --path), then exit')
+    .addOption(new Option('--quarantine <duration>', 'keep what the run removes (blobs too, with --gc builtin) in the storage root this long (24h, 7d), so --restore can put it back; later runs delete it when it expires').argParser(positiveDuration))
+    .option('--restore <journal>', 'put back what a journal or a quarantine directory recorded (needs --path), then exit')
     .option('--registry-bin <file>', 'the registry binary to run garbage-collect with (default: registry or docker-registry on PATH)')
     .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
     .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
@@ -111,6 +120,8 @@ Examples:
   regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago
   regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
   regsweep registry --policy retention.yml --yes    rules per repository
+  regsweep registry --gc builtin --quarantine 24h --yes   sweep blobs itself in seconds, keep what went for a day
+  regsweep --path ROOT --restore ROOT/.regsweep-quarantine-…   put back what a quarantine holds
 
 Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 130 interrupted.`,
     );

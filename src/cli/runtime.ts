@@ -103,8 +103,10 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     ? registryWindow(engine, target.containers, bringBackFor(opts, target))
     : unpausedWindow('no registry container is running: nothing to pause');
   if (registry) {
-    const version = await containerRegistryVersion(engine, registry);
-    return { gcRunner: opts.gc === 'registry' ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
+    // --gc builtin creates no container: a registry that is not running (asked through a helper otherwise) counts as of unknown version.
+    const asked = opts.gc !== 'builtin' || (registry.running && !registry.paused);
+    const version = asked ? await containerRegistryVersion(engine, registry) : undefined;
+    return { gcRunner: opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.
   if (opts.registryImage && target.volume) {

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { applyPlan } from '../../src/apply/apply.js';
-import { restoreJournal } from '../../src/apply/journal.js';
+import { restoreJournal } from '../../src/apply/restore.js';
 import { emptyTrash, trashFor } from '../../src/apply/trash.js';
 import { parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter } from '../../scripts/sampleTree.js';

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
 import { applyPlan } from '../../src/apply/apply.js';
 import { sweepBlobs } from '../../src/apply/blobSweep.js';
-import { trashFor } from '../../src/apply/trash.js';
+import { Remover, trashFor } from '../../src/apply/trash.js';
 import type { Digest } from '../../src/model.js';
 import { planTree } from '../../src/plan/planTree.js';
 import { tempDir } from '../support/tmp.js';
@@ -40,8 +40,9 @@ async function blobsLeft(): Promise<Digest[]> {
 async function planAndApply(recentAfter = Date.now() + HOUR) {
   const planned = await planTree(root, { registryVersion: '2.8.2', builtin: true, recentAfter });
   const trash = trashFor(root);
-  await applyPlan(root, planned.plan, { trash });
-  return { planned, trash, options: { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, trash } };
+  const remover = Remover.open(root, { trash });
+  await applyPlan(root, planned.plan, { remover });
+  return { planned, trash, options: { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover } };
 }
 
 describe('sweepBlobs', () => {

@@ -180,9 +180,9 @@ interface CollectStep {
 }
 
 /** regsweep's own sweep, reported as garbage-collect is. */
-function builtinCollect({ root, planned, remover }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): { gc: GcReport; swept: BlobSweepResult } {
+async function builtinCollect({ root, planned, remover }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
   const started = Date.now();
-  const swept = sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
+  const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
   const stopped = swept.problems[0]?.message ?? null;
   const gc: GcReport = { ...gcNotRun(stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
   return { gc, swept };

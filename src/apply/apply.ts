@@ -132,7 +132,14 @@ class PlanByRepository {
 }
 
 /** Removes what the plan names of one repository, recording each removal in `result`. */
-async function applyRepository(repository: string, planned: PlanByRepository, layout: Layout, remove: (spec: PathSpec) => Promise<void>, result: ApplyResult): Promise<void> {
+/** How the apply takes things out: one directory, or a repository's removed revisions together. */
+interface Removals {
+  remove(spec: PathSpec): Promise<void>;
+  revisions(repository: string, manifests: readonly PlannedManifest[]): Promise<void>;
+}
+
+async function applyRepository(repository: string, planned: PlanByRepository, layout: Layout, removals: Removals, result: ApplyResult): Promise<void> {
+  const { remove } = removals;
   const removal = planned.removals.get(repository);
   if (removal) {
     // Only its own directories: repositories nested below it keep working.
@@ -151,10 +158,9 @@ async function applyRepository(repository: string, planned: PlanByRepository, la
     await remove({ kind: 'tagIndexEntryDir', name: repository, tag: entry.tag, digest: entry.digest });
     result.indexEntries.push(entry);
   }
-  for (const manifest of planned.manifests.get(repository) ?? []) {
-    await remove({ kind: 'revisionDir', name: repository, digest: manifest.digest });
-    result.manifests.push(manifest);
-  }
+  const manifests = planned.manifests.get(repository) ?? [];
+  if (manifests.length > 0) await removals.revisions(repository, manifests);
+  for (const manifest of manifests) result.manifests.push(manifest);
 }
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
@@ -162,13 +168,25 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
   const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [] };
   const total = removalCount(plan);
   const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
-  const remove = async (spec: PathSpec): Promise<void> => {
-    options.signal?.throwIfAborted();
-    const dir = layout.pathFor(spec);
-    if (spec.kind === 'revisionDir' || spec.kind === 'tagIndexEntryDir') await remover.linkDirectory(dir);
-    else await remover.tree(dir);
+  const removed = (spec: PathSpec): void => {
     result.paths.push(layout.relativePathFor(spec));
     options.onProgress?.({ phase: 'apply', done: result.paths.length, total, unit: 'removals' });
+  };
+  const removals: Removals = {
+    async remove(spec) {
+      options.signal?.throwIfAborted();
+      const dir = layout.pathFor(spec);
+      if (spec.kind === 'tagIndexEntryDir') await remover.linkDirectory(dir);
+      else await remover.tree(dir);
+      removed(spec);
+    },
+    // Most of a repository's revisions often go: together, in a fraction of the renames (Remover.takeEntries).
+    async revisions(repository, manifests) {
+      options.signal?.throwIfAborted();
+      const going = new Set(manifests.map((m) => m.digest.slice('sha256:'.length)));
+      await remover.takeEntries(layout.pathFor({ kind: 'revisions', name: repository }), (hex) => going.has(hex), 'links');
+      for (const m of manifests) removed({ kind: 'revisionDir', name: repository, digest: m.digest });
+    },
   };
   try {
     const changed = recheckAll(layout, plan, options.onChange);
@@ -176,7 +194,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     for (const check of plan.checks) {
       const why = changed.get(check.repository);
       if (why) result.skipped.push({ repository: check.repository, message: `not purged: ${why}` });
-      else await applyRepository(check.repository, planned, layout, remove, result);
+      else await applyRepository(check.repository, planned, layout, removals, result);
     }
   } finally {
     if (!options.remover) remover.close();

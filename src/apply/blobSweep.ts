@@ -9,6 +9,7 @@
  * since the scan, or pushed again) is read, and what it references is spared.
  * Blobs newer than the grace were already left out of the prediction.
  */
+import path from 'node:path';
 import type { Digest, FoundRepository, Problem } from '../model.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
@@ -58,6 +59,19 @@ function unmarkedRevision(layout: Layout, repo: FoundRepository, digest: Digest)
   }
 }
 
+/** The hex of each digest, by its blob prefix directory. */
+function byPrefix(digests: Iterable<Digest>): Map<string, Set<string>> {
+  const groups = new Map<string, Set<string>>();
+  for (const digest of digests) {
+    const hex = digest.slice('sha256:'.length);
+    const prefix = hex.slice(0, 2);
+    const group = groups.get(prefix);
+    if (group) group.add(hex);
+    else groups.set(prefix, new Set([hex]));
+  }
+  return groups;
+}
+
 /**
  * Reads every revision of every repository that the mark did not reach and
  * takes what it needs out of `swept`. Returns how many were read, or the
@@ -79,7 +93,7 @@ function remark(layout: Layout, repositories: readonly FoundRepository[], swept:
   return { remarked };
 }
 
-export function sweepBlobs(root: string, options: BlobSweepOptions): BlobSweepResult {
+export async function sweepBlobs(root: string, options: BlobSweepOptions): Promise<BlobSweepResult> {
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
   const swept = new Set(options.swept);
@@ -93,17 +107,17 @@ export function sweepBlobs(root: string, options: BlobSweepOptions): BlobSweepRe
     result.spared.bytes += options.sizeOf(digest);
   }
   const { remover } = options;
-  for (const digest of swept) {
+  const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
+  for (const [prefix, hexes] of byPrefix(swept)) {
     options.signal?.throwIfAborted();
-    if (!remover.sweep(layout.pathFor({ kind: 'blobDir', digest }))) continue;
-    result.blobs++;
-    result.bytes += options.sizeOf(digest);
+    for (const hex of await remover.takeEntries(path.join(blobs, prefix), (name) => hexes.has(name), 'swept')) {
+      result.blobs++;
+      result.bytes += options.sizeOf(`sha256:${hex}`);
+    }
   }
   for (const repo of repositories) {
-    for (const hex of names(layout.pathFor({ kind: 'layerAlgorithm', name: repo.name }))) {
-      const digest = digestFromHex(hex);
-      if (digest && swept.has(digest) && remover.sweep(layout.pathFor({ kind: 'layerDir', name: repo.name, digest }))) result.layerLinks++;
-    }
+    const links = layout.pathFor({ kind: 'layerAlgorithm', name: repo.name });
+    result.layerLinks += (await remover.takeEntries(links, (hex) => swept.has(`sha256:${hex}`), 'swept')).length;
   }
   return result;
 }

@@ -13,6 +13,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../storage/layout.js';
+import { names } from '../storage/read.js';
+import { swapOut, worthSwapping } from '../storage/swap.js';
 import { errnoOf, isNotEmpty } from '../util/errno.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
@@ -131,12 +133,46 @@ export class Remover {
    * the trash's `swept/`. False when it was gone already.
    */
   sweep(dir: string): boolean {
+    return this.move(dir, this.sweptSlot()) === 'moved';
+  }
+
+  /**
+   * The entries of `parent` that `removing` names: revision directories
+   * (`links`, journaled as linkDirectory does) or swept blob and `_layers`
+   * directories. When the directory loses many more entries than it keeps,
+   * it goes aside whole and the kept ones come back (storage/swap.ts): a
+   * fraction of the renames. Returns the names taken out.
+   */
+  async takeEntries(parent: string, removing: (name: string) => boolean, kind: 'links' | 'swept'): Promise<string[]> {
+    const present = names(parent);
+    const taken = present.filter(removing);
+    if (taken.length === 0 || !this.trash || !worthSwapping(parent, present.length, taken.length)) return this.oneByOne(parent, taken, kind);
+    if (kind === 'links' && this.journal.enabled) for (const name of taken) await this.journalLinks(path.join(parent, name));
+    const slot = this.sweptSlot();
+    swapOut(parent, path.join(this.trash, ...slot.split('/')), present.filter((name) => !removing(name)));
+    for (const name of taken) this.journal.moved(path.join(parent, name), `${slot}/${name}`);
+    return taken;
+  }
+
+  private async oneByOne(parent: string, taken: readonly string[], kind: 'links' | 'swept'): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of taken) {
+      const dir = path.join(parent, name);
+      if (kind === 'links') await this.linkDirectory(dir);
+      else if (!this.sweep(dir)) continue;
+      out.push(name);
+    }
+    return out;
+  }
+
+  /** A fresh name in the trash's `swept/`. */
+  private sweptSlot(): string {
     if (!this.trash) throw new Error('the builtin sweep needs a trash directory');
     if (!this.sweptReady) {
       fs.mkdirSync(path.join(this.trash, SWEPT), { recursive: true });
       this.sweptReady = true;
     }
-    return this.move(dir, `${SWEPT}/${this.sequence++}`) === 'moved';
+    return `${SWEPT}/${this.sequence++}`;
   }
 
   /** Journals the links of a link directory; false when it is gone already (by hand, or an earlier interrupted run). */

@@ -6,6 +6,7 @@
  * finds the dead run's lock.
  */
 import { type HolderRecord, runningHere } from '../storage/runLock.js';
+import { undoSwaps } from '../storage/swap.js';
 import type { ContainerInfo, Engine } from './engine.js';
 import { bringBack } from './maintenanceWindow.js';
 
@@ -20,6 +21,8 @@ export interface Recovery {
   helpersRemoved: number;
   /** A garbage-collect process of the dead run it stopped. */
   gcStopped: boolean;
+  /** Directories the dead run was swapping out when it died, put back whole (storage/swap.ts). */
+  swapsUndone: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -49,6 +52,8 @@ async function stillPaused(engine: Engine, record: HolderRecord): Promise<Contai
 
 export async function recoverRun(record: HolderRecord, engine: Engine | undefined, by: Recovery['by']): Promise<Recovery> {
   const gcStopped = await stopGarbageCollect(record);
+  // Before the registry serves again: kept entries of a half-done swap are not where it looks.
+  const swapsUndone = undoSwaps(record.trash);
   const helpersRemoved = engine ? await engine.removeRunHelpers(record.token) : 0;
   const paused = engine ? await stillPaused(engine, record) : [];
   if (engine && paused.length > 0) await bringBack(engine, paused, record.bringBack);
@@ -59,5 +64,6 @@ export async function recoverRun(record: HolderRecord, engine: Engine | undefine
     containers: paused.map((c) => c.name),
     helpersRemoved,
     gcStopped,
+    swapsUndone,
   };
 }

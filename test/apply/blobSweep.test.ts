@@ -59,7 +59,7 @@ describe('sweepBlobs', () => {
     const linked = (await fs.readdir(w.layout.pathFor({ kind: 'layerAlgorithm', name: 'app' }))).filter((hex) => options.swept.includes(`sha256:${hex}`));
     expect(linked.length).toBeGreaterThan(0);
 
-    const result = sweepBlobs(root, options);
+    const result = await sweepBlobs(root, options);
 
     expect(result).toMatchObject({ blobs: planned.predicted.blobs, bytes: planned.predicted.bytes, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: linked.length, problems: [] });
     const linksLeft = await fs.readdir(w.layout.pathFor({ kind: 'layerAlgorithm', name: 'app' }));
@@ -79,7 +79,7 @@ describe('sweepBlobs', () => {
     await w.linkRevision('other', old.digest);
     await fs.mkdir(w.layout.pathFor({ kind: 'layers', name: 'other' }), { recursive: true });
 
-    const result = sweepBlobs(root, options);
+    const result = await sweepBlobs(root, options);
 
     const needed = [old.digest, ...JSON.parse(await fs.readFile(w.layout.pathFor({ kind: 'blobData', digest: old.digest }), 'utf8')).layers.map((l: { digest: Digest }) => l.digest)];
     expect(result.remarked).toBe(1);
@@ -97,7 +97,7 @@ describe('sweepBlobs', () => {
     await w.linkRevision('app', stray.digest);
     const before = await blobsLeft();
 
-    const result = sweepBlobs(root, options);
+    const result = await sweepBlobs(root, options);
 
     expect(result.blobs).toBe(0);
     expect(result.problems[0]?.message).toMatch(/linked since the scan, cannot be read .*nothing was swept/);
@@ -117,7 +117,7 @@ describe('the grace', () => {
 
     expect(options.swept).toEqual([old.digest]);
     expect(planned.predicted).toMatchObject({ blobs: 1, bytes: 200, recent: { blobs: 1, bytes: 500 } });
-    expect(sweepBlobs(root, options).blobs).toBe(1);
+    expect((await sweepBlobs(root, options)).blobs).toBe(1);
     expect(await blobsLeft()).toContain(fresh.digest);
   });
 

@@ -49,7 +49,7 @@ async function removeOldIntoQuarantine(journal?: string): Promise<{ quarantine: 
   const remover = Remover.open(root, { trash: quarantine, journals: journal ? [journal] : [] });
   try {
     await applyPlan(root, planned.plan, { remover, onChange: 'abort' });
-    const swept = sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover });
+    const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover });
     return { quarantine, swept: swept.blobs };
   } finally {
     remover.close();

@@ -15,7 +15,7 @@ import { type Descriptor, MediaTypes, RegistryClient, blobBytes, digestOf } from
 import { HELPER_LABEL } from '../../src/docker/dockerodeEngine.js';
 import { type CliRun, runCli } from '../support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runContainerOnce, streamToBuffer, uniqueName, waitForHttp } from '../support/docker.js';
-import { containerState, deployWithVolume, expectServesWhole } from '../support/e2eRegistry.js';
+import { containerState, deployWithVolume, expectServesWhole, startSwarmRegistry } from '../support/e2eRegistry.js';
 import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 
@@ -123,31 +123,13 @@ describe.skipIf(!enabled)('--gc builtin on a registry container and a volume', (
 });
 
 describe.skipIf(!enabled)('--gc builtin on a swarm service', () => {
-  const service = uniqueName('regsvc-builtin');
-  const volume = uniqueName('svcvol');
+  let service: string;
   let port: number;
+  let stop: () => Promise<void>;
   beforeAll(async () => {
-    await docker().swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
-    port = await freePort();
-    await docker().createService({
-      Name: service,
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: 'registry:2',
-          Env: [`REGISTRY_HTTP_ADDR=127.0.0.1:${port}`, 'REGISTRY_STORAGE_DELETE_ENABLED=true'],
-          Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/registry' }],
-        },
-        Networks: [{ Target: 'host' }],
-      },
-    });
-    await waitForHttp(`http://127.0.0.1:${port}/v2/`, 60_000);
+    ({ service, port, stop } = await startSwarmRegistry('regsvc-builtin'));
   }, 120_000);
-  afterAll(async () => {
-    await docker().getService(service).remove().catch(() => {});
-    await docker().swarmLeave({ force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 2000));
-    await removeVolume(volume);
-  }, 120_000);
+  afterAll(() => stop(), 120_000);
 
   it('pauses its tasks, sweeps, replaces the tasks, no container created, pulls whole', async () => {
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));

@@ -13,7 +13,7 @@ import { HELPER_LABEL } from '../../src/docker/dockerodeEngine.js';
 import { BIN, runCli } from '../support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName, waitForHttp } from '../support/docker.js';
 import { RegistryClient } from '../../scripts/registryClient.js';
-import { type Deployed, buildVariant, containerState, deployWithVolume, expectServesWhole } from '../support/e2eRegistry.js';
+import { type Deployed, buildVariant, containerState, deployWithVolume, expectServesWhole, startSwarmRegistry } from '../support/e2eRegistry.js';
 import { type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
@@ -138,31 +138,13 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
 });
 
 describe.skipIf(!enabled)('a swarm service', () => {
-  const service = uniqueName('regsvc');
-  const volume = uniqueName('svcvol');
+  let service: string;
   let port: number;
+  let stop: () => Promise<void>;
   beforeAll(async () => {
-    await docker().swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
-    port = await freePort();
-    await docker().createService({
-      Name: service,
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: 'registry:2',
-          Env: [`REGISTRY_HTTP_ADDR=127.0.0.1:${port}`, 'REGISTRY_STORAGE_DELETE_ENABLED=true'],
-          Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/registry' }],
-        },
-        Networks: [{ Target: 'host' }],
-      },
-    });
-    await waitForHttp(`http://127.0.0.1:${port}/v2/`, 60_000);
+    ({ service, port, stop } = await startSwarmRegistry('regsvc'));
   }, 120_000);
-  afterAll(async () => {
-    await docker().getService(service).remove().catch(() => {});
-    await docker().swarmLeave({ force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 2000));
-    await removeVolume(volume);
-  }, 120_000);
+  afterAll(() => stop(), 120_000);
 
   it('resolves to its task containers, pauses them, and replaces the tasks afterwards', async () => {
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));

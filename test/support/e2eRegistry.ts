@@ -13,7 +13,7 @@ import type { HolderRecord } from '../../src/storage/runLock.js';
 import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
 import { BIN } from './cli.js';
 import { DockerLikeClient } from './dockerLikeClient.js';
-import { docker, freePort, runRegistryContainer, streamToBuffer, uniqueName, waitForHttp } from './docker.js';
+import { docker, freePort, removeVolume, runRegistryContainer, streamToBuffer, uniqueName, waitForHttp } from './docker.js';
 import { type Scenario, pushMixedScenario } from './scenario.js';
 import { tempDir } from './tmp.js';
 
@@ -198,4 +198,43 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, endedAt: Date.now() }));
   });
   return { pid: child.pid as number, done, kill: (signal) => child.kill(signal) };
+}
+
+export interface SwarmRegistry {
+  service: string;
+  volume: string;
+  port: number;
+  /** Removes the service and its volume, and leaves the swarm. */
+  stop(): Promise<void>;
+}
+
+/** A registry deployed as a swarm service (the engine joins a swarm of its own for it), storing on a named volume. */
+export async function startSwarmRegistry(prefix: string): Promise<SwarmRegistry> {
+  const service = uniqueName(prefix);
+  const volume = uniqueName('svcvol');
+  await docker().swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
+  const port = await freePort();
+  await docker().createService({
+    Name: service,
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: 'registry:2',
+        Env: [`REGISTRY_HTTP_ADDR=127.0.0.1:${port}`, 'REGISTRY_STORAGE_DELETE_ENABLED=true'],
+        Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/registry' }],
+      },
+      Networks: [{ Target: 'host' }],
+    },
+  });
+  await waitForHttp(`http://127.0.0.1:${port}/v2/`, 60_000);
+  return {
+    service,
+    volume,
+    port,
+    async stop() {
+      await docker().getService(service).remove().catch(() => {});
+      await docker().swarmLeave({ force: true }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 2000));
+      await removeVolume(volume);
+    },
+  };
 }

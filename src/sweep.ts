@@ -148,6 +148,19 @@ function lockReport({ record, alive }: LockState): NonNullable<SweepReport['lock
   return { holder: { pid: record.process.pid, hostname: record.place.hostname, startedAt: record.startedAt }, alive };
 }
 
+/**
+ * Makes the registry's blob cache forget what the run removed. A cache that
+ * fails halfway is a problem of the report (exit 1, saying what is left to
+ * clear), not a reason to keep the registry down.
+ */
+async function forgetRemoved(cache: BlobCache, swept: Digest[], unlinked: Map<string, Digest[]>): Promise<{ cleared: number | null; problem?: Problem }> {
+  try {
+    return { cleared: await cache.forget(swept, unlinked) };
+  } catch (error) {
+    return { cleared: null, problem: { message: (error as Error).message } };
+  }
+}
+
 /** The revisions the apply unlinked, by repository. */
 function unlinkedByRepository(applied: ApplyResult): Map<string, Digest[]> {
   const unlinked = new Map<string, Digest[]>();
@@ -302,8 +315,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     const own = builtin ? { root, planned, remover } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
-    const cleared = options.blobCache ? await options.blobCache.forget(collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : null;
-    return { applied, ...collected, cleared };
+    const cache = options.blobCache ? await forgetRemoved(options.blobCache, collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : undefined;
+    return { applied, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
   }).finally(() => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined));
   report.windowMs = Date.now() - windowStarted;
 
@@ -321,6 +334,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     report.builtin = { recent: planned.predicted.recent, remarked, spared, layerLinks };
   }
   if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
+  if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
   report.after = await measureTree(root, { pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });

@@ -42,7 +42,7 @@ export interface TreePlan {
   keepsUntagged: boolean;
   /** Problems outside any repository. */
   problems: Problem[];
-  /** The digests garbage-collect's sweep will free, sorted (a string each: ask only when needed). */
+  /** The digests garbage-collect's sweep will free, sorted (a string each: made on the first call, inside the window). */
   sweptDigests(): Digest[];
   /** Did the mark reach this digest (a kept revision, or what one references)? */
   isMarked(digest: Digest): boolean;
@@ -94,6 +94,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   mark.treeProblem(problems);
   const predicted = mark.sweep();
   const before = { ...counts, ...mark.totals() };
+  let swept: Digest[] | undefined;
   return {
     root: new Layout(root).root,
     plan,
@@ -103,7 +104,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     perRepository: reclaimRows(plan, mark),
     keepsUntagged,
     problems,
-    sweptDigests: () => mark.sweptDigests(),
+    sweptDigests: () => (swept ??= mark.sweptDigests()),
     isMarked: (digest) => mark.isMarked(digest),
     sizeOf: (digest) => mark.sizeOf(digest),
   };

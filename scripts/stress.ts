@@ -36,6 +36,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseArgv } from 'node:util';
 import { dump } from 'js-yaml';
 import {
   type Descriptor,
@@ -108,7 +109,7 @@ class Rng {
 // ---------------------------------------------------------------------------
 // The scenario generator
 
-const FEATURES = [
+export const FEATURES = [
   'images',
   'history',
   'untagged',
@@ -985,26 +986,23 @@ interface Args {
   keepFailures?: string;
 }
 
+function wholeNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`--${name} needs a whole number, not ${value}`);
+  return Number(value);
+}
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seeds: 10, first: 1, versions: ['2.8.2', '3.0.0'] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const whole = (v: string): number => {
-      if (!/^\d+$/.test(v)) throw new Error(`${a} needs a whole number, not ${v}`);
-      return Number(v);
-    };
-    if (a === '--seeds') args.seeds = whole(next());
-    else if (a === '--first') args.first = whole(next());
-    else if (a === '--versions') args.versions = next().split(',').filter(Boolean);
-    else if (a === '--keep-failures') args.keepFailures = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return args;
+  const { values } = parseArgv({
+    args: argv,
+    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' } },
+  });
+  return {
+    seeds: wholeNumber('seeds', values.seeds, 10),
+    first: wholeNumber('first', values.first, 1),
+    versions: (values.versions ?? '2.8.2,3.0.0').split(',').filter(Boolean),
+    keepFailures: values['keep-failures'],
+  };
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -8,25 +8,19 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { BIN, runCli } from '../support/cli.js';
-import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
-import { type Scenario, pushMixedScenario } from '../support/scenario.js';
+import { RegistryClient, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
+import { RegistryOnRoot, type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { blobBytes, snapshot, tempDir } from '../support/tmp.js';
 
 const bin = registryBinary();
 
 describe.skipIf(!bin)('purge with the real registry binary', () => {
   let root: string;
-  let registry: RunningRegistry | undefined;
   let scenario: Scenario;
 
-  const serve = async (): Promise<RegistryClient> => {
-    registry = await startRegistry(root, { bin });
-    return new RegistryClient(registry.url);
-  };
-  const stop = async (): Promise<void> => {
-    await registry?.stop();
-    registry = undefined;
-  };
+  const registry = new RegistryOnRoot(() => root, bin);
+  const serve = () => registry.serve();
+  const stop = () => registry.stop();
 
   beforeAll(async () => {
     root = await tempDir();

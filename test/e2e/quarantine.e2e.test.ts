@@ -7,9 +7,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
+import { pushImage, registryBinary } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
-import { type Scenario, pushMixedScenario } from '../support/scenario.js';
+import { RegistryOnRoot, type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 import { blobBytes, snapshot, tempDir } from '../support/tmp.js';
 
@@ -17,18 +17,12 @@ const bin = registryBinary();
 
 describe.skipIf(!bin)('--quarantine, then --restore, with the real registry', () => {
   let root: string;
-  let registry: RunningRegistry | undefined;
   let scenario: Scenario;
   let removed: { digest: string; blobs: string[] };
 
-  const serve = async (): Promise<RegistryClient> => {
-    registry = await startRegistry(root, { bin });
-    return new RegistryClient(registry.url);
-  };
-  const stop = async (): Promise<void> => {
-    await registry?.stop();
-    registry = undefined;
-  };
+  const registry = new RegistryOnRoot(() => root, bin);
+  const serve = () => registry.serve();
+  const stop = () => registry.stop();
 
   beforeAll(async () => {
     root = await tempDir();

@@ -4,7 +4,31 @@
  * a fallback signature tag, shared layers, nested repositories and an orphan
  * upload. It records what a correct purge must keep and what it must remove.
  */
-import { type Descriptor, MediaTypes, type RegistryClient, blobBytes, pushImage, pushIndex } from '../../scripts/registryClient.js';
+import { type Descriptor, MediaTypes, RegistryClient, type RunningRegistry, blobBytes, pushImage, pushIndex, startRegistry } from '../../scripts/registryClient.js';
+
+/**
+ * The real registry on a test's storage root, served while the test pushes or
+ * pulls and stopped while regsweep works on the tree (a `--path` target).
+ * `root` is read at each start, so a `beforeAll` may set it.
+ */
+export class RegistryOnRoot {
+  private running: RunningRegistry | undefined;
+
+  constructor(
+    private readonly root: () => string,
+    private readonly bin: string | undefined,
+  ) {}
+
+  async serve(): Promise<RegistryClient> {
+    this.running = await startRegistry(this.root(), { bin: this.bin });
+    return new RegistryClient(this.running.url);
+  }
+
+  async stop(): Promise<void> {
+    await this.running?.stop();
+    this.running = undefined;
+  }
+}
 
 interface Ref {
   repository: string;

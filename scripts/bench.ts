@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseArgv } from 'node:util';
 import { applyPlan } from '../src/apply/apply.js';
 import { emptyTrash, trashFor } from '../src/apply/trash.js';
 import { findRegistryBinary } from '../src/gc/localRegistry.js';
@@ -48,21 +49,17 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: ['small', 'medium', 'large'], reps: 5, targets: true, dir: path.join(projectRoot, '.bench') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--sizes') args.sizes = next().split(',');
-    else if (a === '--reps') args.reps = Number(next());
-    else if (a === '--markdown') args.markdown = next();
-    else if (a === '--dir') args.dir = path.resolve(next());
-    else if (a === '--no-targets') args.targets = false;
-    else throw new Error(`unknown argument ${a}`);
-  }
+  const { values } = parseArgv({
+    args: argv,
+    options: { sizes: { type: 'string' }, reps: { type: 'string' }, markdown: { type: 'string' }, dir: { type: 'string' }, 'no-targets': { type: 'boolean' } },
+  });
+  const args: Args = {
+    sizes: values.sizes?.split(',') ?? ['small', 'medium', 'large'],
+    reps: values.reps === undefined ? 5 : Number(values.reps),
+    markdown: values.markdown,
+    targets: !values['no-targets'],
+    dir: values.dir === undefined ? path.join(projectRoot, '.bench') : path.resolve(values.dir),
+  };
   for (const s of args.sizes) if (!SIZES[s]) throw new Error(`unknown size ${s} (${Object.keys(SIZES).join(', ')})`);
   if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps takes a whole number');
   return args;

@@ -72,7 +72,7 @@ export class Journal {
     private readonly fds: number[],
     private readonly layout: Layout,
     /** Moves are journaled only into a quarantine: a trash is deleted after the window. */
-    private readonly recordsMoves: boolean,
+    private readonly movesToo: boolean,
   ) {}
 
   static open(files: readonly string[], layout: Layout, quarantine?: { name: string; until: number }): Journal {
@@ -96,6 +96,11 @@ export class Journal {
     return this.fds.length > 0;
   }
 
+  /** Does moved() write anything? (Only into a quarantine.) */
+  get recordsMoves(): boolean {
+    return this.enabled && this.movesToo;
+  }
+
   /** Entries written so far. */
   get entries(): number {
     return this.written;
@@ -117,7 +122,7 @@ export class Journal {
 
   /** `dir` is now at `to` (relative, '/' separators) inside the quarantine. */
   moved(dir: string, to: string): void {
-    if (this.enabled && this.recordsMoves) this.line({ path: this.relative(dir), movedTo: to });
+    if (this.recordsMoves) this.line({ path: this.relative(dir), movedTo: to });
   }
 
   /** Records every link below `dir` (v2.4 signature links too) before the directory goes; upload data is not kept. */

@@ -151,8 +151,10 @@ export class Layout {
     this.root = path.resolve(root);
   }
 
+  /** Components are validated names, so a plain join is already normal (path.join costs more than the rename it names). */
   pathFor(spec: PathSpec): string {
-    return path.join(this.root, ...componentsFor(spec));
+    const base = this.root.endsWith(path.sep) ? this.root : `${this.root}${path.sep}`;
+    return `${base}${componentsFor(spec).join(path.sep)}`;
   }
 
   /** The same location relative to the root, with '/' separators: what journals record. */

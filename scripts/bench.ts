@@ -140,6 +140,8 @@ function treeFor(dir: string, name: string, spec: TreeSpec): { root: string; fil
 async function realRunWindow(root: string, copy: string, gc: 'registry' | 'builtin', gcBin: string): Promise<number> {
   fs.rmSync(copy, { recursive: true, force: true });
   execFileSync('cp', ['-a', root, copy]);
+  // A registry's tree is not 19k files written a second ago: both runs start with the copy on disk, not in writeback.
+  execFileSync('sync');
   try {
     // The bench trees are minutes old: a grace of 0 s lets the builtin sweep take what the registry's takes.
     const out = execFileSync(process.execPath, [path.join(projectRoot, 'bin/regsweep.js'), '--path', copy, '--yes', '--json', '--gc', gc, '--grace', '0s', '--registry-bin', gcBin], {

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ApplyResult, applyPlan } from './apply/apply.js';
-import { type BlobSweepResult, sweepBlobs } from './apply/blobSweep.js';
+import { type ApplyResult, applyPlan, removeIndexEntries } from './apply/apply.js';
+import { type BlobSweepResult, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
 import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
@@ -24,6 +24,7 @@ import type { Selector } from './plan/selectors.js';
 import { Layout } from './storage/layout.js';
 import { type LockState, type RunLock, processRef } from './storage/runLock.js';
 import { requireRegistryRoot } from './storage/scan.js';
+import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
 
 export interface SweepOptions {
@@ -254,6 +255,26 @@ async function inWindow<T>(
   }
 }
 
+/**
+ * While the registry serves again: the tag history entries of removed
+ * revisions (nothing reads them) and the `_layers` links of swept blobs (a
+ * link without its blob reads as no blob), each left where a push since the
+ * window needs it.
+ */
+async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?: BlobSweepResult }, remover: Remover): Promise<void> {
+  await removeIndexEntries(root, outcome.applied, remover);
+  if (outcome.swept) sweepLayerLinks(root, outcome.swept, remover);
+}
+
+/** About how many directories the window swaps: a repository's revisions where many go, a blob prefix directory per swept prefix. */
+function swapsExpected(planned: TreePlan, builtin: boolean): number {
+  const removedByRepository = new Map<string, number>();
+  for (const m of planned.plan.manifests) if (m.reason !== 'repository-removed') removedByRepository.set(m.repository, (removedByRepository.get(m.repository) ?? 0) + 1);
+  let count = [...removedByRepository.values()].filter((n) => n >= WORTH).length;
+  if (builtin) count += new Set(planned.sweptDigests().map((digest) => digest.slice('sha256:'.length, 'sha256:'.length + 2))).size;
+  return count;
+}
+
 /** Syncs the run's journals; a quarantine that holds nothing (nothing was removed) is not kept. */
 function closeRemover(remover: Remover, quarantine: string | undefined): void {
   remover.close();
@@ -308,17 +329,27 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const trash = trashFor(root, options.quarantineMs);
   const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash });
   const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
+  // Made before the window, where they would count: the blobs the sweep takes, and directories for its swaps.
+  if (builtin || options.blobCache) planned.sweptDigests();
+  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapsExpected(planned, builtin !== undefined));
   const windowStarted = Date.now();
-  const { value: outcome, pausedMs } = await inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
+  const windowed = inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
-    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress });
+    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
     const own = builtin ? { root, planned, remover } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
     const cache = options.blobCache ? await forgetRemoved(options.blobCache, collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : undefined;
     return { applied, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
-  }).finally(() => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined));
+  });
+  const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
+  const { value: outcome, pausedMs } = await windowed.catch((error: unknown) => {
+    closeJournals();
+    throw error;
+  });
   report.windowMs = Date.now() - windowStarted;
+  // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
+  await afterWindow(root, outcome, remover).finally(closeJournals);
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   emptyTrash(root);

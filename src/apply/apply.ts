@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import { TreeChangedError } from '../errors.js';
 import type { Problem, ProgressSink } from '../model.js';
 import { type Plan, type PlannedIndexEntries, type PlannedIndexEntry, type PlannedManifest, type PlannedManifests, type PlannedRepository, type PlannedTag, type RepositoryCheck, plannedIndexEntries, plannedManifests } from '../plan/planner.js';
-import { Layout, type PathSpec, parseDigest } from '../storage/layout.js';
+import { Layout, type PathSpec } from '../storage/layout.js';
+import { type LinkRead, readLink } from '../storage/read.js';
 import { isMissing, isNotEmpty } from '../util/errno.js';
 import { Remover } from './trash.js';
 
@@ -25,6 +26,12 @@ export interface ApplyOptions {
   remover?: Remover;
   /** Stops between two removals (SIGINT/SIGTERM); what was removed is in the journal. */
   signal?: AbortSignal;
+  /**
+   * Leave the tag history entries for removeIndexEntries, after the window:
+   * neither the registry nor garbage-collect reads them, so they need not be
+   * gone before the registry serves again.
+   */
+  deferIndexEntries?: boolean;
   onProgress?: ProgressSink;
 }
 
@@ -37,6 +44,8 @@ export interface ApplyResult {
   skipped: Problem[];
   /** Every removed directory, relative to the root. */
   paths: string[];
+  /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries). */
+  deferred: PlannedIndexEntry[];
 }
 
 /** The tags of a repository as they are on disk now (undefined where a current link is unreadable). */
@@ -50,11 +59,13 @@ function currentTags(layout: Layout, repository: string): Record<string, string 
     throw error;
   }
   for (const tag of names) {
+    let link: LinkRead;
     try {
-      tags[tag] = parseDigest(fs.readFileSync(layout.pathFor({ kind: 'tagCurrentLink', name: repository, tag }), 'latin1'));
+      link = readLink(layout.pathFor({ kind: 'tagCurrentLink', name: repository, tag }));
     } catch {
-      tags[tag] = undefined;
+      link = { missing: true };
     }
+    tags[tag] = 'digest' in link ? link.digest : undefined;
   }
   return tags;
 }
@@ -131,13 +142,14 @@ class PlanByRepository {
   }
 }
 
-/** Removes what the plan names of one repository, recording each removal in `result`. */
 /** How the apply takes things out: one directory, or a repository's removed revisions together. */
 interface Removals {
+  deferIndexEntries: boolean;
   remove(spec: PathSpec): Promise<void>;
   revisions(repository: string, manifests: readonly PlannedManifest[]): Promise<void>;
 }
 
+/** Removes what the plan names of one repository, recording each removal in `result`. */
 async function applyRepository(repository: string, planned: PlanByRepository, layout: Layout, removals: Removals, result: ApplyResult): Promise<void> {
   const { remove } = removals;
   const removal = planned.removals.get(repository);
@@ -154,9 +166,13 @@ async function applyRepository(repository: string, planned: PlanByRepository, la
     await remove({ kind: 'tag', name: repository, tag: tag.tag });
     result.tags.push(tag);
   }
-  for (const entry of planned.indexEntries.get(repository) ?? []) {
-    await remove({ kind: 'tagIndexEntryDir', name: repository, tag: entry.tag, digest: entry.digest });
-    result.indexEntries.push(entry);
+  const entries = planned.indexEntries.get(repository) ?? [];
+  if (removals.deferIndexEntries) result.deferred.push(...entries);
+  else {
+    for (const entry of entries) {
+      await remove({ kind: 'tagIndexEntryDir', name: repository, tag: entry.tag, digest: entry.digest });
+      result.indexEntries.push(entry);
+    }
   }
   const manifests = planned.manifests.get(repository) ?? [];
   if (manifests.length > 0) await removals.revisions(repository, manifests);
@@ -165,7 +181,7 @@ async function applyRepository(repository: string, planned: PlanByRepository, la
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [] };
+  const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [], deferred: [] };
   const total = removalCount(plan);
   const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
   const removed = (spec: PathSpec): void => {
@@ -173,6 +189,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     options.onProgress?.({ phase: 'apply', done: result.paths.length, total, unit: 'removals' });
   };
   const removals: Removals = {
+    deferIndexEntries: options.deferIndexEntries ?? false,
     async remove(spec) {
       options.signal?.throwIfAborted();
       const dir = layout.pathFor(spec);
@@ -200,4 +217,21 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     if (!options.remover) remover.close();
   }
   return result;
+}
+
+/**
+ * After the window, while the registry serves: the tag history entries
+ * applyPlan left (deferIndexEntries). An entry whose revision is linked again
+ * (the digest was pushed again since the window) stays: that push wrote it.
+ */
+export async function removeIndexEntries(root: string, applied: ApplyResult, remover: Remover): Promise<void> {
+  const layout = new Layout(root);
+  for (const entry of applied.deferred.splice(0)) {
+    const { repository: name, tag, digest } = entry;
+    if (fs.existsSync(layout.pathFor({ kind: 'revisionLink', name, digest }))) continue;
+    const spec: PathSpec = { kind: 'tagIndexEntryDir', name, tag, digest };
+    await remover.linkDirectory(layout.pathFor(spec));
+    applied.indexEntries.push(entry);
+    applied.paths.push(layout.relativePathFor(spec));
+  }
 }

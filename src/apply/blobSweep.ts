@@ -1,14 +1,16 @@
 /**
  * regsweep's own sweep (`--gc builtin`), inside the maintenance window and
- * after the plan's removals: the blobs its mark says nothing references go,
- * with their `_layers` links (as 3.x garbage-collect does), each one rename
- * into the trash; the unlinking happens after the registry serves again.
+ * after the plan's removals: the blobs its mark says nothing references go
+ * into the trash (by swaps where most of a prefix directory goes); their
+ * `_layers` links (as 3.x garbage-collect removes them) and the unlinking
+ * follow after the registry serves again.
  *
  * Safer than the registry's sweep against what happened since the scan: every
  * revision the tree holds now whose manifest the mark did not reach (pushed
  * since the scan, or pushed again) is read, and what it references is spared.
  * Blobs newer than the grace were already left out of the prediction.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Digest, FoundRepository, Problem } from '../model.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
@@ -37,8 +39,10 @@ export interface BlobSweepResult {
   remarked: number;
   /** Predicted blobs those revisions still need: left in place. */
   spared: { blobs: number; bytes: number };
-  /** `_layers` links of swept blobs taken out. */
+  /** `_layers` links of swept blobs taken out (sweepLayerLinks, after the window). */
   layerLinks: number;
+  /** The hex of every blob taken out, for sweepLayerLinks. */
+  taken: Set<string>;
   /** A revision found since the scan that could not be read: nothing was swept. */
   problems: Problem[];
 }
@@ -97,7 +101,7 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
   const swept = new Set(options.swept);
-  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, problems: [] };
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, taken: new Set(), problems: [] };
   const checked = remark(layout, repositories, swept, options);
   if ('problem' in checked) return { ...result, problems: [checked.problem] };
   result.remarked = checked.remarked;
@@ -113,11 +117,27 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
     for (const hex of await remover.takeEntries(path.join(blobs, prefix), (name) => hexes.has(name), 'swept')) {
       result.blobs++;
       result.bytes += options.sizeOf(`sha256:${hex}`);
+      result.taken.add(hex);
     }
   }
-  for (const repo of repositories) {
-    const links = layout.pathFor({ kind: 'layerAlgorithm', name: repo.name });
-    result.layerLinks += (await remover.takeEntries(links, (hex) => swept.has(`sha256:${hex}`), 'swept')).length;
-  }
   return result;
+}
+
+/**
+ * After the window, while the registry serves: the `_layers` links of the
+ * blobs sweepBlobs took, as 3.x garbage-collect removes them. A dangling link
+ * is harmless meanwhile (the registry finds no blob behind it and answers
+ * unknown, so a client uploads it again); a link whose blob was pushed again
+ * since stays. Adds to `result.layerLinks`.
+ */
+export function sweepLayerLinks(root: string, result: BlobSweepResult, remover: Remover): void {
+  const layout = new Layout(root);
+  for (const repo of findRepositories(layout, [])) {
+    const links = layout.pathFor({ kind: 'layerAlgorithm', name: repo.name });
+    for (const hex of names(links)) {
+      if (!result.taken.has(hex)) continue;
+      const data = layout.pathFor({ kind: 'blobData', digest: `sha256:${hex}` });
+      if (remover.sweepUnless(`${links}${path.sep}${hex}`, () => fs.existsSync(data))) result.layerLinks++;
+    }
+  }
 }

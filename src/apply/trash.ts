@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../storage/layout.js';
 import { names } from '../storage/read.js';
-import { swapOut, worthSwapping } from '../storage/swap.js';
+import { SwapLog, worthSwapping } from '../storage/swap.js';
 import { errnoOf, isNotEmpty } from '../util/errno.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
@@ -78,10 +78,15 @@ export class Remover {
   private trashReady = false;
   private sweptReady = false;
 
+  /** Swaps go only into a trash, announced in its log. */
+  private readonly swaps: SwapLog | undefined;
+
   private constructor(
     private readonly journal: Journal,
     private readonly trash: string | undefined,
-  ) {}
+  ) {
+    this.swaps = trash === undefined ? undefined : new SwapLog(trash);
+  }
 
   /** Opens the journals; the caller closes them with close(). */
   static open(root: string, options: RemoverOptions): Remover {
@@ -105,6 +110,7 @@ export class Remover {
   }
 
   close(): void {
+    this.swaps?.close();
     this.journal.close();
   }
 
@@ -137,6 +143,46 @@ export class Remover {
   }
 
   /**
+   * Before the window: empty directories like `template` for about `count`
+   * swaps (storage/swap.ts), so that each costs a rename instead of a mkdir
+   * inside it. Only into a trash.
+   */
+  prepareSwaps(template: string, count: number): void {
+    if (!this.swaps || count <= 0) return;
+    this.swaps.prepareSpares(template, count); // makes the trash
+    this.trashReady = true;
+  }
+
+  /**
+   * A `_layers` link directory of a swept blob, after the window while the
+   * registry serves: one rename, never a swap (that would hide the kept links
+   * for a moment). Left, or put back, when `needed` says the blob was pushed
+   * again meanwhile. False when it stays.
+   */
+  sweepUnless(dir: string, needed: () => boolean): boolean {
+    if (needed()) return false;
+    const slot = this.sweptSlot();
+    const to = path.join(this.trash as string, ...slot.split('/'));
+    try {
+      fs.renameSync(dir, to);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' && !fs.existsSync(dir)) return false;
+      throw error;
+    }
+    if (needed()) {
+      try {
+        fs.renameSync(to, dir);
+      } catch (error) {
+        // The push wrote the link again meanwhile: what it wrote stays.
+        if (errnoOf(error) !== 'EEXIST' && !isNotEmpty(error)) throw error;
+      }
+      return false;
+    }
+    this.journal.moved(dir, slot);
+    return true;
+  }
+
+  /**
    * The entries of `parent` that `removing` names: revision directories
    * (`links`, journaled as linkDirectory does) or swept blob and `_layers`
    * directories. When the directory loses many more entries than it keeps,
@@ -146,18 +192,19 @@ export class Remover {
   async takeEntries(parent: string, removing: (name: string) => boolean, kind: 'links' | 'swept'): Promise<string[]> {
     const present = names(parent);
     const taken = present.filter(removing);
-    if (taken.length === 0 || !this.trash || !worthSwapping(parent, present.length, taken.length)) return this.oneByOne(parent, taken, kind);
+    const stat = taken.length > 0 && this.swaps ? worthSwapping(parent, present.length, taken.length) : undefined;
+    if (!stat || !this.swaps) return this.oneByOne(parent, taken, kind);
     if (kind === 'links' && this.journal.enabled) for (const name of taken) await this.journalLinks(path.join(parent, name));
     const slot = this.sweptSlot();
-    swapOut(parent, path.join(this.trash, ...slot.split('/')), present.filter((name) => !removing(name)));
-    for (const name of taken) this.journal.moved(path.join(parent, name), `${slot}/${name}`);
+    this.swaps.swapOut(parent, stat, path.join(this.trash as string, ...slot.split('/')), present.filter((name) => !removing(name)));
+    if (this.journal.recordsMoves) for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${slot}/${name}`);
     return taken;
   }
 
   private async oneByOne(parent: string, taken: readonly string[], kind: 'links' | 'swept'): Promise<string[]> {
     const out: string[] = [];
     for (const name of taken) {
-      const dir = path.join(parent, name);
+      const dir = `${parent}${path.sep}${name}`;
       if (kind === 'links') await this.linkDirectory(dir);
       else if (!this.sweep(dir)) continue;
       out.push(name);
@@ -206,7 +253,8 @@ export class Remover {
     try {
       fs.renameSync(dir, path.join(this.trash as string, ...to.split('/')));
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return 'gone';
+      // Gone already; but a missing trash is a failure, never a removal.
+      if (errnoOf(error) === 'ENOENT' && !fs.existsSync(dir)) return 'gone';
       if (errnoOf(error) === 'EXDEV') return 'other filesystem';
       throw error;
     }

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { applyPlan } from '../../src/apply/apply.js';
+import { applyPlan, removeIndexEntries } from '../../src/apply/apply.js';
 import { restoreJournal } from '../../src/apply/restore.js';
-import { emptyTrash, trashFor } from '../../src/apply/trash.js';
+import { Remover, emptyTrash, trashFor } from '../../src/apply/trash.js';
 import { parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { planPurge, scan } from '../support/inventory.js';
@@ -104,6 +104,51 @@ describe('applyPlan', () => {
     await restoreJournal(root, journal);
     expect(await snapshot(root)).toEqual(before);
     await fs.rm(journal);
+  });
+});
+
+describe('removeIndexEntries (after the window)', () => {
+  it('takes the deferred history entries, but not one whose digest was pushed again since the window', async () => {
+    const first = await w.image('app', { seed: 'one', tag: 'latest' });
+    const second = await w.image('app', { seed: 'two', tag: 'latest' });
+    await w.image('app', { seed: 'three', tag: 'latest' });
+    const { plan } = await planOf();
+    expect(plan.indexEntries.length).toBe(2);
+    const trash = trashFor(root);
+    const remover = Remover.open(root, { trash });
+    try {
+      const applied = await applyPlan(root, plan, { remover, deferIndexEntries: true });
+      // In the window: the revisions go, the history entries wait.
+      expect(applied.indexEntries.length).toBe(0);
+      expect(applied.deferred.length).toBe(2);
+      const entry = (digest: typeof first.digest) => w.layout.pathFor({ kind: 'tagIndexEntryLink', name: 'app', tag: 'latest', digest });
+      await fs.stat(entry(first.digest));
+      // The registry serves again; `second` is pushed by digest again (its revision link comes back).
+      await w.linkRevision('app', second.digest);
+
+      await removeIndexEntries(root, applied, remover);
+
+      expect([...applied.indexEntries].map((e) => e.digest)).toEqual([first.digest]);
+      await expect(fs.stat(entry(first.digest))).rejects.toThrow();
+      expect(await fs.readFile(entry(second.digest), 'utf8')).toBe(second.digest);
+      expect(applied.paths).toContain(w.layout.relativePathFor({ kind: 'tagIndexEntryDir', name: 'app', tag: 'latest', digest: first.digest }));
+    } finally {
+      remover.close();
+    }
+  });
+});
+
+describe('Remover', () => {
+  it('never takes a missing trash for a removal: the rename fails and the directory stays', async () => {
+    const old = await w.image('app', { seed: 'old' });
+    const trash = trashFor(root);
+    const remover = Remover.open(root, { trash });
+    remover.prepareSwaps(w.layout.pathFor({ kind: 'blobAlgorithm' }), 1);
+    await fs.rm(trash, { recursive: true });
+    const dir = w.layout.pathFor({ kind: 'revisionDir', name: 'app', digest: old.digest });
+    await expect(remover.linkDirectory(dir)).rejects.toThrow(/ENOENT/);
+    await fs.stat(dir);
+    remover.close();
   });
 });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
 import { applyPlan } from '../../src/apply/apply.js';
-import { sweepBlobs } from '../../src/apply/blobSweep.js';
+import { sweepBlobs, sweepLayerLinks } from '../../src/apply/blobSweep.js';
 import { Remover, trashFor } from '../../src/apply/trash.js';
 import type { Digest } from '../../src/model.js';
 import { planTree } from '../../src/plan/planTree.js';
@@ -60,6 +60,10 @@ describe('sweepBlobs', () => {
     expect(linked.length).toBeGreaterThan(0);
 
     const result = await sweepBlobs(root, options);
+    // In the window only the blobs go; their links follow while the registry serves.
+    expect(result.layerLinks).toBe(0);
+    expect((await fs.readdir(w.layout.pathFor({ kind: 'layerAlgorithm', name: 'app' }))).filter((hex) => linked.includes(hex))).toEqual(linked);
+    sweepLayerLinks(root, result, options.remover);
 
     expect(result).toMatchObject({ blobs: planned.predicted.blobs, bytes: planned.predicted.bytes, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: linked.length, problems: [] });
     const linksLeft = await fs.readdir(w.layout.pathFor({ kind: 'layerAlgorithm', name: 'app' }));
@@ -69,6 +73,27 @@ describe('sweepBlobs', () => {
     expect(await blobsLeft()).toContain(kept.digest);
     await expect(fs.stat(w.layout.pathFor({ kind: 'layerDir', name: 'app', digest: old.digest }))).rejects.toThrow();
     expect((await fs.readdir(path.join(trash, 'swept'))).length).toBe(result.blobs + result.layerLinks);
+  });
+
+  it('after the window, leaves the _layers link of a blob pushed again meanwhile', async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    await w.image('app', { seed: 'old' });
+    const { options } = await planAndApply();
+    const result = await sweepBlobs(root, options);
+    const layers = w.layout.pathFor({ kind: 'layerAlgorithm', name: 'app' });
+    const linked = (await fs.readdir(layers)).filter((hex) => result.taken.has(hex));
+    expect(linked.length).toBeGreaterThan(1);
+    // The registry serves again, and a client pushes one of the swept blobs back: its data, then its link.
+    const again = `sha256:${linked[0]}` as Digest;
+    const data = w.layout.pathFor({ kind: 'blobData', digest: again });
+    await fs.mkdir(path.dirname(data), { recursive: true });
+    await fs.writeFile(data, 'pushed again');
+
+    sweepLayerLinks(root, result, options.remover);
+
+    expect(result.layerLinks).toBe(linked.length - 1);
+    expect((await fs.readdir(layers)).filter((hex) => result.taken.has(hex))).toEqual([linked[0]]);
+    expect(await fs.readFile(w.layout.pathFor({ kind: 'layerLink', name: 'app', digest: again }), 'utf8')).toBe(again);
   });
 
   it('spares what a revision linked since the scan needs, and counts it', async () => {

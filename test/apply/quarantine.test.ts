@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TreeWriter, type Written } from '../../scripts/sampleTree.js';
 import { applyPlan } from '../../src/apply/apply.js';
-import { sweepBlobs } from '../../src/apply/blobSweep.js';
+import { sweepBlobs, sweepLayerLinks } from '../../src/apply/blobSweep.js';
 import { restoreJournal } from '../../src/apply/restore.js';
 import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from '../../src/apply/trash.js';
 import { planTree } from '../../src/plan/planTree.js';
@@ -50,6 +50,7 @@ async function removeOldIntoQuarantine(journal?: string): Promise<{ quarantine: 
   try {
     await applyPlan(root, planned.plan, { remover, onChange: 'abort' });
     const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover });
+    sweepLayerLinks(root, swept, remover); // after the window
     return { quarantine, swept: swept.blobs };
   } finally {
     remover.close();

@@ -10,7 +10,7 @@ import { applyPlan } from '../../src/apply/apply.js';
 import { restoreJournal } from '../../src/apply/restore.js';
 import { Remover, trashFor } from '../../src/apply/trash.js';
 import { planTree } from '../../src/plan/planTree.js';
-import { swapOut, undoSwaps, worthSwapping } from '../../src/storage/swap.js';
+import { SwapLog, undoSwaps, worthSwapping } from '../../src/storage/swap.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 
 let root: string;
@@ -22,36 +22,75 @@ afterEach(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-async function dirWith(names: string[]): Promise<string> {
+async function dirWith(names: string[], mode = 0o750): Promise<string> {
   const dir = path.join(root, 'dir');
-  await fs.mkdir(dir, { mode: 0o750 });
+  await fs.mkdir(dir);
+  await fs.chmod(dir, mode);
   for (const n of names) await fs.writeFile(path.join(dir, n), n);
   return dir;
 }
 
-describe('swapOut', () => {
-  it('leaves exactly the kept entries in a directory of the same mode, the rest aside, and no marker', async () => {
+/** Swaps `dir` into `trash`, keeping `keep`, as the Remover does. */
+async function swap(dir: string, trash: string, aside: string, keep: string[]): Promise<void> {
+  const names = await fs.readdir(dir);
+  const stat = worthSwapping(dir, names.length, names.length - keep.length);
+  if (!stat) throw new Error('not worth swapping');
+  const log = new SwapLog(trash);
+  try {
+    log.swapOut(dir, stat, aside, keep);
+  } finally {
+    log.close();
+  }
+}
+
+describe('SwapLog.swapOut', () => {
+  it.each([0o750, 0o2775, 0o700])('leaves exactly the kept entries in a directory of the same owner and mode (%o), the rest aside', async (mode) => {
     const names = Array.from({ length: 20 }, (_, i) => `e${i}`);
-    const dir = await dirWith(names);
+    const dir = await dirWith(names, mode);
     const before = await fs.stat(dir);
-    const aside = path.join(root, 'aside');
-    swapOut(dir, aside, ['e3', 'e7']);
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const aside = path.join(trash, 'aside');
+    await swap(dir, trash, aside, ['e3', 'e7']);
     expect((await fs.readdir(dir)).sort()).toEqual(['e3', 'e7']);
     expect((await fs.readdir(aside)).length).toBe(18);
     const after = await fs.stat(dir);
     expect({ mode: after.mode, uid: after.uid, gid: after.gid }).toEqual({ mode: before.mode, uid: before.uid, gid: before.gid });
     expect(await fs.readFile(path.join(dir, 'e3'), 'utf8')).toBe('e3');
-    await expect(fs.stat(`${aside}.origin`)).rejects.toThrow();
+    // Announced and finished in the log: nothing for a recovery to undo.
+    expect((await fs.readFile(path.join(trash, 'swaps.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+      ['swap', aside, dir],
+      ['done', aside],
+    ]);
+    expect(undoSwaps(trash)).toBe(0);
+  });
+
+  it('puts a spare made before the window into place instead of a mkdir, of the same owner and mode', async () => {
+    const dir = await dirWith(Array.from({ length: 20 }, (_, i) => `e${i}`), 0o2770);
+    const before = await fs.stat(dir);
+    const trash = path.join(root, 'trash');
+    const log = new SwapLog(trash);
+    try {
+      log.prepareSpares(dir, 2);
+      expect((await fs.readdir(trash)).sort()).toEqual(['spare-0', 'spare-1']);
+      log.swapOut(dir, before, path.join(trash, 'aside'), ['e1']);
+    } finally {
+      log.close();
+    }
+    expect((await fs.readdir(trash)).filter((n) => n.startsWith('spare-'))).toEqual(['spare-0']);
+    const after = await fs.stat(dir);
+    expect({ mode: after.mode, uid: after.uid, gid: after.gid }).toEqual({ mode: before.mode, uid: before.uid, gid: before.gid });
+    expect(await fs.readdir(dir)).toEqual(['e1']);
   });
 
   it('is worth it only when a directory loses many more entries than it keeps', async () => {
     const dir = await dirWith(['a']);
-    expect(worthSwapping(dir, 100, 90)).toBe(true);
-    expect(worthSwapping(dir, 100, 50)).toBe(false);
-    expect(worthSwapping(dir, 10, 9)).toBe(true);
-    expect(worthSwapping(dir, 8, 8)).toBe(true);
-    expect(worthSwapping(dir, 7, 7)).toBe(false);
-    expect(worthSwapping(path.join(root, 'nope'), 100, 100)).toBe(false);
+    expect(worthSwapping(dir, 100, 90)).toBeDefined();
+    expect(worthSwapping(dir, 100, 50)).toBeUndefined();
+    expect(worthSwapping(dir, 10, 9)).toBeDefined();
+    expect(worthSwapping(dir, 8, 8)).toBeDefined();
+    expect(worthSwapping(dir, 7, 7)).toBeUndefined();
+    expect(worthSwapping(path.join(root, 'nope'), 100, 100)).toBeUndefined();
   });
 });
 
@@ -61,8 +100,11 @@ describe('undoSwaps', () => {
     const trash = path.join(root, 'trash');
     await fs.mkdir(path.join(trash, 'swept'), { recursive: true });
     const aside = path.join(trash, 'swept', '0');
-    // What swapOut does up to a SIGKILL: the intent, the directory aside, the new one, one kept entry back of two.
-    await fs.writeFile(`${aside}.origin`, dir);
+    const finished = path.join(trash, 'swept', 'finished');
+    // What the log holds at a SIGKILL: a finished swap, the next one announced, and a third cut short while announced.
+    const lines = [['swap', finished, path.join(root, 'other')], ['done', finished], ['swap', aside, dir]].map((l) => JSON.stringify(l));
+    await fs.writeFile(path.join(trash, 'swaps.jsonl'), `${lines.join('\n')}\n["swap","${path.join(trash, 'swept', '1')}"`);
+    // What swapOut did of the announced one: the directory aside, the new one, one kept entry back of two.
     await fs.rename(dir, aside);
     await fs.mkdir(dir);
     await fs.rename(path.join(aside, 'keep'), path.join(dir, 'keep'));
@@ -70,19 +112,24 @@ describe('undoSwaps', () => {
     expect(undoSwaps(trash)).toBe(1);
 
     expect((await fs.readdir(dir)).sort()).toEqual(['a', 'b', 'c', 'keep']);
-    expect(await fs.readdir(path.join(trash, 'swept'))).toEqual(['0']);
     expect(await fs.readdir(aside)).toEqual([]);
+    await expect(fs.stat(path.join(root, 'other'))).rejects.toThrow();
+    // Marked done: a second recovery has nothing to do.
     expect(undoSwaps(trash)).toBe(0);
   });
 
-  it('does nothing for a finished swap or without a trash', async () => {
-    const dir = await dirWith(Array.from({ length: 12 }, (_, i) => `e${i}`));
+  it('puts a directory back when the run died between announcing and moving it', async () => {
+    const dir = await dirWith(['a', 'keep']);
     const trash = path.join(root, 'trash');
     await fs.mkdir(trash);
-    swapOut(dir, path.join(trash, 'x'), ['e1']);
-    expect(undoSwaps(trash)).toBe(0);
-    expect(await fs.readdir(dir)).toEqual(['e1']);
+    await fs.writeFile(path.join(trash, 'swaps.jsonl'), `${JSON.stringify(['swap', path.join(trash, 'x'), dir])}\n`);
+    expect(undoSwaps(trash)).toBe(1);
+    expect((await fs.readdir(dir)).sort()).toEqual(['a', 'keep']);
+  });
+
+  it('does nothing without a trash or a log', async () => {
     expect(undoSwaps(undefined)).toBe(0);
+    expect(undoSwaps(root)).toBe(0);
   });
 });
 
@@ -101,17 +148,18 @@ describe('the apply and the builtin sweep take most of a directory at once', () 
     try {
       const applied = await applyPlan(root, planned.plan, { remover });
       expect(applied.manifests).toHaveLength(30);
-      const { sweepBlobs } = await import('../../src/apply/blobSweep.js');
+      const { sweepBlobs, sweepLayerLinks } = await import('../../src/apply/blobSweep.js');
       const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover });
+      sweepLayerLinks(root, swept, remover);
       expect(swept.blobs).toBe(planned.predicted.blobs);
       expect(swept.layerLinks).toBeGreaterThan(30);
     } finally {
       remover.close();
     }
-    // The swaps: one aside directory each for the revisions and for the _layers links, and the kept entries back.
+    // The revisions by a swap, the kept one back; the _layers links one by one after the window.
     expect(await fs.readdir(revisions)).toHaveLength(1);
     expect((await fs.readdir(layers)).length).toBeLessThan(5);
-    expect((await fs.readdir(path.join(quarantine, 'swept'))).filter((n) => n.endsWith('.origin'))).toEqual([]);
+    expect(undoSwaps(quarantine)).toBe(0);
 
     await restoreJournal(root, quarantine);
     expect(await snapshot(path.join(root, 'docker'))).toEqual(before);

@@ -74,7 +74,7 @@ export function program(): Command {
     .argument('[target-and-repositories...]', 'TARGET is a registry container or swarm service (omit it with --path or --volume); then REPOSITORY or REPOSITORY:TAG to purge (default: every repository)')
     .addOption(new Option('--path <root>', "a storage path instead of a TARGET: the registry's rootdirectory (holding docker/registry/v2)").conflicts('volume'))
     .option('-v, --volume <name>', 'a Docker volume holding the storage instead of a TARGET (registry stopped or not)')
-    .option('-x, --remove <refs...>', 'remove these tags (REPOSITORY:TAG) or whole repositories (REPOSITORY); put TARGET before it')
+    .option('-x, --remove <refs...>', 'remove these tags (REPOSITORY:TAG) or whole repositories (REPOSITORY); alone, it touches nothing else (REPOSITORY arguments or retention options widen the purge); put TARGET before it')
     .addOption(new Option('--keep <n>', 'keep the N most recently pushed tags of each repository; older ones may go').argParser(wholeNumber))
     .option('--older-than <duration>', 'tags pushed longer ago than this may go (12h, 30d, 8w)')
     .option('--tags <pattern>', 'only tags matching this may go: a regular expression for the whole tag, or a semver range (<1.4, ~1.2)')

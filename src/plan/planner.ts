@@ -122,10 +122,17 @@ function inScope(scope: Scope, tag: string): boolean {
   return scope.all || scope.tags.has(tag);
 }
 
-/** Step 1: the repository's scope, or undefined when the arguments leave it alone. */
+/**
+ * Step 1: the repository's scope, or undefined when the arguments leave it
+ * alone. No REPOSITORY argument means every repository, unless `-x` is all
+ * there is: then only what it names (and what that leaves unreachable), as
+ * users of other tools expect; retention options widen it again.
+ */
 function scopeOf(repo: RepositoryState, options: PlanOptions): Scope | undefined {
   const selectors = options.selectors ?? [];
-  const named = (options.remove ?? []).some((r) => r.repository === repo.name);
+  const remove = options.remove ?? [];
+  const named = remove.some((r) => r.repository === repo.name);
+  if (selectors.length === 0 && remove.length > 0 && options.policy === undefined) return named ? { all: false, tags: new Set() } : undefined;
   if (selectors.length === 0) return { all: true, tags: new Set() };
   const mine = selectors.filter((s) => s.repository === repo.name);
   if (mine.length === 0) return named ? { all: false, tags: new Set() } : undefined;

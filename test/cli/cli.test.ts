@@ -80,6 +80,7 @@ describe('output', () => {
       expect(run.stdout).toContain(option);
     }
     expect(run.stdout).toMatch(/Exit codes: 0 done, 1 done with problems, 2 refused/);
+    expect(run.stdout).toMatch(/-x, --remove[\s\S]*alone,\s+it\s+touches\s+nothing\s+else/);
   });
 
   it('a dry run prints a human summary and changes nothing', async () => {

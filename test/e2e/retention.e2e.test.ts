@@ -185,6 +185,30 @@ describe.skipIf(!bin)('-x removes what it names', () => {
     });
   });
 
+  it('alone, touches nothing else: the untagged history of the named repository and of others stays; --keep widens it again', async () => {
+    const history = await withRegistry(async (c) => {
+      const webOld = await pushImage(c, 'team/web', { tag: 'v1', seed: 'web-v1-first' });
+      await pushImage(c, 'team/web', { tag: 'v1', seed: 'web-v1-now' });
+      const gone = await pushImage(c, 'team/web', { tag: 'old', seed: 'web-old' });
+      const otherOld = await pushImage(c, 'other/app', { tag: 'latest', seed: 'other-first' });
+      await pushImage(c, 'other/app', { tag: 'latest', seed: 'other-now' });
+      return { webOld: webOld.descriptor.digest, otherOld: otherOld.descriptor.digest, gone: gone.descriptor.digest };
+    });
+    const report = await purge('-x', 'team/web:old');
+    expect(report.plan.tags.map((t: { repository: string; tag: string }) => `${t.repository}:${t.tag}`)).toEqual(['team/web:old']);
+    expect(report.plan.manifests.map((m: { digest: string }) => m.digest)).toEqual([history.gone]);
+    await withRegistry(async (c) => {
+      await expectTags(c, 'team/web', ['v1'], ['old']);
+      // Untagged history, in the named repository and elsewhere: still there, whole.
+      await c.pullWhole('team/web', history.webOld);
+      await c.pullWhole('other/app', history.otherOld);
+      expect((await c.getManifest('team/web', history.gone)).status).toBe(404);
+    });
+    // Retention options widen the purge as before: every repository's untagged history goes.
+    const widened = await purge('--keep', '5');
+    expect(widened.plan.manifests.map((m: { digest: string }) => m.digest).sort()).toEqual([history.webOld, history.otherOld].sort());
+  });
+
   it('a whole repository with nothing below it leaves no empty directories', async () => {
     await withRegistry(async (c) => {
       await pushImage(c, 'solo/app', { tag: 'v1', seed: 'solo' });

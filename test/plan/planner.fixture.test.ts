@@ -127,12 +127,15 @@ describe('-x team/web on the fixture tree', () => {
       { repository: 'team/web', tag: 'latest', reason: 'repository-removed' },
     ]);
     expect(plan.spared).toEqual([]);
-    // The rest of the tree is purged as by default.
-    expect(removedManifests(plan)).toEqual(refs(scenario, ['appHistory1', 'appHistory2', 'appSigOfHistory1', 'webLatest']));
+    // -x alone touches only what it names: app's untagged history stays.
+    expect(removedManifests(plan)).toEqual(refs(scenario, ['webLatest']));
+    expect(plan.checks.map((c) => c.repository)).toEqual(['team/web']);
   });
 
-  it('sweeps the shared layer once its last user goes', () => {
-    const plan = planPurge(inventory, { remove: [parseSelector('team/web')] });
+  it('with every repository named as well, purges the rest as by default and sweeps the shared layer once its last user goes', () => {
+    const every = inventory.repositories.map((r) => parseSelector(r.name));
+    const plan = planPurge(inventory, { selectors: every, remove: [parseSelector('team/web')] });
+    expect(removedManifests(plan)).toEqual(refs(scenario, ['appHistory1', 'appHistory2', 'appSigOfHistory1', 'webLatest']));
     const expected = expectedSweep(scenario, ['appHistory1', 'appHistory2', 'appSigOfHistory1', 'webLatest']);
     expect(expected).toContain(scenario.blobs.sharedLayer.digest);
     const predicted = predictCollect(inventory, plan, '2.8.2');

@@ -162,6 +162,8 @@ interface RegistryConfigOptions {
   blobdescriptor?: string;
   /** A `redis` section, e.g. `{ addr: '127.0.0.1:6379', db: 1 }` (2.x) or `{ addrs: [...] }` (3.x). */
   redis?: Record<string, unknown>;
+  /** `http.secret` (default random): the same one lets an upload started before a restart go on after it. */
+  secret?: string;
 }
 
 function registryConfig(root: string, port: number, opts: RegistryConfigOptions = {}): string {
@@ -177,7 +179,7 @@ function registryConfig(root: string, port: number, opts: RegistryConfigOptions 
     },
     ...(opts.redis ? { redis: opts.redis } : {}),
     // An explicit secret silences the "generated random secret" warning.
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+    http: { addr: `127.0.0.1:${port}`, secret: opts.secret ?? randomBytes(16).toString('hex') },
   });
 }
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type ApplyResult, applyPlan, removeIndexEntries } from './apply/apply.js';
 import { type BlobSweepResult, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
+import { removeUploads } from './apply/uploads.js';
 import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
@@ -23,7 +24,8 @@ import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
 import { Layout } from './storage/layout.js';
 import { type LockState, type RunLock, processRef } from './storage/runLock.js';
-import { requireRegistryRoot } from './storage/scan.js';
+import { findRepositories, requireRegistryRoot } from './storage/scan.js';
+import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
 
@@ -47,6 +49,8 @@ export interface SweepOptions {
   journal?: string;
   /** `--quarantine`: keep what the run removes this long (a quarantine beside docker/, with its journal) instead of deleting it after the window. */
   quarantineMs?: number;
+  /** `--stale-uploads`: remove uploads started longer ago than this many milliseconds, inside the window. */
+  staleUploadsMs?: number;
   /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
   pool?: ScanPool;
   /** The lock this run holds (a real run): its record says what to bring back should the run die. */
@@ -114,6 +118,8 @@ export interface SweepReport {
   quarantine: { path: string; until: string } | null;
   /** Entries removed from the registry's Redis blob cache; null without one (or on a dry run). */
   blobCache: { where: string; cleared: number } | null;
+  /** `--stale-uploads`: the uploads removed (a dry run: found stale) and the bytes they held; null without it. */
+  staleUploads: { uploads: number; bytes: number } | null;
   problems: Problem[];
   pausedMs: number;
   /** Time spent in the maintenance window (re-check, removals, garbage-collect), paused or not; 0 on a dry run. */
@@ -275,6 +281,18 @@ function swapsExpected(planned: TreePlan, builtin: boolean): number {
   return count;
 }
 
+/** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */
+function staleUploadsOf(root: string, options: SweepOptions, now: number): StaleUpload[] | undefined {
+  if (options.staleUploadsMs === undefined) return undefined;
+  const named = new Set((options.selectors ?? []).map((s) => s.repository));
+  const repositories = findRepositories(new Layout(root), []).filter((r) => named.size === 0 || named.has(r.name));
+  return findStaleUploads(root, repositories, now - options.staleUploadsMs);
+}
+
+function uploadAmount(uploads: readonly StaleUpload[] | undefined): SweepReport['staleUploads'] {
+  return uploads ? { uploads: uploads.length, bytes: uploads.reduce((sum, u) => sum + u.bytes, 0) } : null;
+}
+
 /** Syncs the run's journals; a quarantine that holds nothing (nothing was removed) is not kept. */
 function closeRemover(remover: Remover, quarantine: string | undefined): void {
   remover.close();
@@ -300,6 +318,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     lock: options.lockState ? lockReport(options.lockState) : null,
     quarantine: null,
     blobCache: null,
+    staleUploads: null,
     problems: [...(options.notices ?? []), ...problemsOf(planned)],
     pausedMs: 0,
     windowMs: 0,
@@ -319,6 +338,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const planned = await planTree(root, { selectors, remove, policy, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
+  const stale = staleUploadsOf(root, options, started);
+  report.staleUploads = uploadAmount(stale);
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
   const { plan, predicted, before } = planned;
@@ -336,11 +357,12 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const windowed = inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
+    const uploads = stale ? await removeUploads(root, stale, remover, signal) : undefined;
     const own = builtin ? { root, planned, remover } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
     const cache = options.blobCache ? await forgetRemoved(options.blobCache, collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : undefined;
-    return { applied, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
+    return { applied, uploads, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
   });
   const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
   const { value: outcome, pausedMs } = await windowed.catch((error: unknown) => {
@@ -368,6 +390,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
+  report.staleUploads = uploadAmount(outcome.uploads);
   report.after = await measureTree(root, { pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });
   report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
   report.durationMs = Date.now() - started;

@@ -122,6 +122,7 @@ async function sweepCommand(
         blobCache: runtime.blobCache,
         journal: opts.journal,
         quarantineMs: opts.quarantine,
+        staleUploadsMs: opts.staleUploads,
         pool,
         confirm: dryRun || opts.yes ? undefined : confirm,
         onProgress: progress.sink,

@@ -31,6 +31,8 @@ export interface CliOptions {
   /** Milliseconds to wait for another run's lock (`--wait DURATION`). */
   wait?: number;
   redisUrl?: string;
+  /** `--stale-uploads AGE` in milliseconds. */
+  staleUploads?: number;
   remove?: string[];
   keep?: number;
   olderThan?: string;
@@ -100,6 +102,7 @@ export function program(): Command {
     .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
     .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
     .addOption(new Option('--wait <duration>', "when another regsweep run holds this registry, wait this long for it (30s, 10m) instead of exiting with 75").argParser(duration))
+    .addOption(new Option('--stale-uploads <age>', 'also remove blob uploads started longer ago than this (7d) and never finished, inside the window').argParser(positiveDuration))
     .option('--redis-url <url>', "the registry's Redis blob cache as reachable from here (redis://[user:password@]host:port/db), when its config names a host this process cannot reach")
     .addOption(new Option('--concurrency <n>', 'threads that read the tree (default: the number of CPUs, at most 4)').argParser(positiveInt))
     .version(version, '-V, --version')

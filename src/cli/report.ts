@@ -135,6 +135,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
   lines.push(...builtinNotes(report));
   if (report.quarantine) lines.push(`What was removed is kept until ${report.quarantine.until} in ${report.quarantine.path}; \`regsweep --path ${target.root} --restore ${report.quarantine.path}\` puts it back.`);
+  if (report.staleUploads) lines.push(`${report.dryRun ? 'Would remove' : 'Removed'} ${plural(report.staleUploads.uploads, 'stale upload')}, ${formatBytes(report.staleUploads.bytes)} (--stale-uploads).`);
   if (report.blobCache) lines.push(`Redis blob cache at ${report.blobCache.where}: ${plural(report.blobCache.cleared, 'entry', 'entries')} of removed blobs and revisions cleared.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (!report.dryRun) {

@@ -67,6 +67,9 @@ export type PathSpec =
   | { kind: 'layerAlgorithm'; name: string }
   | { kind: 'layerDir'; name: string; digest: Digest }
   | { kind: 'uploads'; name: string }
+  | { kind: 'uploadDir'; name: string; id: string }
+  | { kind: 'uploadStartedAt'; name: string; id: string }
+  | { kind: 'uploadData'; name: string; id: string }
   | { kind: 'manifests'; name: string }
   | { kind: 'revisions'; name: string }
   | { kind: 'revisionDir'; name: string; digest: Digest }
@@ -77,6 +80,9 @@ export type PathSpec =
   | { kind: 'tagIndex'; name: string; tag: string }
   | { kind: 'tagIndexEntryDir'; name: string; tag: string; digest: Digest }
   | { kind: 'tagIndexEntryLink'; name: string; tag: string; digest: Digest };
+
+/** An upload's id as the registry makes them (a UUID); anything else is no upload directory of its. */
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Path components of a spec below the storage root (the `rootdirectory`). */
 function componentsFor(spec: PathSpec): string[] {
@@ -120,6 +126,13 @@ function componentsFor(spec: PathSpec): string[] {
       return [...repo(spec.name), '_layers', 'sha256', hex(spec.digest), 'link'];
     case 'uploads':
       return [...repo(spec.name), '_uploads'];
+    case 'uploadDir':
+      if (!UPLOAD_ID.test(spec.id)) throw new LayoutError(`invalid upload id: ${JSON.stringify(spec.id)}`);
+      return [...repo(spec.name), '_uploads', spec.id];
+    case 'uploadStartedAt':
+      return [...componentsFor({ kind: 'uploadDir', name: spec.name, id: spec.id }), 'startedat'];
+    case 'uploadData':
+      return [...componentsFor({ kind: 'uploadDir', name: spec.name, id: spec.id }), 'data'];
     case 'manifests':
       return [...repo(spec.name), '_manifests'];
     case 'revisions':

@@ -1,0 +1,48 @@
+/**
+ * Blob uploads the registry started and nobody finished: `_uploads/<id>/`
+ * with the time it began in `startedat` (RFC 3339, as the registry writes
+ * it) and the bytes received so far in `data`. garbage-collect never removes
+ * them; `--stale-uploads AGE` does, for those started longer ago than AGE.
+ * One whose start cannot be read is left alone.
+ */
+import fs from 'node:fs';
+import type { FoundRepository } from '../model.js';
+import { Layout } from './layout.js';
+import { names } from './read.js';
+
+export interface StaleUpload {
+  repository: string;
+  id: string;
+  startedAt: string;
+  /** The size of its `data` so far (0 without one). */
+  bytes: number;
+}
+
+/** When the upload began (ms since the epoch), or undefined when its `startedat` is missing or unreadable. */
+function startedAt(layout: Layout, repository: string, id: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(layout.pathFor({ kind: 'uploadStartedAt', name: repository, id }), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  // RFC 3339 with a zone, which Date.parse reads exactly; anything else it might guess at is refused.
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** The uploads of `repositories` started before `before` (ms since the epoch). */
+export function findStaleUploads(root: string, repositories: readonly FoundRepository[], before: number): StaleUpload[] {
+  const layout = new Layout(root);
+  const stale: StaleUpload[] = [];
+  for (const { name } of repositories) {
+    for (const id of names(layout.pathFor({ kind: 'uploads', name })).sort()) {
+      const began = startedAt(layout, name, id); // undefined too for a name that is no upload id
+      if (began === undefined || began >= before) continue;
+      const data = fs.statSync(layout.pathFor({ kind: 'uploadData', name, id }), { throwIfNoEntry: false });
+      stale.push({ repository: name, id, startedAt: new Date(began).toISOString(), bytes: data?.size ?? 0 });
+    }
+  }
+  return stale;
+}

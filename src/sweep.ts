@@ -18,8 +18,10 @@ import { NotConfirmedError, RollbackError } from './errors.js';
 import type { BlobCache } from './gc/blobCache.js';
 import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
 import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
+import type { InUseDigest, Pinned } from './plan/pins.js';
 import type { Plan } from './plan/planner.js';
 import { type RepositoryReclaim, type TreePlan, measureTree, planTree } from './plan/planTree.js';
+import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
 import { Layout } from './storage/layout.js';
@@ -36,6 +38,8 @@ export interface SweepOptions {
   remove?: Selector[];
   /** Tag retention rules (command line and policy file). */
   policy?: Policy;
+  /** Digests in use (the engine's containers and services, `--keep-digests`): kept like tagged manifests. */
+  pinned?: Pinned;
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
   gcRunner?: GcRunner;
@@ -66,6 +70,8 @@ export interface SweepOptions {
   /** Asked after planning and before any change; false stops the run. */
   confirm?: (preview: SweepPreview) => Promise<boolean>;
   onProgress?: ProgressSink;
+  /** `--usage`: also report where the disk goes, per repository (the caller makes it a dry run). */
+  usage?: boolean;
 }
 
 export interface SweepPreview {
@@ -100,11 +106,15 @@ export interface SweepReport {
   before: Totals;
   after: Totals;
   plan: Plan;
+  /** Manifests kept because something uses them, that the plan would otherwise have removed, with their users. */
+  inUse: InUseDigest[];
   predicted: Amount;
   /** Measured by scanning again after the run; null on a dry run. */
   freed: Amount | null;
   /** The prediction split by repository, largest first. */
   perRepository: RepositoryReclaim[];
+  /** `--usage`: the bytes each repository references, and what of them the prediction sweeps; absent otherwise. */
+  usage?: UsageReport;
   /** Every removed directory, relative to the root (empty on a dry run). */
   removedPaths: string[];
   gc: GcReport;
@@ -308,9 +318,11 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     before: planned.before,
     after: planned.after,
     plan: planned.plan,
+    inUse: planned.inUse,
     predicted: { blobs: planned.predicted.blobs, bytes: planned.predicted.bytes },
     freed: null,
     perRepository: planned.perRepository,
+    usage: planned.usage,
     removedPaths: [],
     gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
     builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0 } : null,
@@ -332,10 +344,10 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const root = new Layout(options.target.root).root;
   requireRegistryRoot(root);
   const version = gcRunner?.version ?? options.registryVersion;
-  const { selectors, remove, policy, pool, onProgress } = options;
+  const { selectors, remove, policy, pinned, pool, onProgress } = options;
   const { builtin } = options;
   const recentAfter = builtin ? started - builtin.graceMs : undefined;
-  const planned = await planTree(root, { selectors, remove, policy, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter });
+  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, usage: options.usage });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = staleUploadsOf(root, options, started);

@@ -22,6 +22,8 @@ export interface CliOptions {
   verbose?: boolean;
   debug?: boolean;
   journal?: string;
+  /** `--metrics-file FILE`: the run's outcome as a Prometheus textfile, written however the run ends. */
+  metricsFile?: string;
   /** `--quarantine DURATION` in milliseconds. */
   quarantine?: number;
   restore?: string;
@@ -41,7 +43,13 @@ export interface CliOptions {
   history?: number;
   policy?: string;
   top?: number;
+  /** `--usage`: where the disk goes, per repository; a dry run. */
+  usage?: boolean;
   progress: boolean;
+  /** `--keep-digests FILE` (`-`: stdin): digests kept as if tagged. */
+  keepDigests?: string;
+  /** False with `--no-in-use`: the Docker engine's containers and services pin nothing. */
+  inUse: boolean;
 }
 
 function wholeNumber(value: string): number {
@@ -83,18 +91,22 @@ export function program(): Command {
     .option('--keep-tags <pattern>', `tags matching this never go (default ${DEFAULT_KEEP_TAGS}; giving it replaces the default)`)
     .addOption(new Option('--history <n>', 'keep the N most recent earlier revisions of each tag, for rollbacks').argParser(wholeNumber))
     .option('--policy <file>', 'rules per repository glob (YAML, first match wins) or "<repository> <N>" lines; the options above apply where no rule matches')
+    .option('--keep-digests <file>', 'also keep these digests as if tagged: REPOSITORY@sha256:… or sha256:… (in any repository), separated by white space, # comments; - reads stdin')
+    .option('--no-in-use', "do not keep the digests the Docker engine's containers and services use")
     .option('-n, --dry-run', 'plan and predict only; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
+    .addOption(new Option('--usage', 'where the disk goes: per repository its tags, manifests, bytes, bytes no other repository uses, and bytes the purge would reclaim; always a dry run (with --yes too)').conflicts('restore'))
     .addOption(new Option('--gc <who>', "who sweeps the blobs: the registry's own garbage-collect, or regsweep itself inside a window of seconds").choices(['registry', 'builtin']).default('registry'))
     .addOption(new Option('--grace <duration>', 'with --gc builtin: blobs whose data is newer than this before the scan stay (layers of a push in flight)').default(3_600_000, '1h').argParser(duration))
     .option('--no-gc', 'remove links only; sweep no blobs')
     .option('--json', 'print the report as JSON on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('--verbose', 'list every removed path and show the garbage-collect output')
-    .addOption(new Option('--top <n>', 'rows in the table of reclaimable space per repository').default(10).argParser(positiveInt))
+    .addOption(new Option('--top <n>', 'rows in the table of reclaimable space per repository (or of --usage)').default(10).argParser(positiveInt))
     .option('--no-progress', 'no progress on stderr (it is shown only on a terminal, and never when CI is set)')
     .option('--debug', 'print stack traces of errors')
     .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
+    .option('--metrics-file <file>', "write the run's outcome (exit code, times, bytes freed, removals) here as a Prometheus textfile for node_exporter, however the run ends")
     .addOption(new Option('--quarantine <duration>', 'keep what the run removes (blobs too, with --gc builtin) in the storage root this long (24h, 7d), so --restore can put it back; later runs delete it when it expires').argParser(positiveDuration))
     .option('--restore <journal>', 'put back what a journal or a quarantine directory recorded (needs --path), then exit')
     .option('--registry-bin <file>', 'the registry binary to run garbage-collect with (default: registry or docker-registry on PATH)')
@@ -119,10 +131,12 @@ Examples:
   regsweep --path ROOT --yes team/web hist/app      only these repositories
   regsweep --path ROOT --yes --no-gc                purge links only
   regsweep --path ROOT --dry-run --json             machine-readable report
+  regsweep registry --usage                         where the disk goes, per repository (changes nothing)
   regsweep registry --keep 10 --dry-run             keep the 10 newest tags of each repository (and latest)
   regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago
   regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
   regsweep registry --policy retention.yml --yes    rules per repository
+  kubectl get pods -A -o jsonpath='{..imageID}' | regsweep registry --keep-digests - --yes   keep what pods run too
   regsweep registry --gc builtin --quarantine 24h --yes   sweep blobs itself in seconds, keep what went for a day
   regsweep --path ROOT --restore ROOT/.regsweep-quarantine-…   put back what a quarantine holds
 

@@ -89,6 +89,13 @@ function runNotes(report: SweepReport): string[] {
   return lines.length > 0 ? [...lines, ''] : lines;
 }
 
+/** The manifests kept because something uses them, that would otherwise have gone: a line each, with its users. */
+function inUseNotes({ inUse }: SweepReport): string[] {
+  if (inUse.length === 0) return [];
+  const them = inUse.length === 1 ? 'it' : 'they';
+  return [`Kept ${plural(inUse.length, 'manifest')} in use (${them} would otherwise go):`, ...inUse.map((u) => `  + ${u.repository}@${u.digest}: ${u.users.join(', ')}`)];
+}
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 export function formatHuman(report: SweepReport, options: HumanOptions = {}): string {
@@ -114,6 +121,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   }
   for (const r of repositories) lines.push(`  - repository ${r.repository}${r.nested.length > 0 ? ` (its nested ${r.nested.join(', ')} stay)` : ''}`);
   for (const t of tags.filter((t) => t.reason !== 'repository-removed')) lines.push(`  - tag ${t.repository}:${t.tag}: ${t.detail}`);
+  lines.push(...inUseNotes(report));
   if (options.verbose) {
     for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
     for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);

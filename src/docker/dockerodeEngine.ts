@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { EngineError, UsageError } from '../errors.js';
-import { type ContainerInfo, type Engine, RUN_LABEL, type RunOnceOptions, type RunResult, type VolumeInfo } from './engine.js';
+import { type ContainerInfo, type Engine, type ImageUse, RUN_LABEL, type RunOnceOptions, type RunResult, type VolumeInfo } from './engine.js';
 import { type SelfEvidence, readSelfEvidence, selfContainer } from './self.js';
 
 export const HELPER_LABEL = 'io.regsweep.helper';
@@ -31,6 +31,11 @@ function demux(buffer: Buffer): string {
     offset += 8 + size;
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** `work` on every item, `limit` at a time: a host may run hundreds of containers, each inspected. */
+async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(work));
 }
 
 function toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
@@ -110,6 +115,60 @@ export class DockerodeEngine implements Engine {
       if (statusOf(error) === 404) return undefined;
       throw new EngineError(`cannot inspect volume ${name}: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  async imagesInUse(): Promise<ImageUse[]> {
+    try {
+      const [containers, services] = await Promise.all([this.containerImageUses(), this.serviceImageUses()]);
+      return [...containers, ...services];
+    } catch (error) {
+      throw new EngineError(`cannot list the images in use: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /**
+   * Each container's own reference (`Config.Image`: `app@sha256:…` when created
+   * by digest) and its image's RepoDigests (the digest it was pulled or pushed
+   * as), whatever the container's state. Each image is inspected once.
+   */
+  private async containerImageUses(): Promise<ImageUse[]> {
+    const list = await this.docker.listContainers({ all: true });
+    const repoDigests = new Map<string, Promise<string[]>>();
+    const digestsOf = (imageId: string): Promise<string[]> => {
+      let found = repoDigests.get(imageId);
+      if (!found) {
+        found = this.docker.getImage(imageId).inspect().then(
+          (image) => image.RepoDigests ?? [],
+          (error: unknown) => (statusOf(error) === 404 ? [] : Promise.reject(error)),
+        );
+        repoDigests.set(imageId, found);
+      }
+      return found;
+    };
+    const uses: ImageUse[] = [];
+    await inBatches(list, 16, async ({ Id }) => {
+      const c = await this.container(Id);
+      if (!c) return; // removed since the list
+      const user = `container ${c.name}`;
+      uses.push({ user, reference: c.imageName }, ...(await digestsOf(c.image)).map((reference) => ({ user, reference })));
+    });
+    return uses;
+  }
+
+  /** Each swarm service's task image: `docker service create` pins it as `app:tag@sha256:…`. */
+  private async serviceImageUses(): Promise<ImageUse[]> {
+    let services: Docker.Service[];
+    try {
+      services = await this.docker.listServices();
+    } catch (error) {
+      // 503 (406 on old engines): this engine is not a swarm manager, so it has no services.
+      if (statusOf(error) === 503 || statusOf(error) === 406) return [];
+      throw error;
+    }
+    return services.flatMap((s) => {
+      const image = s.Spec?.TaskTemplate && 'ContainerSpec' in s.Spec.TaskTemplate ? s.Spec.TaskTemplate.ContainerSpec?.Image : undefined;
+      return image && s.Spec?.Name ? [{ user: `service ${s.Spec.Name}`, reference: image }] : [];
+    });
   }
 
   async readFile(containerId: string, file: string, depth = 0): Promise<string | undefined> {

@@ -32,6 +32,14 @@ export interface VolumeInfo {
   driver: string;
 }
 
+/** An image reference something on the engine runs, and who: what an untagged purge must not take from under it. */
+export interface ImageUse {
+  /** `container NAME` or `service NAME`. */
+  user: string;
+  /** As the engine says it: `localhost:5000/app@sha256:…` (RepoDigests), `app:tag@sha256:…` (a service), `registry:2`. */
+  reference: string;
+}
+
 export interface RunResult {
   exitCode: number;
   output: string;
@@ -55,6 +63,11 @@ export interface Engine {
   /** The containers of a swarm service's running tasks, or undefined when there is no such service. */
   serviceContainers(name: string): Promise<ContainerInfo[] | undefined>;
   volume(name: string): Promise<VolumeInfo | undefined>;
+  /**
+   * What every container (any state) and swarm service runs: a container's own
+   * image reference and its image's RepoDigests, a service's task image.
+   */
+  imagesInUse(): Promise<ImageUse[]>;
   readFile(containerId: string, file: string): Promise<string | undefined>;
   exec(containerId: string, cmd: string[]): Promise<RunResult>;
   /** Creates, runs and always removes a helper container; its output is returned. */

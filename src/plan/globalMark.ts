@@ -10,7 +10,7 @@ import { isV3 } from '../gc/version.js';
 import { DigestTable, Flag } from '../storage/digestTable.js';
 
 /** A growable list of ids, a chunk at a time. */
-class IdList {
+export class IdList {
   private readonly chunks: Int32Array[] = [];
   length = 0;
 
@@ -121,6 +121,11 @@ export class GlobalMark {
 
   private swept(id: number): boolean {
     return this.unmarked(id) && !(this.spareRecent && this.table.has(id, Flag.recent));
+  }
+
+  /** Does the predicted sweep free the blob with this id? (Never when garbage-collect is unsafe on the tree.) */
+  sweeps(id: number): boolean {
+    return this.sweep().blockedBy.length === 0 && this.swept(id);
   }
 
   /** The size of a blob's data, 0 when it is not a blob of the tree. */

@@ -9,14 +9,18 @@ import type { Digest, Prediction, Problem, Totals } from '../model.js';
 import { Layout } from '../storage/layout.js';
 import { type ScanOptions, walkTree } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
+import type { InUseDigest } from './pins.js';
 import { type Plan, type PlanContext, type PlanOptions, emptyPlan, planContext, planRepository, predictTotals, repositoryKeepsUntagged } from './planner.js';
 import { checkSelectedRepositories, checkSelectedTags } from './selectors.js';
+import { type UsageReport, UsageTally } from './usage.js';
 
 export interface PlanTreeOptions extends ScanOptions, PlanOptions {
   /** Decides how garbage-collect enumerates repositories and reads manifests. */
   registryVersion?: string;
   /** regsweep sweeps the blobs itself (`--gc builtin`): blobs newer than `recentAfter` stay. */
   builtin?: boolean;
+  /** `--usage`: also tally the blobs each repository references (nothing of it is done otherwise). */
+  usage?: boolean;
 }
 
 export interface RepositoryReclaim {
@@ -42,6 +46,10 @@ export interface TreePlan {
   keepsUntagged: boolean;
   /** Problems outside any repository. */
   problems: Problem[];
+  /** Pinned digests (in use) kept that the plan would otherwise have removed, by repository. */
+  inUse: InUseDigest[];
+  /** With `usage`: where the disk goes, per repository. */
+  usage?: UsageReport;
   /** The digests garbage-collect's sweep will free, sorted (a string each: made on the first call, inside the window). */
   sweptDigests(): Digest[];
   /** Did the mark reach this digest (a kept revision, or what one references)? */
@@ -77,6 +85,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
   let context: PlanContext | undefined;
   let keepsUntagged = false;
+  const usage = options.usage ? new UsageTally(mark) : undefined;
   const { counts, problems } = await walkTree(root, options, {
     found(repositories) {
       const names = repositories.map((r) => r.name);
@@ -85,6 +94,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     },
     repository({ repo, manifests }) {
       checkSelectedTags(repo, selectors);
+      usage?.repository(repo, manifests);
       const removed = planRepository(repo, manifests, context as PlanContext, plan);
       mark.repository(repo, manifests, removed);
       keepsUntagged ||= repositoryKeepsUntagged(repo, removed);
@@ -104,6 +114,8 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     perRepository: reclaimRows(plan, mark),
     keepsUntagged,
     problems,
+    inUse: context?.inUse ?? [],
+    usage: usage?.report(),
     sweptDigests: () => (swept ??= mark.sweptDigests()),
     isMarked: (digest) => mark.isMarked(digest),
     sizeOf: (digest) => mark.sizeOf(digest),

@@ -6,12 +6,14 @@
  * Per repository, in steps: its scope (what the arguments select), an `-x`
  * removal of the whole repository, the tags `-x` names and the retention rules
  * select, the closure of what the remaining tags keep (with kept history),
- * the fallback signature tags that follow their subject, and the result.
+ * the digests in use (pinned), the fallback signature tags that follow their
+ * subject, and the result.
  * A repository with a problem is spared whole.
  */
 import type { Digest, ParsedManifest, Problem, RepositoryState, TagState, Totals, Prediction } from '../model.js';
 import { type DigestTable, PackedList } from '../storage/digestTable.js';
 import { Closure, fallbackSubject, keptRevisions } from './closure.js';
+import type { InUseDigest, Pinned } from './pins.js';
 import { type Policy, type Rules, rulesFor, tagsSelectedByRules } from './policy.js';
 import type { Selector } from './selectors.js';
 
@@ -98,6 +100,8 @@ export interface PlanOptions {
   policy?: Policy;
   /** The time tags are aged against (default: now). */
   now?: number;
+  /** Digests something uses (containers, services, `--keep-digests`): roots like tags, where the repository holds them. */
+  pinned?: Pinned;
 }
 
 /** What planning one repository needs besides the repository itself. */
@@ -106,10 +110,12 @@ export interface PlanContext {
   now: number;
   /** Every repository name in the tree (a removed repository's nested ones stay). */
   names: readonly string[];
+  /** Filled as repositories are planned: the pinned digests kept that the plan would otherwise have removed. */
+  inUse: InUseDigest[];
 }
 
 export function planContext(names: readonly string[], options: PlanOptions = {}): PlanContext {
-  return { options, now: options.now ?? Date.now(), names };
+  return { options, now: options.now ?? Date.now(), names, inUse: [] };
 }
 
 /** What the arguments select of a repository: all of it, or the history of some tags. */
@@ -199,6 +205,32 @@ function keepTags(repo: RepositoryState, closure: Closure, removed: RemovedTags,
   return keptHistory;
 }
 
+/** The pinned digests this repository holds, each with its users (pinned here by name, or anywhere). */
+function pinsHeld(closure: Closure, repository: string, pinned: Pinned): Map<Digest, string[]> {
+  const held = new Map<Digest, string[]>();
+  const note = (digest: Digest, users: readonly string[]): void => {
+    if (!closure.has(digest)) return; // a digest the repository does not hold is no root here
+    const known = held.get(digest) ?? [];
+    held.set(digest, [...known, ...users.filter((u) => !known.includes(u))]);
+  };
+  for (const [digest, users] of pinned.byRepository.get(repository) ?? []) note(digest, users);
+  for (const [digest, users] of pinned.anywhere) note(digest, users);
+  return held;
+}
+
+/**
+ * Step 4b: digests in use are roots like tags (their children and referrers
+ * stay). Returns those the tags alone did not keep, with their users: what
+ * the report names. Checked before any is added, so a pinned child of a
+ * pinned index counts too.
+ */
+function keepPinned(repo: RepositoryState, closure: Closure, pinned: Pinned | undefined): Map<Digest, string[]> {
+  const held = pinned ? pinsHeld(closure, repo.name, pinned) : new Map<Digest, string[]>();
+  const keptByPin = new Map([...held].filter(([digest]) => !closure.kept.has(digest)));
+  for (const [digest, users] of held) closure.add(digest, `in use by ${users.join(', ')}`);
+  return keptByPin;
+}
+
 /**
  * Step 5: fallback tags follow their subject: kept with it (and what they name
  * kept too, which may keep further subjects), removed with it when in scope.
@@ -235,14 +267,28 @@ interface Decision {
   removedTags: RemovedTags;
   closure: Closure;
   keptHistory: Map<string, Set<Digest>>;
+  /** Pinned digests kept that the tags alone did not keep, with their users. */
+  keptByPin: Map<Digest, string[]>;
 }
 
-/** The revisions that go: in scope, and outside what the remaining tags keep. */
-function removedRevisions({ repo, scope, removedTags, closure }: Decision): Set<Digest> {
-  const candidates = scope.all
-    ? repo.revisions
-    : [...new Set(repo.tags.filter((t) => inScope(scope, t.name) || removedTags.has(t.name)).flatMap((t) => t.index))].filter((d) => closure.has(d));
-  return new Set(candidates.filter((d) => !closure.kept.has(d)));
+/** The revisions the arguments let go, kept or not. */
+function candidates({ repo, scope, removedTags, closure }: Decision): readonly Digest[] {
+  if (scope.all) return repo.revisions;
+  return [...new Set(repo.tags.filter((t) => inScope(scope, t.name) || removedTags.has(t.name)).flatMap((t) => t.index))].filter((d) => closure.has(d));
+}
+
+/** The revisions that go: in scope, and outside what the remaining tags (and pins) keep. */
+function removedRevisions(decision: Decision): Set<Digest> {
+  return new Set(candidates(decision).filter((d) => !decision.closure.kept.has(d)));
+}
+
+/** The pinned digests the plan would have removed but for their users, sorted, into the context. */
+function noteInUse(decision: Decision, context: PlanContext): void {
+  if (decision.keptByPin.size === 0) return;
+  const couldGo = new Set(candidates(decision));
+  for (const digest of [...decision.keptByPin.keys()].sort()) {
+    if (couldGo.has(digest)) context.inUse.push({ repository: decision.repo.name, digest, users: decision.keptByPin.get(digest) as string[] });
+  }
 }
 
 /** Tag index entries that are neither current nor kept history, of the tags that stay. */
@@ -290,9 +336,12 @@ export function planRepository(repo: RepositoryState, manifests: ReadonlyMap<Dig
   const removedTags = selectRemovedTags(repo, scope, rules, context);
   const closure = new Closure(repo, manifests);
   const keptHistory = keepTags(repo, closure, removedTags, rules?.history ?? 0);
+  const keptByPin = keepPinned(repo, closure, context.options.pinned);
   decideFallbackTags(repo, closure, removedTags, scope);
   if (closure.problems.length > 0) return spare(plan, repo, closure.problems);
-  return record({ repo, scope, removedTags, closure, keptHistory }, plan);
+  const decision = { repo, scope, removedTags, closure, keptHistory, keptByPin };
+  noteInUse(decision, context);
+  return record(decision, plan);
 }
 
 /**

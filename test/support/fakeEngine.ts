@@ -17,7 +17,7 @@
  * What is returned is a copy, as an inspect would be: holding a ContainerInfo
  * does not show later changes; ask `state(id)`.
  */
-import type { ContainerInfo, Engine, RunOnceOptions, RunResult, VolumeInfo } from '../../src/docker/engine.js';
+import type { ContainerInfo, Engine, ImageUse, RunOnceOptions, RunResult, VolumeInfo } from '../../src/docker/engine.js';
 import { RegsweepError } from '../../src/errors.js';
 
 export type EngineMethod = keyof Engine;
@@ -56,6 +56,7 @@ export class FakeEngine implements Engine {
   private readonly files = new Map<string, Map<string, string>>();
   private readonly services = new Map<string, string[]>();
   private readonly volumes = new Map<string, VolumeInfo>();
+  private readonly imageUses: ImageUse[] = [];
   private readonly execResults = new Map<string, RunResult>();
   private readonly runOnceResults = new Map<string, RunResult>();
   private readonly failures: Failure[] = [];
@@ -97,6 +98,11 @@ export class FakeEngine implements Engine {
     const volume = { name, mountpoint: options.mountpoint ?? `/var/lib/docker/volumes/${name}/_data`, driver: options.driver ?? 'local' };
     this.volumes.set(name, volume);
     return copy(volume);
+  }
+
+  /** An image reference some container or service runs (what `imagesInUse` answers), e.g. `('container web-1', 'localhost:5000/app@sha256:…')`. */
+  addImageUse(user: string, reference: string): void {
+    this.imageUses.push({ user, reference });
   }
 
   setFile(containerId: string, file: string, text: string): void {
@@ -207,6 +213,10 @@ export class FakeEngine implements Engine {
       const v = this.volumes.get(name);
       return v && copy(v);
     });
+  }
+
+  async imagesInUse(): Promise<ImageUse[]> {
+    return this.call('imagesInUse', undefined, undefined, () => copy(this.imageUses));
   }
 
   async readFile(containerId: string, file: string): Promise<string | undefined> {

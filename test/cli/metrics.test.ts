@@ -3,7 +3,7 @@
  * parser of the format reads, with the values of the run's own JSON report,
  * on success and on failure, replaced whole by a rename.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,9 +21,34 @@ let root: string;
 let out: string;
 let file: string;
 
-/** Every gauge's one value, after checking each family is a gauge with its HELP and one sample labelled with `target`. */
+/**
+ * The file as Prometheus's own Python client reads it (Debian's
+ * python3-prometheus-client, which CI installs): family → type and samples.
+ * Undefined where that client is not installed.
+ */
+const OFFICIAL = `
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {f.name: {"type": f.type, "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in f.samples]} for f in text_string_to_metric_families(sys.stdin.read())}
+print(json.dumps(out))
+`;
+function officialParse(text: string): Record<string, { type: string; samples: Array<{ name: string; labels: Record<string, string>; value: number }> }> | undefined {
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import prometheus_client'], { stdio: 'ignore' });
+  if (probe.status !== 0) return undefined;
+  const parsed = spawnSync('/usr/bin/python3', ['-c', OFFICIAL], { input: text, encoding: 'utf8' });
+  expect(parsed.stderr).toBe('');
+  return JSON.parse(parsed.stdout);
+}
+
+/** Every gauge's one value, after checking each family is a gauge with its HELP and one sample labelled with `target`; the official parser reads the same. */
 async function readMetrics(target: string): Promise<Record<string, number>> {
-  const families = parsePromText(await fs.readFile(file, 'utf8'));
+  const text = await fs.readFile(file, 'utf8');
+  const families = parsePromText(text);
+  const official = officialParse(text);
+  if (official) {
+    expect(Object.keys(official)).toEqual([...families.keys()]);
+    for (const [name, family] of families) expect(official[name]).toEqual({ type: family.type, samples: family.samples });
+  }
   expect([...families.keys()]).toEqual(GAUGES.map((g) => `regsweep_last_run_${g}`));
   const values: Record<string, number> = {};
   for (const [name, family] of families as Map<string, Family>) {

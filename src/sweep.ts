@@ -244,18 +244,25 @@ async function inWindow<T>(
   options: SweepOptions,
   paths: { trash: string; journal: string | undefined },
   work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
-): Promise<{ value: T; pausedMs: number }> {
+): Promise<{ value: T; pausedMs: number; windowMs: number }> {
   const { lock } = options;
-  if (!lock) return window.run((signal) => work(signal, () => {}));
+  // The window is window.run: from the pause (where there is one) to the registry serving again; what prepares it is not in it.
+  const timed = async (run: () => Promise<{ value: T; pausedMs: number }>) => {
+    const started = Date.now();
+    return { ...(await run()), windowMs: Date.now() - started };
+  };
+  if (!lock) return timed(() => window.run((signal) => work(signal, () => {})));
   lock.update({ trash: paths.trash, journal: paths.journal });
   const watchdog = startWatchdog(lock.root, lock.token, options.docker ?? false);
   lock.update({ watchdog: watchdog.process });
   let broughtBack = false;
   lock.inWindow = true;
   try {
-    const result = await window.run(
-      (signal) => work(signal, (pid) => lock.update({ gc: processRef(pid) })),
-      (paused) => lock.update({ paused: paused.map((c) => ({ id: c.id, name: c.name })) }),
+    const result = await timed(() =>
+      window.run(
+        (signal) => work(signal, (pid) => lock.update({ gc: processRef(pid) })),
+        (paused) => lock.update({ paused: paused.map((c) => ({ id: c.id, name: c.name })) }),
+      ),
     );
     broughtBack = true;
     return result;
@@ -365,7 +372,6 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   // Made before the window, where they would count: the blobs the sweep takes, and directories for its swaps.
   if (builtin || options.blobCache) planned.sweptDigests();
   remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapsExpected(planned, builtin !== undefined));
-  const windowStarted = Date.now();
   const windowed = inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
@@ -377,11 +383,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     return { applied, uploads, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
   });
   const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
-  const { value: outcome, pausedMs } = await windowed.catch((error: unknown) => {
+  const { value: outcome, pausedMs, windowMs } = await windowed.catch((error: unknown) => {
     closeJournals();
     throw error;
   });
-  report.windowMs = Date.now() - windowStarted;
+  report.windowMs = windowMs;
   // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
   await afterWindow(root, outcome, remover).finally(closeJournals);
 

@@ -42,8 +42,10 @@ export interface ApplyResult {
   indexEntries: PlannedIndexEntries;
   /** Repositories left alone because the tree no longer matched the plan. */
   skipped: Problem[];
-  /** Every removed directory, relative to the root. */
-  paths: string[];
+  /** Every removed directory, as the window removed it. */
+  specs: PathSpec[];
+  /** The same relative to the root: made when asked, after the window, where the strings cost nothing. */
+  readonly paths: string[];
   /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries). */
   deferred: PlannedIndexEntry[];
 }
@@ -181,12 +183,24 @@ async function applyRepository(repository: string, planned: PlanByRepository, la
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const result: ApplyResult = { repositories: [], tags: [], manifests: plannedManifests(), indexEntries: plannedIndexEntries(), skipped: [], paths: [], deferred: [] };
+  const specs: PathSpec[] = [];
+  const result: ApplyResult = {
+    repositories: [],
+    tags: [],
+    manifests: plannedManifests(),
+    indexEntries: plannedIndexEntries(),
+    skipped: [],
+    specs,
+    get paths() {
+      return specs.map((spec) => layout.relativePathFor(spec));
+    },
+    deferred: [],
+  };
   const total = removalCount(plan);
   const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
   const removed = (spec: PathSpec): void => {
-    result.paths.push(layout.relativePathFor(spec));
-    options.onProgress?.({ phase: 'apply', done: result.paths.length, total, unit: 'removals' });
+    specs.push(spec);
+    options.onProgress?.({ phase: 'apply', done: specs.length, total, unit: 'removals' });
   };
   const removals: Removals = {
     deferIndexEntries: options.deferIndexEntries ?? false,
@@ -232,6 +246,6 @@ export async function removeIndexEntries(root: string, applied: ApplyResult, rem
     const spec: PathSpec = { kind: 'tagIndexEntryDir', name, tag, digest };
     await remover.linkDirectory(layout.pathFor(spec));
     applied.indexEntries.push(entry);
-    applied.paths.push(layout.relativePathFor(spec));
+    applied.specs.push(spec);
   }
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { applyPlan, removeIndexEntries } from '../../src/apply/apply.js';
 import { restoreJournal } from '../../src/apply/restore.js';
@@ -7,18 +7,12 @@ import { Remover, emptyTrash, trashFor } from '../../src/apply/trash.js';
 import { parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { planPurge, scan } from '../support/inventory.js';
-import { snapshot, tempDir } from '../support/tmp.js';
+import { snapshot } from '../support/tmp.js';
+import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
 let w: TreeWriter;
-
-beforeEach(async () => {
-  root = await tempDir();
-  w = await new TreeWriter(root).init();
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
+sampleTreeEachTest((tree) => ({ root, w } = tree));
 
 async function planOf() {
   return { plan: planPurge(await scan(root)) };

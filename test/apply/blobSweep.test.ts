@@ -6,25 +6,18 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
 import { applyPlan } from '../../src/apply/apply.js';
 import { sweepBlobs, sweepLayerLinks } from '../../src/apply/blobSweep.js';
 import { Remover, trashFor } from '../../src/apply/trash.js';
 import type { Digest } from '../../src/model.js';
 import { planTree } from '../../src/plan/planTree.js';
-import { tempDir } from '../support/tmp.js';
+import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
 let w: TreeWriter;
-
-beforeEach(async () => {
-  root = await tempDir();
-  w = await new TreeWriter(root).init();
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
+sampleTreeEachTest((tree) => ({ root, w } = tree));
 
 const HOUR = 3_600_000;
 

@@ -3,8 +3,7 @@
  * them, their index children and referrers, names those it would otherwise
  * have removed, and still removes every other untagged revision.
  */
-import fs from 'node:fs/promises';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Digest } from '../../src/model.js';
 import { type Pinned, emptyPins, readPinList } from '../../src/plan/pins.js';
 import { type PlanOptions, emptyPlan, planContext, planRepository } from '../../src/plan/planner.js';
@@ -12,18 +11,11 @@ import { planTree } from '../../src/plan/planTree.js';
 import { parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { predictCollect, scan } from '../support/inventory.js';
-import { tempDir } from '../support/tmp.js';
+import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
 let w: TreeWriter;
-
-beforeEach(async () => {
-  root = await tempDir();
-  w = await new TreeWriter(root).init();
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
+sampleTreeEachTest((tree) => ({ root, w } = tree));
 
 /** Pins as a `--keep-digests` list would give them, every one used by `user`. */
 function pins(lines: string[], user = 'container web-1'): Pinned {

@@ -1,24 +1,16 @@
 import fs from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { applyPlan } from '../../src/apply/apply.js';
 import type { Digest } from '../../src/model.js';
 import { makeRules } from '../../src/plan/policy.js';
 import { type Selector, parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter, type Written, seededBytes } from '../../scripts/sampleTree.js';
 import { keepsUntagged, planPurge, predictCollect, scan } from '../support/inventory.js';
-import { tempDir } from '../support/tmp.js';
+import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
 let w: TreeWriter;
-
-beforeEach(async () => {
-  root = await tempDir();
-  w = await new TreeWriter(root).init();
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
+sampleTreeEachTest((tree) => ({ root, w } = tree));
 
 async function planOf(selectors: Selector[] = [], version = '2.8.2') {
   const inventory = await scan(root);

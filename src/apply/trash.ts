@@ -162,16 +162,10 @@ export class Remover {
   sweepUnless(dir: string, needed: () => boolean): boolean {
     if (needed()) return false;
     const slot = this.sweptSlot();
-    const to = path.join(this.trash as string, ...slot.split('/'));
-    try {
-      fs.renameSync(dir, to);
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT' && !fs.existsSync(dir)) return false;
-      throw error;
-    }
+    if (this.renameInto(dir, slot) !== 'moved') return false;
     if (needed()) {
       try {
-        fs.renameSync(to, dir);
+        fs.renameSync(path.join(this.trash as string, ...slot.split('/')), dir);
       } catch (error) {
         // The push wrote the link again meanwhile: what it wrote stays.
         if (errnoOf(error) !== 'EEXIST' && !isNotEmpty(error)) throw error;
@@ -250,6 +244,13 @@ export class Remover {
 
   /** Renames `dir` to `to` inside the trash, and journals the move (in a quarantine) once it is made. */
   private move(dir: string, to: string): 'moved' | 'gone' | 'other filesystem' {
+    const moved = this.renameInto(dir, to);
+    if (moved === 'moved') this.journal.moved(dir, to);
+    return moved;
+  }
+
+  /** Renames `dir` to `to` inside the trash, journaling nothing. */
+  private renameInto(dir: string, to: string): 'moved' | 'gone' | 'other filesystem' {
     try {
       fs.renameSync(dir, path.join(this.trash as string, ...to.split('/')));
     } catch (error) {
@@ -258,7 +259,6 @@ export class Remover {
       if (errnoOf(error) === 'EXDEV') return 'other filesystem';
       throw error;
     }
-    this.journal.moved(dir, to);
     return 'moved';
   }
 }

@@ -41,8 +41,9 @@ export interface BlobSweepResult {
   spared: { blobs: number; bytes: number };
   /** `_layers` links of swept blobs taken out (sweepLayerLinks, after the window). */
   layerLinks: number;
-  /** The hex of every blob taken out, for sweepLayerLinks. */
+  /** The hex of every blob taken out, and the repositories found in the window: for sweepLayerLinks. */
   taken: Set<string>;
+  repositories: readonly FoundRepository[];
   /** A revision found since the scan that could not be read: nothing was swept. */
   problems: Problem[];
 }
@@ -101,7 +102,7 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
   const swept = new Set(options.swept);
-  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, taken: new Set(), problems: [] };
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, taken: new Set(), repositories, problems: [] };
   const checked = remark(layout, repositories, swept, options);
   if ('problem' in checked) return { ...result, problems: [checked.problem] };
   result.remarked = checked.remarked;
@@ -132,7 +133,8 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
  */
 export function sweepLayerLinks(root: string, result: BlobSweepResult, remover: Remover): void {
   const layout = new Layout(root);
-  for (const repo of findRepositories(layout, [])) {
+  // The window's list: a repository made since holds no link of a taken blob unless it pushed that blob again.
+  for (const repo of result.repositories) {
     const links = layout.pathFor({ kind: 'layerAlgorithm', name: repo.name });
     for (const hex of names(links)) {
       if (!result.taken.has(hex)) continue;

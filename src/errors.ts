@@ -28,6 +28,13 @@ export class LayoutError extends UsageError {}
 /** A journal given to `--restore` that is not one, or that names a path outside the tree. Exit code 2. */
 export class JournalError extends UsageError {}
 
+/**
+ * A real run (or `--restore`) on storage it cannot write: a read-only mount, or
+ * directories this user may not write. Refused before the lock, the scan or any
+ * pause: nothing changed. Exit code 2.
+ */
+export class StorageNotWritableError extends UsageError {}
+
 /** A real run that was not confirmed at the prompt: nothing changed. Exit code 2. */
 export class NotConfirmedError extends UsageError {}
 

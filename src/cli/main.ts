@@ -2,7 +2,7 @@
  * The command line: the only place that reads argv, prints, and sets exit codes.
  *   0 done (also when there was nothing to do)
  *   1 done with problems (a repository spared, garbage-collect failed)
- *   2 refused (usage, bad input, unsupported target); nothing changed
+ *   2 refused (usage, bad input, unsupported target, storage it cannot write); nothing changed
  *   130 interrupted
  */
 import { randomUUID } from 'node:crypto';
@@ -14,6 +14,7 @@ import { RegsweepError, UsageError } from '../errors.js';
 import { parseSelector } from '../plan/selectors.js';
 import { requireRegistryRoot } from '../storage/scan.js';
 import { type ScanPool, openScanPool } from '../storage/scanPool.js';
+import { requireWritableStorage } from '../storage/writable.js';
 import { exclusively, findings } from '../exclusiveRun.js';
 import { type SweepOptions, type SweepPreview, type SweepReport, sweep } from '../sweep.js';
 import { type CliOptions, program } from './program.js';
@@ -63,11 +64,17 @@ async function run(argv: string[], state: RunState): Promise<number> {
   }
 }
 
+/** A storage root that a real run or a restore can write, else a refusal (exit 2) saying what to do. */
+function requireWritableRoot(root: string, purpose: 'run' | 'restore'): void {
+  requireRegistryRoot(root);
+  requireWritableStorage(root, purpose);
+}
+
 /** `--restore`: holding the registry's lock, puts back what a journal or a quarantine recorded. */
 async function restoreCommand(opts: CliOptions, from: string): Promise<number> {
   const root = opts.path;
   if (!root) throw new UsageError('--restore needs --path ROOT');
-  requireRegistryRoot(root);
+  requireWritableRoot(root, 'restore');
   const lockOptions = { root, containers: [], target: { kind: 'path' as const, name: root }, bringBack: { restart: false }, waitMs: opts.wait };
   const restored = await exclusively(lockOptions, async (_lock, recovered) => {
     if (recovered) process.stderr.write(`regsweep: recovered a run that died (pid ${recovered.holder.pid} on ${recovered.holder.hostname}, started ${recovered.holder.startedAt})\n`);
@@ -105,6 +112,8 @@ async function sweepCommand(
   const policy = await policyFrom(opts);
   const keptDigests = await pinsFromFile(opts, dryRun);
   const resolved = await resolveTarget(opts, args, log);
+  // A real run writes in the tree it found: one it cannot write is refused before the lock, the scan or a pause.
+  if (!dryRun) requireWritableRoot(resolved.target.root, 'run');
   const selectors = resolved.repositories.map(parseSelector);
   const runId = randomUUID();
   const { target, engine } = resolved;

@@ -1,0 +1,44 @@
+/**
+ * Can a real run write where it will? It writes its lock, trash and quarantine
+ * in the storage root, renames within `docker/registry/v2`, and removes from
+ * `blobs` and `repositories` (garbage-collect as well). Each of them may be a
+ * symlink or a mount point of another filesystem, so each is asked on its own,
+ * before the lock, the scan or any pause: a read-only mount otherwise fails
+ * halfway, as a raw EROFS after the registry was paused.
+ */
+import fs from 'node:fs';
+import { StorageNotWritableError } from '../errors.js';
+import { errnoOf, isMissing } from '../util/errno.js';
+import { Layout, type PathSpec } from './layout.js';
+
+/** Below the root, where a real run writes. A missing one is not checked: the scan says what the tree lacks. */
+const WRITTEN: readonly PathSpec[] = [{ kind: 'v2' }, { kind: 'blobs' }, { kind: 'blobAlgorithm' }, { kind: 'repositories' }];
+
+/** What needs to write: a real run (which a dry run can stand in for), or `--restore`. */
+type Purpose = 'run' | 'restore';
+
+function refusal(dir: string, error: unknown, purpose: Purpose): StorageNotWritableError {
+  const needs = purpose === 'run' ? 'a real run must write there' : '--restore must write there';
+  const orDryRun = purpose === 'run' ? ', or use --dry-run' : '';
+  const code = errnoOf(error);
+  if (code === 'EROFS') return new StorageNotWritableError(`${dir} is on a read-only filesystem: ${needs}; mount it read-write (or the volume without :ro)${orDryRun}`);
+  if (code === 'EACCES') {
+    const uid = process.getuid?.();
+    return new StorageNotWritableError(`${dir} is not writable by this user${uid === undefined ? '' : ` (uid ${uid})`}: ${needs}; run as the storage's owner or root${orDryRun}`);
+  }
+  // EPERM (an immutable directory) and the rest: the code says more than a guess would.
+  return new StorageNotWritableError(`${dir} is not writable (${code ?? (error as Error).message}): ${needs}; make it writable${orDryRun}`);
+}
+
+/** Throws StorageNotWritableError naming the first directory a real run (or a restore) writes and may not. */
+export function requireWritableStorage(root: string, purpose: Purpose = 'run'): void {
+  const layout = new Layout(root);
+  for (const dir of [layout.root, ...WRITTEN.map((spec) => layout.pathFor(spec))]) {
+    try {
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (error) {
+      if (isMissing(error)) continue;
+      throw refusal(dir, error, purpose);
+    }
+  }
+}

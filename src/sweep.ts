@@ -28,6 +28,7 @@ import { Layout } from './storage/layout.js';
 import { type LockState, type RunLock, processRef } from './storage/runLock.js';
 import { findRepositories, requireRegistryRoot } from './storage/scan.js';
 import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
+import { otherFilesystems } from './storage/filesystems.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
 
@@ -242,7 +243,7 @@ async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?
 async function inWindow<T>(
   window: MaintenanceWindow,
   options: SweepOptions,
-  paths: { trash: string; journal: string | undefined },
+  paths: { trash: string; trashes: string[]; journal: string | undefined },
   work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
 ): Promise<{ value: T; pausedMs: number; windowMs: number }> {
   const { lock } = options;
@@ -252,8 +253,10 @@ async function inWindow<T>(
     return { ...(await run()), windowMs: Date.now() - started };
   };
   if (!lock) return timed(() => window.run((signal) => work(signal, () => {})));
-  lock.update({ trash: paths.trash, journal: paths.journal });
+  lock.update(paths);
   const watchdog = startWatchdog(lock.root, lock.token, options.docker ?? false);
+  // The watchdog gets every record: on a full disk the lock file may not hold it yet.
+  lock.watch((record) => watchdog.tell(record));
   lock.update({ watchdog: watchdog.process });
   let broughtBack = false;
   lock.inWindow = true;
@@ -273,6 +276,7 @@ async function inWindow<T>(
     lock.inWindow = false;
     if (broughtBack) {
       lock.update({ paused: [], gc: undefined });
+      lock.watch(undefined);
       watchdog.done();
     }
   }
@@ -367,14 +371,18 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
 
   const trash = trashFor(root, options.quarantineMs);
-  const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash });
+  // Parts of the tree on other filesystems: a trash in each, since a rename cannot cross into one beside docker/.
+  const elsewhere = otherFilesystems(root, planned.repositories);
+  const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash, elsewhere });
   const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
   // Made before the window, where they would count: the blobs the sweep takes, and directories for its swaps.
   if (builtin || options.blobCache) planned.sweptDigests();
   remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapsExpected(planned, builtin !== undefined));
-  const windowed = inWindow(window, options, { trash, journal }, async (signal, onStarted) => {
+  const windowed = inWindow(window, options, { trash, trashes: remover.trashes, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
+    // A lock taken on a full disk: its record goes on disk now that the removals made room.
+    options.lock?.persist();
     const uploads = stale ? await removeUploads(root, stale, remover, signal) : undefined;
     const own = builtin ? { root, planned, remover } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
@@ -384,15 +392,21 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   });
   const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
   const { value: outcome, pausedMs, windowMs } = await windowed.catch((error: unknown) => {
+    // The registry serves again: a failed run leaves nothing behind. Not so when it could not be brought back: the watchdog or the next run needs the trash.
     closeJournals();
+    if (!(error instanceof RollbackError)) remover.discard();
     throw error;
   });
   report.windowMs = windowMs;
   // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
-  await afterWindow(root, outcome, remover).finally(closeJournals);
+  await afterWindow(root, outcome, remover).then(closeJournals, (error: unknown) => {
+    closeJournals();
+    remover.discard();
+    throw error;
+  });
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
-  emptyTrash(root);
+  emptyTrash(root, Date.now(), elsewhere);
   if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
   const { applied, gc } = outcome;
   report.problems.push(...applied.skipped);

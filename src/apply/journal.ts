@@ -17,6 +17,7 @@ import path from 'node:path';
 import { JournalError, LayoutError } from '../errors.js';
 import { isMissing } from '../util/errno.js';
 import { Layout } from '../storage/layout.js';
+import { appendWhole } from '../util/append.js';
 
 /** A removed link file and its content. Paths are relative to the storage root, with '/' separators. */
 interface LinkEntry {
@@ -83,7 +84,7 @@ export class Journal {
       for (const file of files) {
         const fd = fsSync.openSync(file, 'a');
         fds.push(fd);
-        fsSync.writeSync(fd, `${JSON.stringify(header)}\n`);
+        appendWhole(fd, `${JSON.stringify(header)}\n`);
       }
     } catch (error) {
       for (const fd of fds) fsSync.closeSync(fd);
@@ -112,7 +113,7 @@ export class Journal {
 
   private line(entry: LinkEntry | MoveEntry): void {
     const text = `${JSON.stringify(entry)}\n`;
-    for (const fd of this.fds) fsSync.writeSync(fd, text);
+    for (const fd of this.fds) appendWhole(fd, text);
     this.written++;
   }
 

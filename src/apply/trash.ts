@@ -14,8 +14,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../storage/layout.js';
 import { names } from '../storage/read.js';
-import { SwapLog, worthSwapping } from '../storage/swap.js';
-import { errnoOf, isNotEmpty } from '../util/errno.js';
+import { filesystemTop } from '../storage/filesystems.js';
+import { SwapLog, undoSwaps, worthSwapping } from '../storage/swap.js';
+import { UsageError } from '../errors.js';
+import { errnoOf, isNoSpace, isNotEmpty } from '../util/errno.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
 
@@ -43,20 +45,22 @@ export function quarantineExpiry(dir: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** The directories directly in the storage root whose names start with `prefix`. */
-function rootEntries(base: string, prefix: string): string[] {
+/** The directories directly in `base` whose names start with `prefix`. */
+function entriesOf(base: string, prefix: string): string[] {
   return fastGlob().sync(`${prefix}*`, { cwd: base, onlyDirectories: true, dot: true, deep: 1, absolute: true });
 }
 
 /**
- * Deletes the trash of this run and any left by an interrupted one, and every
- * quarantine that has expired; unexpired quarantines stay. Never inside
- * docker/registry/v2. Returns the quarantines it deleted.
+ * Deletes the trash of this run and any left by an interrupted one (beside
+ * docker/, and in each directory of `elsewhere`, the tree's parts on other
+ * filesystems), and every quarantine that has expired; unexpired quarantines
+ * stay. Never anything else inside docker/registry/v2. Returns the
+ * quarantines it deleted.
  */
-export function emptyTrash(root: string, now = Date.now()): string[] {
+export function emptyTrash(root: string, now = Date.now(), elsewhere: readonly string[] = []): string[] {
   const base = new Layout(root).root;
-  for (const dir of rootEntries(base, TRASH_PREFIX)) fs.rmSync(dir, { recursive: true, force: true });
-  const expired = rootEntries(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
+  for (const dir of [base, ...elsewhere].flatMap((where) => entriesOf(where, TRASH_PREFIX))) fs.rmSync(dir, { recursive: true, force: true });
+  const expired = entriesOf(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
   for (const dir of expired) fs.rmSync(dir, { recursive: true, force: true });
   return expired;
 }
@@ -66,26 +70,84 @@ export interface RemoverOptions {
   journals?: string[];
   /** Move removals here (trashFor) and delete them later with emptyTrash. */
   trash?: string;
+  /**
+   * The tree's directories on other filesystems (storage/filesystems.ts):
+   * what goes from below one goes into a trash of the same name inside it,
+   * since a rename cannot cross filesystems. Not with a quarantine.
+   */
+  elsewhere?: readonly string[];
 }
 
 /**
- * Journals and removes directories, into the trash when there is one. In a
- * quarantine it also journals where each directory went, and keeps a journal
- * of its own.
+ * One trash directory on one filesystem. It is made when first needed, and
+ * where there is no room for it (a full disk) removals go in place until a
+ * later one finds room: the first of them free it.
+ */
+class Bin {
+  /** Made (or found made). Once it is, a missing trash is a failure, never room to remove in place. */
+  ready = false;
+  private sweptReady = false;
+  readonly swaps: SwapLog;
+
+  constructor(readonly dir: string) {
+    this.swaps = new SwapLog(dir);
+  }
+
+  /** Is the trash there, made now if need be? False when there is no room for it. */
+  ensure(): boolean {
+    if (this.ready) return true;
+    try {
+      fs.mkdirSync(this.dir);
+    } catch (error) {
+      if (isNoSpace(error)) return false;
+      if (errnoOf(error) !== 'EEXIST') throw error;
+    }
+    this.ready = true;
+    return true;
+  }
+
+  /** `swept/` inside it, for the builtin sweep; false when there is no room for it. */
+  ensureSwept(): boolean {
+    if (this.sweptReady) return true;
+    if (!this.ensure()) return false;
+    try {
+      fs.mkdirSync(path.join(this.dir, SWEPT), { recursive: true });
+    } catch (error) {
+      if (isNoSpace(error)) return false;
+      throw error;
+    }
+    this.sweptReady = true;
+    return true;
+  }
+}
+
+function noRoomForQuarantine(quarantine: string): UsageError {
+  return new UsageError(`no room for a quarantine in ${path.dirname(quarantine)}: its disk is full; run without --quarantine to free space first`);
+}
+
+/** Removes a directory and what it holds in place; false when it was gone already. */
+function removeInPlace(dir: string): boolean {
+  if (!fs.existsSync(dir)) return false;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Journals and removes directories, into the trash of their filesystem when
+ * there is one (in place where there is no room for a trash). In a quarantine
+ * it also journals where each directory went, and keeps a journal of its own.
  */
 export class Remover {
   private sequence = 0;
-  private trashReady = false;
-  private sweptReady = false;
-
-  /** Swaps go only into a trash, announced in its log. */
-  private readonly swaps: SwapLog | undefined;
+  /** The trash beside docker/ first, then one inside each directory of `elsewhere`, deepest first. */
+  private readonly bins: Bin[];
 
   private constructor(
     private readonly journal: Journal,
-    private readonly trash: string | undefined,
+    trash: string | undefined,
+    private readonly elsewhere: readonly string[],
   ) {
-    this.swaps = trash === undefined ? undefined : new SwapLog(trash);
+    this.bins = trash === undefined ? [] : [new Bin(trash), ...elsewhere.map((top) => new Bin(path.join(top, path.basename(trash))))];
   }
 
   /** Opens the journals; the caller closes them with close(). */
@@ -95,12 +157,27 @@ export class Remover {
     const files = [...(options.journals ?? [])];
     let quarantine: { name: string; until: number } | undefined;
     if (trash !== undefined && until !== undefined) {
-      fs.mkdirSync(trash, { recursive: true });
+      if (options.elsewhere?.length) throw new UsageError(`--quarantine keeps what a run removes beside docker/, and ${options.elsewhere[0]} is on another filesystem: run without --quarantine`);
+      try {
+        fs.mkdirSync(trash, { recursive: true });
+      } catch (error) {
+        if (isNoSpace(error)) throw noRoomForQuarantine(trash);
+        throw error;
+      }
       files.unshift(path.join(trash, QUARANTINE_JOURNAL));
       quarantine = { name: path.basename(trash), until };
     }
-    const remover = new Remover(Journal.open(files, new Layout(root), quarantine), trash);
-    remover.trashReady = quarantine !== undefined;
+    let journal: Journal;
+    try {
+      journal = Journal.open(files, new Layout(root), quarantine);
+    } catch (error) {
+      if (quarantine) fs.rmSync(trash as string, { recursive: true, force: true });
+      if (!isNoSpace(error)) throw error;
+      if (quarantine) throw noRoomForQuarantine(trash as string);
+      throw new UsageError(`no room to write the journal (${files.join(', ')}): its disk is full; give --journal a file on another disk`);
+    }
+    const remover = new Remover(journal, trash, quarantine ? [] : (options.elsewhere ?? []));
+    if (quarantine) (remover.bins[0] as Bin).ready = true;
     return remover;
   }
 
@@ -109,9 +186,30 @@ export class Remover {
     return this.journal.entries;
   }
 
+  /** Every trash this run may make, for its lock: whoever finds the run dead undoes their swaps. */
+  get trashes(): string[] {
+    return this.bins.map((bin) => bin.dir);
+  }
+
   close(): void {
-    this.swaps?.close();
+    for (const bin of this.bins) bin.swaps.close();
     this.journal.close();
+  }
+
+  /**
+   * A run that failed while the registry serves (after the window brought it
+   * back, or before it paused it), once its journals are closed: its open swaps
+   * undone (none normally: a swap puts itself back when it fails) and its
+   * trashes deleted, so that a failure leaves nothing behind. A quarantine
+   * stays: it holds what the run removed.
+   */
+  discard(): void {
+    for (const bin of this.bins) bin.swaps.close();
+    for (const bin of this.bins) {
+      if (quarantineExpiry(bin.dir) !== undefined) continue;
+      undoSwaps(bin.dir);
+      fs.rmSync(bin.dir, { recursive: true, force: true });
+    }
   }
 
   /** A revision or index entry directory, which normally holds only its `link`. */
@@ -136,21 +234,25 @@ export class Remover {
 
   /**
    * A swept blob's directory or a `_layers` link directory: one rename into
-   * the trash's `swept/`. False when it was gone already.
+   * the trash's `swept/`, or removed in place where no trash can be had.
+   * False when it was gone already.
    */
   sweep(dir: string): boolean {
-    return this.move(dir, this.sweptSlot()) === 'moved';
+    const bin = this.binFor(dir);
+    if (!bin.ensureSwept()) return removeInPlace(dir);
+    const moved = this.move(dir, bin, this.sweptSlot());
+    return moved === 'other filesystem' ? removeInPlace(dir) : moved === 'moved';
   }
 
   /**
    * Before the window: empty directories like `template` for about `count`
-   * swaps (storage/swap.ts), so that each costs a rename instead of a mkdir
-   * inside it. Only into a trash.
+   * swaps (storage/swap.ts), in the trash of its filesystem, so that each
+   * costs a rename instead of a mkdir inside it. Fewer where there is no room.
    */
   prepareSwaps(template: string, count: number): void {
-    if (!this.swaps || count <= 0) return;
-    this.swaps.prepareSpares(template, count); // makes the trash
-    this.trashReady = true;
+    if (this.bins.length === 0 || count <= 0) return;
+    const bin = this.binFor(template);
+    if (bin.ensure()) bin.swaps.prepareSpares(template, count);
   }
 
   /**
@@ -161,14 +263,19 @@ export class Remover {
    */
   sweepUnless(dir: string, needed: () => boolean): boolean {
     if (needed()) return false;
+    const bin = this.binFor(dir);
+    // No trash to be had: in place, checked just before (a push since then writes the link again after it).
+    if (!bin.ensureSwept()) return removeInPlace(dir);
     const slot = this.sweptSlot();
-    if (this.renameInto(dir, slot) !== 'moved') return false;
+    const moved = this.renameInto(dir, bin, slot);
+    if (moved === 'other filesystem') return removeInPlace(dir);
+    if (moved !== 'moved') return false;
     if (needed()) {
       try {
-        fs.renameSync(path.join(this.trash as string, ...slot.split('/')), dir);
+        fs.renameSync(path.join(bin.dir, ...slot.split('/')), dir);
       } catch (error) {
         // The push wrote the link again meanwhile: what it wrote stays.
-        if (errnoOf(error) !== 'EEXIST' && !isNotEmpty(error)) throw error;
+        if (!isNotEmpty(error)) throw error;
       }
       return false;
     }
@@ -186,11 +293,12 @@ export class Remover {
   async takeEntries(parent: string, removing: (name: string) => boolean, kind: 'links' | 'swept'): Promise<string[]> {
     const present = names(parent);
     const taken = present.filter(removing);
-    const stat = taken.length > 0 && this.swaps ? worthSwapping(parent, present.length, taken.length) : undefined;
-    if (!stat || !this.swaps) return this.oneByOne(parent, taken, kind);
+    const bin = taken.length > 0 && this.bins.length > 0 ? this.binFor(parent) : undefined;
+    const stat = bin ? worthSwapping(parent, present.length, taken.length) : undefined;
+    if (!stat || !bin?.ensureSwept()) return this.oneByOne(parent, taken, kind);
     if (kind === 'links' && this.journal.enabled) for (const name of taken) await this.journalLinks(path.join(parent, name));
     const slot = this.sweptSlot();
-    this.swaps.swapOut(parent, stat, path.join(this.trash as string, ...slot.split('/')), present.filter((name) => !removing(name)));
+    if (!bin.swaps.swapOut(parent, stat, path.join(bin.dir, ...slot.split('/')), present.filter((name) => !removing(name)))) return this.oneByOne(parent, taken, kind);
     if (this.journal.recordsMoves) for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${slot}/${name}`);
     return taken;
   }
@@ -206,13 +314,15 @@ export class Remover {
     return out;
   }
 
-  /** A fresh name in the trash's `swept/`. */
+  /** The trash on the filesystem `file` lies on. */
+  private binFor(file: string): Bin {
+    if (this.bins.length === 0) throw new Error('the builtin sweep needs a trash directory');
+    const top = filesystemTop(this.elsewhere, file);
+    return this.bins[top === undefined ? 0 : this.elsewhere.indexOf(top) + 1] as Bin;
+  }
+
+  /** A fresh name in a trash's `swept/`. */
   private sweptSlot(): string {
-    if (!this.trash) throw new Error('the builtin sweep needs a trash directory');
-    if (!this.sweptReady) {
-      fs.mkdirSync(path.join(this.trash, SWEPT), { recursive: true });
-      this.sweptReady = true;
-    }
     return `${SWEPT}/${this.sequence++}`;
   }
 
@@ -231,28 +341,25 @@ export class Remover {
     return true;
   }
 
-  /** True when the directory was moved to the trash (or was already gone). */
+  /** True when the directory was moved to a trash (or was already gone); false when it is to be removed in place. */
   private toTrash(dir: string): boolean {
-    if (!this.trash) return false;
-    if (!this.trashReady) {
-      fs.mkdirSync(this.trash, { recursive: true });
-      this.trashReady = true;
-    }
-    const moved = this.move(dir, String(this.sequence++));
-    return moved !== 'other filesystem'; // on another filesystem: delete in place
+    if (this.bins.length === 0) return false;
+    const bin = this.binFor(dir);
+    if (!bin.ensure()) return false; // no room for a trash: in place, which makes room
+    return this.move(dir, bin, String(this.sequence++)) !== 'other filesystem';
   }
 
   /** Renames `dir` to `to` inside the trash, and journals the move (in a quarantine) once it is made. */
-  private move(dir: string, to: string): 'moved' | 'gone' | 'other filesystem' {
-    const moved = this.renameInto(dir, to);
+  private move(dir: string, bin: Bin, to: string): 'moved' | 'gone' | 'other filesystem' {
+    const moved = this.renameInto(dir, bin, to);
     if (moved === 'moved') this.journal.moved(dir, to);
     return moved;
   }
 
   /** Renames `dir` to `to` inside the trash, journaling nothing. */
-  private renameInto(dir: string, to: string): 'moved' | 'gone' | 'other filesystem' {
+  private renameInto(dir: string, bin: Bin, to: string): 'moved' | 'gone' | 'other filesystem' {
     try {
-      fs.renameSync(dir, path.join(this.trash as string, ...to.split('/')));
+      fs.renameSync(dir, path.join(bin.dir, ...to.split('/')));
     } catch (error) {
       // Gone already; but a missing trash is a failure, never a removal.
       if (errnoOf(error) === 'ENOENT' && !fs.existsSync(dir)) return 'gone';

@@ -53,7 +53,8 @@ async function stillPaused(engine: Engine, record: HolderRecord): Promise<Contai
 export async function recoverRun(record: HolderRecord, engine: Engine | undefined, by: Recovery['by']): Promise<Recovery> {
   const gcStopped = await stopGarbageCollect(record);
   // Before the registry serves again: kept entries of a half-done swap are not where it looks.
-  const swapsUndone = undoSwaps(record.trash);
+  let swapsUndone = 0;
+  for (const trash of new Set([record.trash, ...(record.trashes ?? [])])) swapsUndone += undoSwaps(trash);
   const helpersRemoved = engine ? await engine.removeRunHelpers(record.token) : 0;
   const paused = engine ? await stillPaused(engine, record) : [];
   if (engine && paused.length > 0) await bringBack(engine, paused, record.bringBack);

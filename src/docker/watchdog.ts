@@ -4,16 +4,19 @@
  * of a pipe whose write end only regsweep holds. When regsweep ends normally
  * it says "done" and the watchdog exits quietly; when regsweep dies in any way
  * (SIGKILL, OOM, a crash), the kernel closes the pipe and the watchdog brings
- * the registry back at once (watchdogMain.ts). If the watchdog dies too, the
+ * the registry back at once (watchdogMain.ts), by the lock record the run last
+ * told it through the same pipe. If the watchdog dies too, the
  * next run finds the dead run's lock and recovers instead.
  */
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type ProcessRef, processRef } from '../storage/runLock.js';
+import { type HolderRecord, type ProcessRef, processRef } from '../storage/runLock.js';
 
 export interface Watchdog {
   readonly process: ProcessRef;
+  /** The run's lock record as it is now: the watchdog recovers by the last one it was told (the lock file may not hold it yet). */
+  tell(record: Readonly<HolderRecord>): void;
   /** The run brought the registry back itself: the watchdog may go. */
   done(): void;
 }
@@ -29,6 +32,9 @@ export function startWatchdog(root: string, token: string, docker: boolean): Wat
   (child.stdin as unknown as Socket).unref();
   return {
     process: processRef(child.pid as number),
+    tell(record) {
+      child.stdin?.write(`record ${JSON.stringify(record)}\n`);
+    },
     done() {
       child.stdin?.end('done\n');
     },

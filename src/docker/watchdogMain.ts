@@ -4,7 +4,7 @@
  * registry back, leaves a note for the next run to report, and releases the
  * dead run's lock.
  */
-import { inspectLock, releaseLock, saveRecoveryNote } from '../storage/runLock.js';
+import { type HolderRecord, inspectLock, releaseLock, saveRecoveryNote } from '../storage/runLock.js';
 import { recoverRun } from './recovery.js';
 
 const [root, token, mode] = process.argv.slice(2) as [string, string, string];
@@ -12,11 +12,30 @@ const [root, token, mode] = process.argv.slice(2) as [string, string, string];
 // Signals meant for regsweep's terminal or session are not for the watchdog.
 for (const signal of ['SIGINT', 'SIGHUP', 'SIGQUIT'] as const) process.on(signal, () => {});
 
-async function recover(): Promise<void> {
+/** What the run said on the pipe: the last record it told, and whether it said it is done. */
+function heard(said: string): { record?: HolderRecord; done: boolean } {
+  let record: HolderRecord | undefined;
+  let done = false;
+  for (const line of said.split('\n')) {
+    if (line === 'done') done = true;
+    else if (line.startsWith('record ')) {
+      try {
+        record = JSON.parse(line.slice('record '.length)) as HolderRecord;
+      } catch {
+        // Cut short as the run died: the one before it stands.
+      }
+    }
+  }
+  return { record, done };
+}
+
+async function recover(told: HolderRecord | undefined): Promise<void> {
   const state = inspectLock(root);
-  if (state?.record.token !== token) return; // released, or taken over by a run that recovers itself
+  // Released, or taken over by a run that recovers itself; no file at all: the run took its lock on a full disk.
+  if (state ? state.record.token !== token : told === undefined) return;
+  const record = told ?? (state as NonNullable<typeof state>).record;
   const engine = mode === 'docker' ? new (await import('./dockerodeEngine.js')).DockerodeEngine() : undefined;
-  const recovery = await recoverRun(state.record, engine, 'watchdog');
+  const recovery = await recoverRun(record, engine, 'watchdog');
   saveRecoveryNote(root, recovery);
   releaseLock(root, token);
 }
@@ -27,8 +46,9 @@ process.stdin.on('data', (chunk: string) => {
   said += chunk;
 });
 process.stdin.on('close', () => {
-  if (said.includes('done')) process.exit(0);
-  recover().then(
+  const { record, done } = heard(said);
+  if (done) process.exit(0);
+  recover(record?.token === token ? record : undefined).then(
     () => process.exit(0),
     () => process.exit(1), // the lock stays: the next run recovers
   );

@@ -36,6 +36,8 @@ export const UNREFERENCED = '(unreferenced blobs)';
 
 export interface TreePlan {
   root: string;
+  /** The name of every repository the scan found. */
+  repositories: string[];
   plan: Plan;
   predicted: Prediction;
   before: Totals;
@@ -84,11 +86,13 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   const plan = emptyPlan(mark.table);
   const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
   let context: PlanContext | undefined;
+  let found: string[] = [];
   let keepsUntagged = false;
   const usage = options.usage ? new UsageTally(mark) : undefined;
   const { counts, problems } = await walkTree(root, options, {
     found(repositories) {
       const names = repositories.map((r) => r.name);
+      found = names;
       checkSelectedRepositories(new Layout(root).root, names, selectors);
       context = planContext(names, options);
     },
@@ -107,6 +111,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   let swept: Digest[] | undefined;
   return {
     root: new Layout(root).root,
+    repositories: found,
     plan,
     predicted,
     before,

@@ -11,13 +11,22 @@
  * Whether a holder is alive: in the same pid namespace of the same boot, its
  * process (or its watchdog) still runs with the start time recorded; anywhere
  * else, its heartbeat (the file's mtime, renewed every few seconds) is recent.
+ *
+ * A full disk is when people run this tool, and there a new file may find no
+ * byte or no inode. So every run also holds a name that takes no room: an
+ * abstract Unix socket named after the root's device and inode, which one
+ * process on this host (in one network namespace) can hold at a time and the
+ * kernel drops when it dies. Where the lock file cannot be written, that name
+ * is the lock, the record lives in memory (and in the watchdog, which gets
+ * every version of it), and it is written as soon as the run has made room.
  */
 import crypto from 'node:crypto';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BusyError } from '../errors.js';
-import { errnoOf, isMissing } from '../util/errno.js';
+import { BusyError, RegsweepError } from '../errors.js';
+import { errnoOf, isMissing, isNoSpace } from '../util/errno.js';
 import { Layout } from './layout.js';
 
 const LOCK_FILE = '.regsweep.lock';
@@ -62,6 +71,8 @@ export interface HolderRecord {
   /** A garbage-collect process this run started on this host. */
   gc?: ProcessRef;
   trash?: string;
+  /** Every trash the run may make, that one and those on the tree's other filesystems. */
+  trashes?: string[];
   journal?: string;
 }
 
@@ -159,11 +170,16 @@ export function releaseLock(root: string, token: string): void {
   if (parseRecord(readOr(file, ''))?.token === token) fs.rmSync(file, { force: true });
 }
 
-/** Leaves a note of what was recovered for the next run to report. */
+/** Leaves a note of what was recovered for the next run to report; none where the disk has no room for it (it only informs). */
 export function saveRecoveryNote(root: string, note: object): void {
   const file = path.join(new Layout(root).root, RECOVERY_NOTE);
-  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(note, null, 2)}\n`);
-  fs.renameSync(`${file}.tmp`, file);
+  try {
+    fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(note, null, 2)}\n`);
+    fs.renameSync(`${file}.tmp`, file);
+  } catch (error) {
+    fs.rmSync(`${file}.tmp`, { force: true });
+    if (!isNoSpace(error)) throw error;
+  }
 }
 
 /** The note a watchdog left, if any; `consume` removes it (a real run reports it once). */
@@ -192,11 +208,34 @@ export function busyMessage(record: HolderRecord): string {
   return `busy: another regsweep run, ${describeHolder(record)}, holds this registry`;
 }
 
-/** Writes `record` to a fresh file beside the lock, whole, for link or rename to put in place. */
+/** Writes `record` to a fresh file beside the lock, whole, for link or rename to put in place; nothing is left when it fails. */
 function writeTemp(file: string, record: HolderRecord): string {
   const temp = `${file}.${record.token}.tmp`;
-  fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  try {
+    fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
   return temp;
+}
+
+/**
+ * Holds the host-wide name of the storage at `root` (see the top of this
+ * file): the server holding it, undefined when another process holds it, or
+ * null where there is no such name to hold (not Linux).
+ */
+async function holdHostName(root: string): Promise<net.Server | undefined | null> {
+  if (process.platform !== 'linux') return null;
+  const { dev, ino } = fs.statSync(root);
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', (error) => resolve(errnoOf(error) === 'EADDRINUSE' ? undefined : null));
+    server.listen(`\0regsweep-lock-${dev}-${ino}`, () => {
+      server.unref();
+      resolve(server);
+    });
+  });
 }
 
 /** Puts the record in place if no lock exists: true when taken. */
@@ -244,11 +283,23 @@ export interface AcquireOptions {
   token?: string;
 }
 
+/** Runs `take`; 'no room' when the disk is full (ENOSPC, EDQUOT). */
+function orNoRoom(take: () => boolean): boolean | 'no room' {
+  try {
+    return take();
+  } catch (error) {
+    if (isNoSpace(error)) return 'no room';
+    throw error;
+  }
+}
+
 /** The lock this run holds: updated as the run goes, renewed by a heartbeat, released at its end. */
 export class RunLock {
   private timer: NodeJS.Timeout | undefined;
   /** Set while the maintenance window runs: its own signal handling brings the registry back first. */
   inWindow = false;
+  /** Told every version of the record (the watchdog: it must know the record that may not be on disk). */
+  private listener: ((record: Readonly<HolderRecord>) => void) | undefined;
 
   private constructor(
     /** The storage root it locks. */
@@ -257,6 +308,9 @@ export class RunLock {
     private record: HolderRecord,
     /** The record of the dead run this one took the lock over from, for recovery. */
     readonly previous: HolderRecord | undefined,
+    private readonly hostName: net.Server | null,
+    /** Is this record in the lock file? Not yet when the lock was taken on a full disk. */
+    private onDisk: boolean,
   ) {
     this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
     this.timer.unref();
@@ -280,15 +334,38 @@ export class RunLock {
     };
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (;;) {
-      if (tryCreate(file, record)) return new RunLock(root, file, record, undefined);
-      const state = inspectLock(root);
-      if (!state) continue; // released in between: try again at once
-      if (!state.alive && tryTakeOver(file, state.record, record)) return new RunLock(root, file, record, state.record);
+      const name = await holdHostName(new Layout(root).root);
+      const taken = name === undefined ? inspectLock(root) : RunLock.tryAcquire(root, file, record, name);
+      if (taken instanceof RunLock) return taken;
+      name?.close();
+      if (!taken && name !== undefined) continue; // released in between: try again at once
       // Dead but claimed by another run: it takes over in a moment and then counts as a live holder.
-      if (state.alive && Date.now() >= deadline) throw new BusyError(busyMessage(state.record));
-      if (!state.alive && Date.now() >= deadline + CLAIM_STALE_MS) throw new BusyError(`busy: another run is taking over the lock at ${file}`);
+      const alive = taken?.alive ?? true;
+      if (alive && Date.now() >= deadline) throw new BusyError(taken ? busyMessage(taken.record) : `busy: another regsweep run on this host holds this registry`);
+      if (!alive && Date.now() >= deadline + CLAIM_STALE_MS) throw new BusyError(`busy: another run is taking over the lock at ${file}`);
       await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
     }
+  }
+
+  /**
+   * One try, holding the host name: the lock, or the holder in the way
+   * (undefined when the lock is free again). On a full disk the lock is the
+   * name alone until the record can be written.
+   */
+  private static tryAcquire(root: string, file: string, record: HolderRecord, name: net.Server | null): RunLock | LockState | undefined {
+    const created = orNoRoom(() => tryCreate(file, record));
+    if (created === true) return new RunLock(root, file, record, undefined, name, true);
+    const state = inspectLock(root);
+    if (!state && created === 'no room') {
+      if (!name) throw new RegsweepError(`no room for the lock file at ${file}: its disk is full`);
+      return new RunLock(root, file, record, undefined, name, false);
+    }
+    if (!state) return undefined;
+    if (state.alive) return state;
+    const over = orNoRoom(() => tryTakeOver(file, state.record, record));
+    if (over === true) return new RunLock(root, file, record, state.record, name, true);
+    if (over === 'no room' && name) return new RunLock(root, file, record, state.record, name, false);
+    return state;
   }
 
   get token(): string {
@@ -299,16 +376,54 @@ export class RunLock {
     return this.record;
   }
 
-  /** Records more of what the run did, before it does it. */
-  update(change: Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'journal'>>): void {
+  /** `listener` is told the record now and at every update, until the run releases the lock. */
+  watch(listener: ((record: Readonly<HolderRecord>) => void) | undefined): void {
+    this.listener = listener;
+    listener?.(this.record);
+  }
+
+  /**
+   * Records more of what the run did, before it does it: in the lock file
+   * where there is room, and always with the listener (the watchdog).
+   */
+  update(change: Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>): void {
     this.record = { ...this.record, ...change };
+    this.listener?.(this.record);
+    if (!this.onDisk) {
+      this.persist();
+      return;
+    }
     this.checkHeld();
-    fs.renameSync(writeTemp(this.file, this.record), this.file);
+    // No room on a disk that filled since: the file keeps the record before, the watchdog has this one.
+    orNoRoom(() => {
+      fs.renameSync(writeTemp(this.file, this.record), this.file);
+      return true;
+    });
+  }
+
+  /**
+   * A lock taken on a full disk: writes its record to the lock file once
+   * there is room (the run calls this as soon as it has freed some). False
+   * while there is none: the record stays in memory and with the watchdog.
+   */
+  persist(): boolean {
+    if (this.onDisk) return true;
+    const written = orNoRoom(() => {
+      if (!this.previous) return tryCreate(this.file, this.record);
+      if (parseRecord(readOr(this.file, ''))?.token !== this.previous.token) return false;
+      fs.renameSync(writeTemp(this.file, this.record), this.file);
+      return true;
+    });
+    if (written === false) throw new BusyError(`the lock at ${this.file} was taken by another run while this one held it: stopping`);
+    this.onDisk = written === true;
+    return this.onDisk;
   }
 
   /** Gives the lock up: the run's cleanup is done. */
   release(): void {
     this.stopHeartbeat();
+    this.listener = undefined;
+    this.hostName?.close();
     if (parseRecord(readOr(this.file, ''))?.token === this.record.token) fs.rmSync(this.file, { force: true });
   }
 

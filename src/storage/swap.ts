@@ -16,7 +16,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoOf, isMissing } from '../util/errno.js';
+import { appendWhole } from '../util/append.js';
+import { errnoOf, isMissing, isNoSpace, isNotEmpty } from '../util/errno.js';
 
 /** The swap log, in the trash: `swap <aside> <origin>` before each swap, `done <aside>` after (JSON strings, one per line). */
 const LOG = 'swaps.jsonl';
@@ -54,53 +55,98 @@ function likeness(stat: fs.Stats): string {
 /** The swap log of one trash, opened on the first swap; the caller closes it. */
 export class SwapLog {
   private fd: number | undefined;
-  /** Empty directories made before the window, by likeness: a rename into place costs less than a mkdir in it. */
+  /** Empty directories made in the trash, by likeness: a rename into place costs less than a mkdir in the window. */
   private readonly spares = new Map<string, string[]>();
   private made = 0;
+  /** A line could not be written (a full disk): no more swaps, every entry goes on its own. */
+  private broken = false;
 
   constructor(private readonly trash: string) {}
 
-  /** Before the window: `count` spare directories in the trash like `template` (owner and mode). */
+  /** Before the window: up to `count` spare directories in the trash like `template` (owner and mode); fewer on a full disk. */
   prepareSpares(template: string, count: number): void {
-    fs.mkdirSync(this.trash, { recursive: true });
     const stat = fs.statSync(template, { throwIfNoEntry: false });
     if (!stat || !canRecreate(stat)) return;
+    try {
+      fs.mkdirSync(this.trash, { recursive: true });
+    } catch (error) {
+      if (isNoSpace(error)) return;
+      throw error;
+    }
+    for (let i = 0; i < count && this.makeSpare(stat); i++);
+  }
+
+  /** One more spare like `stat`; false when there is no room for it. */
+  private makeSpare(stat: fs.Stats): boolean {
+    const spare = path.join(this.trash, `spare-${this.made++}`);
+    try {
+      makeLike(spare, stat);
+    } catch (error) {
+      if (!isNoSpace(error)) throw error;
+      fs.rmSync(spare, { recursive: true, force: true });
+      return false;
+    }
     const list = this.spares.get(likeness(stat)) ?? [];
     this.spares.set(likeness(stat), list);
-    for (let i = 0; i < count; i++) {
-      const spare = path.join(this.trash, `spare-${this.made++}`);
-      makeLike(spare, stat);
-      list.push(spare);
+    list.push(spare);
+    return true;
+  }
+
+  /** The directory that takes a swapped one's place, made before the swap begins; undefined when none can be made. */
+  private spareLike(stat: fs.Stats): string | undefined {
+    const list = this.spares.get(likeness(stat));
+    if (list?.length) return list.pop();
+    return this.makeSpare(stat) ? this.spares.get(likeness(stat))?.pop() : undefined;
+  }
+
+  /** Appends a whole line, or nothing (then the log takes no more swaps). */
+  private line(entry: unknown[]): boolean {
+    return this.append(`${JSON.stringify(entry)}\n`);
+  }
+
+  private append(text: string): boolean {
+    if (this.broken) return false;
+    try {
+      this.fd ??= fs.openSync(path.join(this.trash, LOG), 'a');
+      appendWhole(this.fd, text);
+      return true;
+    } catch (error) {
+      if (!isNoSpace(error)) throw error;
+      this.broken = true;
+      return false;
     }
-  }
-
-  /** A new directory at `dir` like `stat`: a spare renamed into place, else a mkdir. */
-  private recreate(dir: string, stat: fs.Stats): void {
-    const spare = this.spares.get(likeness(stat))?.pop();
-    if (spare === undefined) return makeLike(dir, stat);
-    fs.renameSync(spare, dir);
-  }
-
-  private append(text: string): void {
-    this.fd ??= fs.openSync(path.join(this.trash, LOG), 'a');
-    fs.writeSync(this.fd, text);
-  }
-
-  private line(entry: unknown[]): void {
-    this.append(`${JSON.stringify(entry)}\n`);
   }
 
   /**
    * Moves `dir` (whose stat worthSwapping gave) to `aside` (a path in the
    * trash, which must not exist) and every entry of `keep` back into a new
-   * `dir`. The caller journals what went.
+   * `dir`. False, with nothing moved, when the swap cannot be made safely
+   * here: no room for the new directory or for the log line, or `dir` on
+   * another filesystem than the trash. A failure halfway puts everything
+   * back before it is thrown. The caller journals what went.
    */
-  swapOut(dir: string, stat: fs.Stats, aside: string, keep: Iterable<string>): void {
-    this.line(['swap', aside, dir]);
-    fs.renameSync(dir, aside);
-    this.recreate(dir, stat);
-    for (const name of keep) fs.renameSync(`${aside}${path.sep}${name}`, `${dir}${path.sep}${name}`);
+  swapOut(dir: string, stat: fs.Stats, aside: string, keep: Iterable<string>): boolean {
+    // Made first: between the two renames nothing may need room.
+    const spare = this.spareLike(stat);
+    if (spare === undefined) return false;
+    if (!this.line(['swap', aside, dir])) return false;
+    try {
+      fs.renameSync(dir, aside);
+    } catch (error) {
+      this.done(aside);
+      if (errnoOf(error) === 'EXDEV') return false;
+      throw error;
+    }
+    try {
+      fs.renameSync(spare, dir);
+      for (const name of keep) fs.renameSync(`${aside}${path.sep}${name}`, `${dir}${path.sep}${name}`);
+    } catch (error) {
+      undoOne(aside, dir);
+      this.done(aside);
+      throw error;
+    }
     this.done(aside);
+    return true;
   }
 
   /** Ends a line a dying run cut short, so what follows is read on its own. */
@@ -108,7 +154,11 @@ export class SwapLog {
     this.append('\n');
   }
 
-  /** The swap to `aside` is finished (or undone): nothing to put back. */
+  /**
+   * The swap to `aside` is finished (or undone): nothing to put back. A done
+   * line that finds no room leaves the swap open in the log, which only makes
+   * a recovery put back what it took: it sweeps less, never more.
+   */
   done(aside: string): void {
     this.line(['done', aside]);
   }
@@ -119,22 +169,25 @@ export class SwapLog {
   }
 }
 
-/** Moves back every entry of an aside directory its origin lacks. */
+/**
+ * Puts a swapped directory back: whole by one rename where its place is free
+ * or holds an empty directory (no room needed, also on a full disk), else
+ * every entry of the aside directory its origin lacks.
+ */
 function undoOne(aside: string, origin: string): void {
-  let names: string[];
   try {
-    names = fs.readdirSync(aside);
+    fs.renameSync(aside, origin);
+    return;
   } catch (error) {
     if (isMissing(error)) return; // the run died before moving the directory aside
-    throw error;
+    if (!isNotEmpty(error)) throw error;
   }
-  fs.mkdirSync(origin, { recursive: true });
-  for (const name of names) {
+  for (const name of fs.readdirSync(aside)) {
     try {
       fs.renameSync(path.join(aside, name), path.join(origin, name));
     } catch (error) {
       // Already back (moved back before the run died), or there again: leave it.
-      if (errnoOf(error) !== 'EEXIST' && errnoOf(error) !== 'ENOTEMPTY') throw error;
+      if (!isNotEmpty(error)) throw error;
     }
   }
 }

@@ -20,3 +20,9 @@ export function isNotEmpty(error: unknown): boolean {
 export function errnoText(error: unknown): string {
   return errnoOf(error) ?? (error as Error).message;
 }
+
+/** No room for what was asked: the filesystem has no byte or no inode left (ENOSPC), or the user's quota is used up (EDQUOT). */
+export function isNoSpace(error: unknown): boolean {
+  const code = errnoOf(error);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

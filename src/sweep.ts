@@ -20,7 +20,8 @@ import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCou
 import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
 import type { InUseDigest, Pinned } from './plan/pins.js';
 import type { Plan } from './plan/planner.js';
-import { type RepositoryReclaim, type TreePlan, measureTree, planTree } from './plan/planTree.js';
+import { checkFreed, collectorOf } from './plan/freed.js';
+import { type RepositoryReclaim, type TreePlan, planTree } from './plan/planTree.js';
 import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
@@ -110,7 +111,7 @@ export interface SweepReport {
   /** Manifests kept because something uses them, that the plan would otherwise have removed, with their users. */
   inUse: InUseDigest[];
   predicted: Amount;
-  /** Measured by scanning again after the run; null on a dry run. */
+  /** The scanned blobs gone after the run, found by scanning again (digest by digest: later pushes do not offset it); null on a dry run. */
   freed: Amount | null;
   /** The prediction split by repository, largest first. */
   perRepository: RepositoryReclaim[];
@@ -349,6 +350,19 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
   };
 }
 
+/**
+ * After the run: the tree's totals, and what the run freed, which is what the
+ * scan saw that is gone, digest by digest (pushes since the window are neither
+ * freed nor kept). Anything other than the prediction is a problem.
+ */
+async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { started: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
+  const rescan = await planned.remeasure({ pool: options.pool, onProgress: options.onProgress, phase: 'rescan', recentAfter: run.started });
+  report.after = rescan.after;
+  const checked = checkFreed({ before: planned.before, predicted: report.predicted, left: rescan.left, collector: collectorOf(run.gc, run.spared) });
+  report.freed = checked.freed;
+  if (checked.problem) report.problems.push(checked.problem);
+}
+
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
   const { gcRunner } = options;
@@ -423,8 +437,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
   report.staleUploads = uploadAmount(outcome.uploads);
-  report.after = await measureTree(root, { pool: options.pool, onProgress: options.onProgress, phase: 'rescan' });
-  report.freed = { blobs: before.blobs - report.after.blobs, bytes: before.bytes - report.after.bytes };
+  await measureFreed(report, planned, options, { started, gc, spared: outcome.swept?.spared });
   report.durationMs = Date.now() - started;
   return report;
 }

@@ -6,17 +6,9 @@ import { PackedList } from '../storage/digestTable.js';
 import type { RepositoryReclaim } from '../plan/planTree.js';
 import type { Totals } from '../model.js';
 import type { SweepReport } from '../sweep.js';
+import { formatBytes } from '../util/bytes.js';
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
-}
+export { formatBytes };
 
 function plural(n: number, word: string, many = `${word}s`): string {
   return `${n} ${n === 1 ? word : many}`;
@@ -152,7 +144,8 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
     lines.push(`Maintenance window ${seconds(report.windowMs)}${gcTime}; ${paused}total ${seconds(report.durationMs)}.`);
   }
   if (report.problems.length > 0) {
-    lines.push('', `${plural(report.problems.length, 'problem')} (those repositories were left untouched):`);
+    const spared = report.problems.some((p) => p.repository) ? ' (those repositories were left untouched)' : '';
+    lines.push('', `${plural(report.problems.length, 'problem')}${spared}:`);
     for (const p of report.problems) lines.push(`  ${p.repository ? `${p.repository}: ` : ''}${p.message}${p.path ? ` [${p.path}]` : ''}`);
   }
   return `${lines.join('\n')}\n`;

@@ -5,12 +5,14 @@
  * global mark's compact digest table, so memory follows the number of distinct
  * digests, not the size of every manifest and tag in the tree.
  */
-import type { Digest, Prediction, Problem, Totals } from '../model.js';
+import type { BlobPart, Digest, Prediction, Problem, Totals } from '../model.js';
+import { Flag } from '../storage/digestTable.js';
 import { Layout } from '../storage/layout.js';
 import { type ScanOptions, walkTree } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
 import type { InUseDigest } from './pins.js';
 import { type Plan, type PlanContext, type PlanOptions, emptyPlan, planContext, planRepository, predictTotals, repositoryKeepsUntagged } from './planner.js';
+import { type BlobsLeft, nothingLeft } from './freed.js';
 import { checkSelectedRepositories, checkSelectedTags } from './selectors.js';
 import { type UsageReport, UsageTally } from './usage.js';
 
@@ -58,6 +60,12 @@ export interface TreePlan {
   isMarked(digest: Digest): boolean;
   /** The size of a blob's data as scanned. */
   sizeOf(digest: Digest): number;
+  /**
+   * After the run: walks the tree again for its totals, and finds which of the
+   * scanned blobs are still there (with `recentAfter`, which predicted ones have
+   * data newer than that). Blobs new since the scan count in the totals only.
+   */
+  remeasure(options: ScanOptions): Promise<{ after: Totals; left: BlobsLeft }>;
 }
 
 /**
@@ -124,12 +132,53 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     sweptDigests: () => (swept ??= mark.sweptDigests()),
     isMarked: (digest) => mark.isMarked(digest),
     sizeOf: (digest) => mark.sizeOf(digest),
+    remeasure: (scan) => remeasure(root, mark, scan),
   };
 }
 
-/** Only the totals of a tree (after a purge): the same walk, with nothing planned. */
-export async function measureTree(root: string, options: ScanOptions = {}): Promise<Totals> {
-  const mark = new GlobalMark();
-  const { counts } = await walkTree(root, options, { repository() {}, blobs: (part) => mark.blobs(part) });
-  return { ...counts, ...mark.totals() };
+/**
+ * Only the totals of a tree (after a purge): the same walk, with nothing
+ * planned; `seen` gets each part of blobs. A walk reads each blob once (one
+ * prefix directory holds its digest), so counting needs no table.
+ */
+export async function measureTree(root: string, options: ScanOptions = {}, seen?: (part: BlobPart) => void): Promise<Totals> {
+  const totals = { blobs: 0, bytes: 0 };
+  const { counts } = await walkTree(root, options, {
+    repository() {},
+    blobs(part) {
+      totals.blobs += part.sizes.length;
+      for (const size of part.sizes) totals.bytes += size;
+      seen?.(part);
+    },
+  });
+  return { ...counts, ...totals };
+}
+
+/**
+ * The totals after a run, and the scanned blobs still there, looked up in the
+ * scan's own table (no second table of the tree): predicted ones apart from
+ * kept ones, at the sizes the scan read.
+ */
+async function remeasure(root: string, mark: GlobalMark, options: ScanOptions): Promise<{ after: Totals; left: BlobsLeft }> {
+  const left = nothingLeft();
+  const { table } = mark;
+  const add = (amount: { blobs: number; bytes: number }, bytes: number): void => {
+    amount.blobs++;
+    amount.bytes += bytes;
+  };
+  const after = await measureTree(root, options, (part) => {
+    const recent = new Set(part.recent);
+    for (let i = 0; i < part.sizes.length; i++) {
+      const id = table.findBytes(part.digests, i * 32);
+      if (id < 0 || !table.has(id, Flag.blob)) continue; // new since the scan
+      const size = table.size(id);
+      if (!mark.sweeps(id)) {
+        add(left.kept, size);
+        continue;
+      }
+      add(left.predicted, size);
+      if (recent.has(i)) add(left.pushedSince, size);
+    }
+  });
+  return { after, left };
 }

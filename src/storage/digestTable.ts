@@ -127,6 +127,12 @@ export class DigestTable {
     return this.lookup(false);
   }
 
+  /** The id of a digest given as 32 bytes, or -1 when it was never added. */
+  findBytes(bytes: Uint8Array, offset: number): number {
+    this.key.set(bytes.subarray(offset, offset + 32));
+    return this.lookup(false);
+  }
+
   digest(id: number): Digest {
     return this.digests.get(id);
   }

@@ -1,6 +1,6 @@
 /**
  * Storage a real run cannot write (issue 22): a read-only mount of the root,
- * or of `blobs/` or `repositories/` alone, and a tree this user may not write,
+ * or of `blobs/`, `repositories/` or one repository alone, and a tree this user may not write,
  * are refused before the lock, the scan or anything else: one line on stderr
  * saying what to do, exit 2, the tree unchanged. A dry run and --usage on the
  * same mount work as before. Real mounts (`mount --bind`, then a read-only
@@ -107,7 +107,7 @@ describe.skipIf(!isRoot)('storage a real run cannot write', () => {
   });
 
   // The root stays writable: an unchanged tree here also means no lock file and no trash were made.
-  for (const dir of ['blobs', 'repositories']) {
+  for (const dir of ['blobs', 'repositories', 'repositories/team/web']) {
     it.each(REAL_RUNS)(`only ${dir}/ read-only: the real run (%s) is refused the same way, no lock or trash made`, async (_name, args) => {
       const mounted = path.join(root, V2, dir);
       mountReadOnly(mounted, mounted);

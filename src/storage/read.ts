@@ -24,6 +24,17 @@ export function entries(dir: string): Dirent[] {
   return listOrEmpty(() => fs.readdirSync(dir, { withFileTypes: true }));
 }
 
+/**
+ * Is this entry of `dir` a directory, or a symlink to one? Admins move a
+ * large repository (or more) to another disk behind a symlink, and the
+ * registry follows it: a scan that did not would miss what it holds, and
+ * sweep the blobs its tags need.
+ */
+export function isDirectoryEntry(dir: string, entry: Dirent): boolean {
+  if (entry.isDirectory()) return true;
+  return entry.isSymbolicLink() && fs.statSync(`${dir}/${entry.name}`, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
 /** Names only, where the type is never looked at: a Dirent each is garbage by the hundred thousand. */
 export function names(dir: string): string[] {
   return listOrEmpty(() => fs.readdirSync(dir));

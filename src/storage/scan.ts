@@ -13,7 +13,7 @@ import type { BlobPart, Digest, FoundRepository, ParsedManifest, Problem, Reposi
 import { isMissing } from '../util/errno.js';
 import { Layout, ScanPaths, digestFromHex, isRepositoryName, isTagName } from './layout.js';
 import { parseManifest } from './manifest.js';
-import { describeCorrupt, entries, mtimeOf, names, readBytes, readLink } from './read.js';
+import { describeCorrupt, entries, isDirectoryEntry, mtimeOf, names, readBytes, readLink } from './read.js';
 
 /** Refuses (exit 2) a directory that is not a registry root: one that does not hold docker/registry/v2. */
 export function requireRegistryRoot(root: string): void {
@@ -30,9 +30,12 @@ export function requireRegistryRoot(root: string): void {
 export function findRepositories(layout: Layout, problems: Problem[]): FoundRepository[] {
   const found: FoundRepository[] = [];
   const base = layout.pathFor({ kind: 'repositories' });
+  // Followed symlinks, by the directory they reach: one that leads back up the tree is not walked again.
+  const above: string[] = [];
   const walk = (dir: string, parts: string[]): void => {
     const list = entries(dir);
-    const names = new Set(list.filter((e) => e.isDirectory()).map((e) => e.name));
+    const names = new Set(list.filter((e) => isDirectoryEntry(dir, e)).map((e) => e.name));
+    const linked = new Set(list.filter((e) => e.isSymbolicLink()).map((e) => e.name));
     const hasLayers = names.has('_layers');
     const hasManifests = names.has('_manifests');
     if (parts.length > 0 && (hasLayers || hasManifests)) {
@@ -49,7 +52,18 @@ export function findRepositories(layout: Layout, problems: Problem[]): FoundRepo
     }
     // Every other directory is walked, valid name or not: garbage-collect walks it too and may meet a repository below it.
     const children = [...names].filter((n) => !n.startsWith('_')).sort();
-    for (const child of children) walk(path.join(dir, child), [...parts, child]);
+    for (const child of children) {
+      const at = path.join(dir, child);
+      if (!linked.has(child)) {
+        walk(at, [...parts, child]);
+        continue;
+      }
+      const real = fs.realpathSync(at);
+      if (above.includes(real) || fs.realpathSync(dir).startsWith(`${real}${path.sep}`)) continue;
+      above.push(real);
+      walk(at, [...parts, child]);
+      above.pop();
+    }
   };
   walk(base, []);
   return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -59,7 +73,7 @@ function scanRevisions(paths: ScanPaths, repo: RepositoryState): void {
   const dir = paths.revisions;
   for (const entry of entries(dir)) {
     const digest = digestFromHex(entry.name);
-    if (!entry.isDirectory() || !digest) {
+    if (!digest || !isDirectoryEntry(dir, entry)) {
       repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: 'unexpected entry among revisions', blocksGc: true });
       continue;
     }
@@ -85,7 +99,7 @@ function scanRevisions(paths: ScanPaths, repo: RepositoryState): void {
 function scanTagIndex(indexDir: string, tag: TagState, repo: RepositoryState, times: boolean): void {
   for (const item of entries(indexDir)) {
     const digest = digestFromHex(item.name);
-    if (!item.isDirectory() || !digest) {
+    if (!digest || !isDirectoryEntry(indexDir, item)) {
       repo.problems.push({ repository: repo.name, path: ScanPaths.child(indexDir, item.name), message: `unexpected entry in the index of tag ${tag.name}` });
       continue;
     }
@@ -116,7 +130,7 @@ function scanTags(paths: ScanPaths, repo: RepositoryState, times: boolean): void
     throw error;
   }
   for (const entry of list.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (!entry.isDirectory() || !isTagName(entry.name)) {
+    if (!isTagName(entry.name) || !isDirectoryEntry(dir, entry)) {
       repo.problems.push({ repository: repo.name, path: ScanPaths.child(dir, entry.name), message: 'unexpected entry among tags' });
       continue;
     }
@@ -198,8 +212,9 @@ export function scanBlobPrefixes(root: string, prefixes: readonly string[], rece
 }
 
 export function blobPrefixes(root: string): string[] {
-  return entries(new Layout(root).pathFor({ kind: 'blobAlgorithm' }))
-    .filter((e) => e.isDirectory())
+  const dir = new Layout(root).pathFor({ kind: 'blobAlgorithm' });
+  return entries(dir)
+    .filter((e) => isDirectoryEntry(dir, e))
     .map((e) => e.name);
 }
 

@@ -80,15 +80,13 @@ describe('--gc builtin', () => {
     expect(report.after.blobs).toBe((await countTree(root)).blobs);
   });
 
-  it('a swept blob pushed again after the window: not freed, and said so', async () => {
+  it('a swept blob pushed again after the window was freed: no problem (a busy registry takes pushes of old layers)', async () => {
     const [layer] = await layersOf(old);
     const data = await fs.readFile(w.layout.pathFor({ kind: 'blobData', digest: layer as Digest }));
     const window = windowWith({ after: async () => void (await w.blob(data)) });
     const report = await run({ window });
-    expect(report.freed).toEqual({ blobs: report.predicted.blobs - 1, bytes: report.predicted.bytes - data.length });
-    expect(report.problems).toHaveLength(1);
-    expect(report.problems[0]?.message).toMatch(FREED);
-    expect(report.problems[0]?.message).toMatch(/: 1 predicted blob \(.+\) is still there \(1 was pushed again since the scan\)$/);
+    expect(report.freed).toEqual(report.predicted);
+    expect(report.problems).toEqual([]);
     expect(report.after).toEqual(await countTree(root));
   });
 

@@ -22,7 +22,7 @@ interface Amount {
 export interface BlobsLeft {
   /** Blobs the prediction sweeps. */
   predicted: Amount;
-  /** Of those, the ones whose data is newer than the run's start: pushed (again) since the scan. */
+  /** Of those, the ones whose data is newer than the run's start: freed, then pushed again (a blob's data is never rewritten in place). */
   pushedSince: Amount;
   /** Blobs the prediction keeps. */
   kept: Amount;
@@ -56,15 +56,12 @@ const blobs = (n: number, what = 'blob'): string => `${n} ${what}${n === 1 ? '' 
 const amount = (a: Amount, what?: string): string => `${blobs(a.blobs, what)} (${formatBytes(a.bytes)})`;
 const are = (n: number): string => (n === 1 ? 'is' : 'are');
 
-/** Why predicted blobs are still there: what regsweep knows of each part of them. */
-function stillThereBecause(left: BlobsLeft, collector: Exclude<Collector, { kind: 'none' }>): string {
-  const total = left.predicted.blobs;
-  const pushed = Math.min(left.pushedSince.blobs, total);
-  const spared = collector.kind === 'builtin' ? Math.min(collector.spared.blobs, total - pushed) : 0;
-  const rest = total - pushed - spared;
+/** Why predicted blobs are still there (`total` of them, never freed): what regsweep knows of each part of them. */
+function stillThereBecause(total: number, collector: Exclude<Collector, { kind: 'none' }>): string {
+  const spared = collector.kind === 'builtin' ? Math.min(collector.spared.blobs, total) : 0;
+  const rest = total - spared;
   const parts: string[] = [];
   if (spared > 0) parts.push(`the builtin sweep spared ${spared} that revisions pushed since the scan need`);
-  if (pushed > 0) parts.push(`${pushed} ${pushed === 1 ? 'was' : 'were'} pushed again since the scan`);
   if (rest > 0) {
     const them = rest < total ? String(rest) : rest === 1 ? 'it' : 'them';
     if (collector.kind === 'builtin') parts.push(`the builtin sweep did not take ${them}`);
@@ -79,7 +76,9 @@ function stillThereBecause(left: BlobsLeft, collector: Exclude<Collector, { kind
  * exactly the predicted blobs, a problem that says the numbers and why.
  */
 export function checkFreed({ before, predicted, left, collector }: FreedCheck): { freed: Amount; problem?: Problem } {
-  const predictedGone = minus(predicted, left.predicted);
+  // A predicted blob whose data was written after the run began was freed, then pushed again by a client while the registry served: freed.
+  const stillThere = minus(left.predicted, left.pushedSince);
+  const predictedGone = minus(predicted, stillThere);
   const unexpected = minus(minus(before, predicted), left.kept);
   const freed = plus(predictedGone, unexpected);
   if (collector.kind === 'none') {
@@ -87,9 +86,9 @@ export function checkFreed({ before, predicted, left, collector }: FreedCheck): 
     if (freed.blobs === 0) return { freed };
     return { freed, problem: { message: `freed ${amount(freed)} though garbage-collect did not run (${collector.why}): something other than regsweep removed ${freed.blobs === 1 ? 'it' : 'them'}` } };
   }
-  if (left.predicted.blobs === 0 && unexpected.blobs === 0) return { freed };
+  if (stillThere.blobs === 0 && unexpected.blobs === 0) return { freed };
   const reasons: string[] = [];
-  if (left.predicted.blobs > 0) reasons.push(`${amount(left.predicted, 'predicted blob')} ${are(left.predicted.blobs)} still there (${stillThereBecause(left, collector)})`);
+  if (stillThere.blobs > 0) reasons.push(`${amount(stillThere, 'predicted blob')} ${are(stillThere.blobs)} still there (${stillThereBecause(stillThere.blobs, collector)})`);
   if (unexpected.blobs > 0) {
     const by = collector.kind === 'registry' ? 'garbage-collect removed more than predicted' : `something other than regsweep removed ${unexpected.blobs === 1 ? 'it' : 'them'}`;
     reasons.push(`${amount(unexpected)} the prediction kept ${are(unexpected.blobs)} gone (${by})`);

@@ -50,7 +50,7 @@ describe('checkFreed', () => {
     );
   });
 
-  it('the builtin sweep: spared blobs, blobs pushed again since the scan and the rest, each said', () => {
+  it('the builtin sweep: spared blobs and the rest, each said; blobs freed and pushed again since count as freed', () => {
     const stillThere = { blobs: 5, bytes: 50 * KiB };
     const checked = checkFreed({
       before,
@@ -58,10 +58,17 @@ describe('checkFreed', () => {
       left: left({ predicted: stillThere, pushedSince: { blobs: 1, bytes: 10 * KiB } }),
       collector: { kind: 'builtin', spared: { blobs: 3, bytes: 30 * KiB } },
     });
-    expect(checked.freed).toEqual({ blobs: 1, bytes: 10 * KiB });
+    expect(checked.freed).toEqual({ blobs: 2, bytes: 20 * KiB });
     expect(checked.problem?.message).toBe(
-      'freed 1 of 6 predicted blobs (10.0 KiB of 60.0 KiB): 5 predicted blobs (50.0 KiB) are still there (the builtin sweep spared 3 that revisions pushed since the scan need; 1 was pushed again since the scan; the builtin sweep did not take 1)',
+      'freed 2 of 6 predicted blobs (20.0 KiB of 60.0 KiB): 4 predicted blobs (40.0 KiB) are still there (the builtin sweep spared 3 that revisions pushed since the scan need; the builtin sweep did not take 1)',
     );
+  });
+
+  it('every predicted blob still there was pushed again after the run began: all freed, no problem', () => {
+    const again = { blobs: 2, bytes: 20 * KiB };
+    const checked = checkFreed({ before, predicted, left: left({ predicted: again, pushedSince: again }), collector: { kind: 'builtin', spared: { blobs: 0, bytes: 0 } } });
+    expect(checked.freed).toEqual(predicted);
+    expect(checked.problem).toBeUndefined();
   });
 
   it('the builtin sweep that spared every predicted blob still left is a problem too, explained', () => {

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ApplyResult, applyPlan, removeIndexEntries } from './apply/apply.js';
-import { type BlobSweepResult, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
+import { type BlobSweepResult, type LayerLinks, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
 import { removeUploads } from './apply/uploads.js';
 import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
@@ -147,6 +147,8 @@ interface BuiltinReport {
   spared: Amount;
   /** `_layers` links of swept blobs removed. */
   layerLinks: number;
+  /** `_layers` links whose blob was gone already when the scan ran (a run that died after its sweep left them), removed. */
+  danglingLinks: number;
 }
 
 function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcReport {
@@ -285,13 +287,15 @@ async function inWindow<T>(
 
 /**
  * While the registry serves again: the tag history entries of removed
- * revisions (nothing reads them) and the `_layers` links of swept blobs (a
- * link without its blob reads as no blob), each left where a push since the
- * window needs it.
+ * revisions (nothing reads them) and, with the builtin sweep, the `_layers`
+ * links of swept blobs and of blobs gone before the scan (a link without its
+ * blob reads as no blob), each left where a push since the window needs it.
  */
-async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?: BlobSweepResult }, remover: Remover): Promise<void> {
+async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?: BlobSweepResult }, remover: Remover, links: Omit<LayerLinks, 'taken'> | undefined): Promise<{ layerLinks: number; dangling: number } | undefined> {
   await removeIndexEntries(root, outcome.applied, remover);
-  if (outcome.swept) sweepLayerLinks(root, outcome.swept, remover);
+  if (!links) return undefined;
+  const { swept } = outcome;
+  return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? new Set(), repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
 }
 
 /** About how many directories the window swaps: a repository's revisions where many go, a blob prefix directory per swept prefix. */
@@ -337,7 +341,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     usage: planned.usage,
     removedPaths: [],
     gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
-    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0 } : null,
+    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0 } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,
     quarantine: null,
@@ -413,11 +417,18 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   });
   report.windowMs = windowMs;
   // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
-  await afterWindow(root, outcome, remover).then(closeJournals, (error: unknown) => {
-    closeJournals();
-    remover.discard();
-    throw error;
-  });
+  const links = builtin && recentAfter !== undefined ? { repositories: planned.repositories, hadBlob: planned.hadBlob, staleBefore: recentAfter } : undefined;
+  const linksSwept = await afterWindow(root, outcome, remover, links).then(
+    (swept) => {
+      closeJournals();
+      return swept;
+    },
+    (error: unknown) => {
+      closeJournals();
+      remover.discard();
+      throw error;
+    },
+  );
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   emptyTrash(root, Date.now(), elsewhere);
@@ -427,10 +438,10 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
   report.removedPaths = applied.paths;
   report.gc = gc;
-  if (outcome.swept) {
-    report.problems.push(...outcome.swept.problems);
-    const { remarked, spared, layerLinks } = outcome.swept;
-    report.builtin = { recent: planned.predicted.recent, remarked, spared, layerLinks };
+  if (outcome.swept) report.problems.push(...outcome.swept.problems);
+  if (report.builtin) {
+    const { remarked, spared } = outcome.swept ?? report.builtin;
+    report.builtin = { recent: planned.predicted.recent, remarked, spared, layerLinks: linksSwept?.layerLinks ?? 0, danglingLinks: linksSwept?.dangling ?? 0 };
   }
   if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
   if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Digest, FoundRepository, Problem } from '../model.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
-import { names, readBytes, readLink } from '../storage/read.js';
+import { mtimeOf, names, readBytes, readLink } from '../storage/read.js';
 import { findRepositories } from '../storage/scan.js';
 import type { Remover } from './trash.js';
 
@@ -39,8 +39,6 @@ export interface BlobSweepResult {
   remarked: number;
   /** Predicted blobs those revisions still need: left in place. */
   spared: { blobs: number; bytes: number };
-  /** `_layers` links of swept blobs taken out (sweepLayerLinks, after the window). */
-  layerLinks: number;
   /** The hex of every blob taken out, and the repositories found in the window: for sweepLayerLinks. */
   taken: Set<string>;
   repositories: readonly FoundRepository[];
@@ -102,7 +100,7 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
   const swept = new Set(options.swept);
-  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, taken: new Set(), repositories, problems: [] };
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, taken: new Set(), repositories, problems: [] };
   const checked = remark(layout, repositories, swept, options);
   if ('problem' in checked) return { ...result, problems: [checked.problem] };
   result.remarked = checked.remarked;
@@ -124,22 +122,43 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
   return result;
 }
 
+/** What sweepLayerLinks looks at. */
+export interface LayerLinks {
+  /** The hex of every blob this run's sweep took. */
+  taken: ReadonlySet<string>;
+  /** The repositories to look in: those the window found (a repository made since holds no link of a taken blob unless it pushed that blob again). */
+  repositories: readonly string[];
+  /** Was there a blob with this digest when the scan ran? */
+  hadBlob(digest: Digest): boolean;
+  /** A link whose blob was gone already at the scan goes only when last written before this (ms since the epoch: the grace). */
+  staleBefore: number;
+}
+
 /**
  * After the window, while the registry serves: the `_layers` links of the
- * blobs sweepBlobs took, as 3.x garbage-collect removes them. A dangling link
- * is harmless meanwhile (the registry finds no blob behind it and answers
- * unknown, so a client uploads it again); a link whose blob was pushed again
- * since stays. Adds to `result.layerLinks`.
+ * blobs sweepBlobs took, as 3.x garbage-collect removes them, and the links
+ * whose blob was gone already when the scan ran and that were last written
+ * before the grace (a run that died after its sweep left them: the next run
+ * finishes its work). A dangling link is harmless meanwhile (the registry
+ * finds no blob behind it and answers unknown, so a client uploads it again);
+ * a link whose blob was pushed again since stays.
  */
-export function sweepLayerLinks(root: string, result: BlobSweepResult, remover: Remover): void {
+export function sweepLayerLinks(root: string, links: LayerLinks, remover: Remover): { layerLinks: number; dangling: number } {
   const layout = new Layout(root);
-  // The window's list: a repository made since holds no link of a taken blob unless it pushed that blob again.
-  for (const repo of result.repositories) {
-    const links = layout.pathFor({ kind: 'layerAlgorithm', name: repo.name });
-    for (const hex of names(links)) {
-      if (!result.taken.has(hex)) continue;
-      const data = layout.pathFor({ kind: 'blobData', digest: `sha256:${hex}` });
-      if (remover.sweepUnless(`${links}${path.sep}${hex}`, () => fs.existsSync(data))) result.layerLinks++;
+  const swept = { layerLinks: 0, dangling: 0 };
+  for (const name of links.repositories) {
+    const dir = layout.pathFor({ kind: 'layerAlgorithm', name });
+    for (const hex of names(dir)) {
+      const digest = digestFromHex(hex);
+      if (!digest) continue;
+      const taken = links.taken.has(hex);
+      if (!taken && links.hadBlob(digest)) continue;
+      const data = layout.pathFor({ kind: 'blobData', digest });
+      if (!taken && (fs.existsSync(data) || !((mtimeOf(layout.pathFor({ kind: 'layerLink', name, digest })) ?? Infinity) < links.staleBefore))) continue;
+      if (!remover.sweepUnless(`${dir}${path.sep}${hex}`, () => fs.existsSync(data))) continue;
+      if (taken) swept.layerLinks++;
+      else swept.dangling++;
     }
   }
+  return swept;
 }

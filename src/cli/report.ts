@@ -60,6 +60,7 @@ function builtinNotes({ builtin }: SweepReport): string[] {
   if (builtin.recent.blobs > 0) lines.push(`  left ${plural(builtin.recent.blobs, 'unreferenced blob')}, ${formatBytes(builtin.recent.bytes)}, newer than the grace (a push may still need them)`);
   if (builtin.remarked > 0) lines.push(`  ${plural(builtin.remarked, 'revision')} pushed since the scan kept ${plural(builtin.spared.blobs, 'predicted blob')}, ${formatBytes(builtin.spared.bytes)}`);
   if (builtin.layerLinks > 0) lines.push(`  removed ${plural(builtin.layerLinks, '_layers link')} of swept blobs`);
+  if (builtin.danglingLinks > 0) lines.push(`  removed ${plural(builtin.danglingLinks, '_layers link')} whose blobs were gone before this run (left by a run that died after its sweep)`);
   return lines;
 }
 

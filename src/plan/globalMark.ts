@@ -134,6 +134,12 @@ export class GlobalMark {
     return id >= 0 && this.table.has(id, Flag.blob) ? this.table.size(id) : 0;
   }
 
+  /** Was there a blob with this digest (its data) when the scan ran? */
+  hadBlob(digest: Digest): boolean {
+    const id = this.table.find(digest);
+    return id >= 0 && this.table.has(id, Flag.blob);
+  }
+
   /** Did the mark reach this digest (a kept revision, or what one references)? */
   isMarked(digest: Digest): boolean {
     const id = this.table.find(digest);

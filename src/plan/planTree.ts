@@ -58,6 +58,8 @@ export interface TreePlan {
   sweptDigests(): Digest[];
   /** Did the mark reach this digest (a kept revision, or what one references)? */
   isMarked(digest: Digest): boolean;
+  /** Was there a blob with this digest when the scan ran? */
+  hadBlob(digest: Digest): boolean;
   /** The size of a blob's data as scanned. */
   sizeOf(digest: Digest): number;
   /**
@@ -131,6 +133,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     usage: usage?.report(),
     sweptDigests: () => (swept ??= mark.sweptDigests()),
     isMarked: (digest) => mark.isMarked(digest),
+    hadBlob: (digest) => mark.hadBlob(digest),
     sizeOf: (digest) => mark.sizeOf(digest),
     remeasure: (scan) => remeasure(root, mark, scan),
   };

@@ -18,6 +18,7 @@ import { parseSelector } from '../../src/plan/selectors.js';
 import { runCli } from '../support/cli.js';
 import { expectValidReport } from '../support/schema.js';
 import { snapshot, tempDir } from '../support/tmp.js';
+import { linksOfTaken } from '../support/layerLinks.js';
 
 let root: string;
 let w: TreeWriter;
@@ -50,7 +51,7 @@ async function removeOldIntoQuarantine(journal?: string): Promise<{ quarantine: 
   try {
     await applyPlan(root, planned.plan, { remover, onChange: 'abort' });
     const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover });
-    sweepLayerLinks(root, swept, remover); // after the window
+    sweepLayerLinks(root, linksOfTaken(swept), remover); // after the window
     return { quarantine, swept: swept.blobs };
   } finally {
     remover.close();

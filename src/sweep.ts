@@ -298,13 +298,17 @@ async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?
   return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? new Set(), repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
 }
 
-/** About how many directories the window swaps: a repository's revisions where many go, a blob prefix directory per swept prefix. */
-function swapsExpected(planned: TreePlan, builtin: boolean): number {
+/** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go. */
+function swapCandidates(root: string, planned: TreePlan, builtin: boolean): string[] {
+  const layout = new Layout(root);
   const removedByRepository = new Map<string, number>();
   for (const m of planned.plan.manifests) if (m.reason !== 'repository-removed') removedByRepository.set(m.repository, (removedByRepository.get(m.repository) ?? 0) + 1);
-  let count = [...removedByRepository.values()].filter((n) => n >= WORTH).length;
-  if (builtin) count += new Set(planned.sweptDigests().map((digest) => digest.slice('sha256:'.length, 'sha256:'.length + 2))).size;
-  return count;
+  const dirs = [...removedByRepository].filter(([, n]) => n >= WORTH).map(([name]) => layout.pathFor({ kind: 'revisions', name }));
+  if (!builtin) return dirs;
+  const byPrefix = new Map<string, number>();
+  for (const digest of planned.sweptDigests()) byPrefix.set(digest.slice(7, 9), (byPrefix.get(digest.slice(7, 9)) ?? 0) + 1);
+  const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
+  return [...dirs, ...[...byPrefix].filter(([, n]) => n >= WORTH).map(([prefix]) => `${blobs}${path.sep}${prefix}`)];
 }
 
 /** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */
@@ -395,7 +399,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
   // Made before the window, where they would count: the blobs the sweep takes, and directories for its swaps.
   if (builtin || options.blobCache) planned.sweptDigests();
-  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapsExpected(planned, builtin !== undefined));
+  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapCandidates(root, planned, builtin !== undefined));
   const windowed = inWindow(window, options, { trash, trashes: remover.trashes, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });

@@ -245,14 +245,21 @@ export class Remover {
   }
 
   /**
-   * Before the window: empty directories like `template` for about `count`
-   * swaps (storage/swap.ts), in the trash of its filesystem, so that each
-   * costs a rename instead of a mkdir inside it. Fewer where there is no room.
+   * Before the window, for the directories the window may swap (storage/swap.ts):
+   * each swap announced on disk in the swap log of its filesystem's trash, and
+   * as many empty directories like `template` made there, so that a swap costs
+   * a rename instead of a mkdir inside the window. Fewer where there is no room.
    */
-  prepareSwaps(template: string, count: number): void {
-    if (this.bins.length === 0 || count <= 0) return;
+  prepareSwaps(template: string, dirs: readonly string[]): void {
+    if (this.bins.length === 0 || dirs.length === 0) return;
+    const byBin = new Map<Bin, string[]>();
+    for (const dir of dirs) {
+      const bin = this.binFor(dir);
+      byBin.set(bin, [...(byBin.get(bin) ?? []), dir]);
+    }
+    for (const [bin, list] of byBin) if (bin.ensure()) bin.swaps.announce(list);
     const bin = this.binFor(template);
-    if (bin.ensure()) bin.swaps.prepareSpares(template, count);
+    if (bin.ensure()) bin.swaps.prepareSpares(template, byBin.get(bin)?.length ?? 0);
   }
 
   /**
@@ -297,9 +304,9 @@ export class Remover {
     const stat = bin ? worthSwapping(parent, present.length, taken.length) : undefined;
     if (!stat || !bin?.ensureSwept()) return this.oneByOne(parent, taken, kind);
     if (kind === 'links' && this.journal.enabled) for (const name of taken) await this.journalLinks(path.join(parent, name));
-    const slot = this.sweptSlot();
-    if (!bin.swaps.swapOut(parent, stat, path.join(bin.dir, ...slot.split('/')), present.filter((name) => !removing(name)))) return this.oneByOne(parent, taken, kind);
-    if (this.journal.recordsMoves) for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${slot}/${name}`);
+    const aside = bin.swaps.swapOut(parent, stat, present.filter((name) => !removing(name)));
+    if (aside === undefined) return this.oneByOne(parent, taken, kind);
+    if (this.journal.recordsMoves) for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${aside}/${name}`);
     return taken;
   }
 

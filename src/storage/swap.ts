@@ -8,11 +8,15 @@
  *
  * Between the first rename and the last, the entries that stay are not where
  * the registry looks. So each swap is announced first in the trash's swap log
- * (one line appended to an open file: no directory operation) and marked done
- * after; a run that dies halfway leaves a swap without its done line, and
- * whoever brings the registry back (the watchdog, the next run) undoes it with
- * undoSwaps before the registry serves again: every entry goes back, which at
- * worst sweeps less.
+ * and marked done after; a run that dies halfway leaves a swap without its
+ * done line, and whoever brings the registry back (the watchdog, the next run)
+ * undoes it with undoSwaps before the registry serves again: every entry goes
+ * back, which at worst sweeps less. The announcement is on disk (fdatasync)
+ * before the rename it announces, so a power loss cannot keep the rename and
+ * lose the line: the swaps a run may make are announced together before its
+ * window, in one write and one sync, each with an aside name of its own (a
+ * swap announced and never made is undone as nothing). A done line needs no
+ * sync: lost, it only makes a recovery put back what the swap took.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,7 +65,25 @@ export class SwapLog {
   /** A line could not be written (a full disk): no more swaps, every entry goes on its own. */
   private broken = false;
 
+  /** Asides announced (on disk) for the directories that may be swapped: origin → aside. */
+  private readonly announced = new Map<string, string>();
+  private asides = 0;
+
   constructor(private readonly trash: string) {}
+
+  /**
+   * Before the window: announces swaps of `dirs`, each to an aside of its own,
+   * in one write made durable at once. False with nothing announced where the
+   * log finds no room (then those directories go entry by entry).
+   */
+  announce(dirs: readonly string[]): boolean {
+    const fresh = dirs.filter((dir) => !this.announced.has(dir));
+    if (fresh.length === 0) return true;
+    const pairs = fresh.map((dir) => [path.join(this.trash, `aside-${this.asides++}`), dir] as const);
+    if (!this.append(pairs.map(([aside, dir]) => `${JSON.stringify(['swap', aside, dir])}\n`).join(''), true)) return false;
+    for (const [aside, dir] of pairs) this.announced.set(dir, aside);
+    return true;
+  }
 
   /** Before the window: up to `count` spare directories in the trash like `template` (owner and mode); fewer on a full disk. */
   prepareSpares(template: string, count: number): void {
@@ -100,15 +122,17 @@ export class SwapLog {
   }
 
   /** Appends a whole line, or nothing (then the log takes no more swaps). */
-  private line(entry: unknown[]): boolean {
-    return this.append(`${JSON.stringify(entry)}\n`);
+  private line(entry: unknown[], durable = false): boolean {
+    return this.append(`${JSON.stringify(entry)}\n`, durable);
   }
 
-  private append(text: string): boolean {
+  /** Appends whole lines, on disk before this returns when `durable`; false, with nothing appended, when there is no room. */
+  private append(text: string, durable = false): boolean {
     if (this.broken) return false;
     try {
       this.fd ??= fs.openSync(path.join(this.trash, LOG), 'a');
       appendWhole(this.fd, text);
+      if (durable) fs.fdatasyncSync(this.fd);
       return true;
     } catch (error) {
       if (!isNoSpace(error)) throw error;
@@ -118,23 +142,25 @@ export class SwapLog {
   }
 
   /**
-   * Moves `dir` (whose stat worthSwapping gave) to `aside` (a path in the
-   * trash, which must not exist) and every entry of `keep` back into a new
-   * `dir`. False, with nothing moved, when the swap cannot be made safely
-   * here: no room for the new directory or for the log line, or `dir` on
-   * another filesystem than the trash. A failure halfway puts everything
+   * Moves `dir` (whose stat worthSwapping gave) aside into the trash and
+   * every entry of `keep` back into a new `dir`; returns the aside's name in
+   * the trash. Undefined, with nothing moved, when the swap cannot be made
+   * safely here: no room for the new directory or for the log line, or `dir`
+   * on another filesystem than the trash. A failure halfway puts everything
    * back before it is thrown. The caller journals what went.
    */
-  swapOut(dir: string, stat: fs.Stats, aside: string, keep: Iterable<string>): boolean {
+  swapOut(dir: string, stat: fs.Stats, keep: Iterable<string>): string | undefined {
     // Made first: between the two renames nothing may need room.
     const spare = this.spareLike(stat);
-    if (spare === undefined) return false;
-    if (!this.line(['swap', aside, dir])) return false;
+    if (spare === undefined) return undefined;
+    const aside = this.announced.get(dir) ?? path.join(this.trash, `aside-${this.asides++}`);
+    // Announced before the window as a rule; one that was not is announced now, on disk before the rename.
+    if (!this.announced.delete(dir) && !this.line(['swap', aside, dir], true)) return undefined;
     try {
       fs.renameSync(dir, aside);
     } catch (error) {
       this.done(aside);
-      if (errnoOf(error) === 'EXDEV') return false;
+      if (errnoOf(error) === 'EXDEV') return undefined;
       throw error;
     }
     try {
@@ -146,7 +172,7 @@ export class SwapLog {
       throw error;
     }
     this.done(aside);
-    return true;
+    return path.basename(aside);
   }
 
   /** Ends a line a dying run cut short, so what follows is read on its own. */
@@ -163,8 +189,12 @@ export class SwapLog {
     this.line(['done', aside]);
   }
 
+  /** Closes the log, its done lines on disk: the trash may be emptied after this. */
   close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
+    if (this.fd !== undefined) {
+      fs.fdatasyncSync(this.fd);
+      fs.closeSync(this.fd);
+    }
     this.fd = undefined;
   }
 }
@@ -174,12 +204,12 @@ export class SwapLog {
  * or holds an empty directory (no room needed, also on a full disk), else
  * every entry of the aside directory its origin lacks.
  */
-function undoOne(aside: string, origin: string): void {
+function undoOne(aside: string, origin: string): boolean {
   try {
     fs.renameSync(aside, origin);
-    return;
+    return true;
   } catch (error) {
-    if (isMissing(error)) return; // the run died before moving the directory aside
+    if (isMissing(error)) return false; // announced, never made: the run died (or ended) before moving the directory aside
     if (!isNotEmpty(error)) throw error;
   }
   for (const name of fs.readdirSync(aside)) {
@@ -190,6 +220,7 @@ function undoOne(aside: string, origin: string): void {
       if (!isNotEmpty(error)) throw error;
     }
   }
+  return true;
 }
 
 /** A line of the log, or undefined for one cut short by a dying run (never acted on: the rename comes after it). */
@@ -214,7 +245,8 @@ function unfinished(text: string): Map<string, string> {
 
 /**
  * Undoes the swaps a dead run left half-done in its trash (its lock names the
- * trash), and marks them done. Returns how many it undid.
+ * trash), and marks them done. Returns how many it put back (an announced
+ * swap never made has nothing to put back).
  */
 export function undoSwaps(trash: string | undefined): number {
   if (!trash) return 0;
@@ -228,14 +260,15 @@ export function undoSwaps(trash: string | undefined): number {
   const open = unfinished(text);
   if (open.size === 0) return 0;
   const log = new SwapLog(trash);
+  let undone = 0;
   try {
     if (!text.endsWith('\n')) log.cutShort();
     for (const [aside, origin] of open) {
-      undoOne(aside, origin);
+      if (undoOne(aside, origin)) undone++;
       log.done(aside);
     }
   } finally {
     log.close();
   }
-  return open.size;
+  return undone;
 }

@@ -2,6 +2,7 @@
  * Taking most of a directory's entries out in a few renames, and undoing a
  * swap a dead run left halfway, on a real filesystem.
  */
+import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -31,14 +32,14 @@ async function dirWith(names: string[], mode = 0o750): Promise<string> {
   return dir;
 }
 
-/** Swaps `dir` into `trash`, keeping `keep`, as the Remover does. */
-async function swap(dir: string, trash: string, aside: string, keep: string[]): Promise<void> {
+/** Swaps `dir` into `trash`, keeping `keep`, as the Remover does; returns where the rest went. */
+async function swap(dir: string, trash: string, keep: string[]): Promise<string> {
   const names = await fs.readdir(dir);
   const stat = worthSwapping(dir, names.length, names.length - keep.length);
   if (!stat) throw new Error('not worth swapping');
   const log = new SwapLog(trash);
   try {
-    log.swapOut(dir, stat, aside, keep);
+    return path.join(trash, log.swapOut(dir, stat, keep) as string);
   } finally {
     log.close();
   }
@@ -51,8 +52,7 @@ describe('SwapLog.swapOut', () => {
     const before = await fs.stat(dir);
     const trash = path.join(root, 'trash');
     await fs.mkdir(trash);
-    const aside = path.join(trash, 'aside');
-    await swap(dir, trash, aside, ['e3', 'e7']);
+    const aside = await swap(dir, trash, ['e3', 'e7']);
     expect((await fs.readdir(dir)).sort()).toEqual(['e3', 'e7']);
     expect((await fs.readdir(aside)).length).toBe(18);
     const after = await fs.stat(dir);
@@ -74,7 +74,7 @@ describe('SwapLog.swapOut', () => {
     try {
       log.prepareSpares(dir, 2);
       expect((await fs.readdir(trash)).sort()).toEqual(['spare-0', 'spare-1']);
-      log.swapOut(dir, before, path.join(trash, 'aside'), ['e1']);
+      log.swapOut(dir, before, ['e1']);
     } finally {
       log.close();
     }
@@ -92,6 +92,31 @@ describe('SwapLog.swapOut', () => {
     expect(worthSwapping(dir, 8, 8)).toBeDefined();
     expect(worthSwapping(dir, 7, 7)).toBeUndefined();
     expect(worthSwapping(path.join(root, 'nope'), 100, 100)).toBeUndefined();
+  });
+});
+
+describe('SwapLog.announce', () => {
+  it('puts the swaps a window may make on disk before it, each with an aside of its own; one never made is undone as nothing', async () => {
+    const one = await dirWith(Array.from({ length: 12 }, (_, i) => `a${i}`));
+    const two = path.join(root, 'two');
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const log = new SwapLog(trash);
+    expect(log.announce([one, two])).toBe(true);
+    const announced = (await fs.readFile(path.join(trash, 'swaps.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+    expect(announced).toEqual([
+      ['swap', path.join(trash, 'aside-0'), one],
+      ['swap', path.join(trash, 'aside-1'), two],
+    ]);
+    // The swap itself writes no announcement of its own: it uses the one on disk.
+    expect(log.swapOut(one, (worthSwapping(one, 12, 11) as Stats), ['a0'])).toBe('aside-0');
+    log.close();
+    const lines = (await fs.readFile(path.join(trash, 'swaps.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+    expect(lines.slice(2)).toEqual([['done', path.join(trash, 'aside-0')]]);
+    expect(await fs.readdir(one)).toEqual(['a0']);
+    // A run that died here: the announced swap of `two` never happened, and its recovery moves nothing.
+    expect(undoSwaps(trash)).toBe(0);
+    await expect(fs.stat(two)).rejects.toThrow();
   });
 });
 
@@ -119,12 +144,12 @@ describe('undoSwaps', () => {
     expect(undoSwaps(trash)).toBe(0);
   });
 
-  it('puts a directory back when the run died between announcing and moving it', async () => {
+  it('leaves a directory alone (nothing to put back) when the run died between announcing and moving it', async () => {
     const dir = await dirWith(['a', 'keep']);
     const trash = path.join(root, 'trash');
     await fs.mkdir(trash);
     await fs.writeFile(path.join(trash, 'swaps.jsonl'), `${JSON.stringify(['swap', path.join(trash, 'x'), dir])}\n`);
-    expect(undoSwaps(trash)).toBe(1);
+    expect(undoSwaps(trash)).toBe(0);
     expect((await fs.readdir(dir)).sort()).toEqual(['a', 'keep']);
   });
 

@@ -32,6 +32,7 @@ import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
 import { otherFilesystems } from './storage/filesystems.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
+import { failpoint } from './util/failpoint.js';
 
 export interface SweepOptions {
   target: { kind: TargetKind; name: string; root: string };
@@ -403,6 +404,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const windowed = inWindow(window, options, { trash, trashes: remover.trashes, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
     const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
+    failpoint('window.applied');
     // A lock taken on a full disk: its record goes on disk now that the removals made room.
     options.lock?.persist();
     const uploads = stale ? await removeUploads(root, stale, remover, signal) : undefined;
@@ -420,6 +422,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     throw error;
   });
   report.windowMs = windowMs;
+  failpoint('window.ended');
   // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
   const links = builtin && recentAfter !== undefined ? { repositories: planned.repositories, hadBlob: planned.hadBlob, staleBefore: recentAfter } : undefined;
   const linksSwept = await afterWindow(root, outcome, remover, links).then(
@@ -435,6 +438,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   );
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
+  failpoint('afterWindow.done');
   emptyTrash(root, Date.now(), elsewhere);
   if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
   const { applied, gc } = outcome;

@@ -17,6 +17,7 @@ import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
 import { mtimeOf, names, readBytes, readLink } from '../storage/read.js';
 import { findRepositories } from '../storage/scan.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Remover } from './trash.js';
 
 export interface BlobSweepOptions {
@@ -118,6 +119,7 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
       result.bytes += options.sizeOf(`sha256:${hex}`);
       result.taken.add(hex);
     }
+    failpoint('blobSweep.prefix');
   }
   return result;
 }

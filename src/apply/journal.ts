@@ -18,6 +18,7 @@ import { JournalError, LayoutError } from '../errors.js';
 import { isMissing } from '../util/errno.js';
 import { Layout } from '../storage/layout.js';
 import { appendWhole } from '../util/append.js';
+import { failpoint } from '../util/failpoint.js';
 
 /** A removed link file and its content. Paths are relative to the storage root, with '/' separators. */
 interface LinkEntry {
@@ -114,6 +115,7 @@ export class Journal {
   private line(entry: LinkEntry | MoveEntry): void {
     const text = `${JSON.stringify(entry)}\n`;
     for (const fd of this.fds) appendWhole(fd, text);
+    failpoint('journal.line');
     this.written++;
   }
 

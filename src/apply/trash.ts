@@ -18,6 +18,7 @@ import { filesystemTop } from '../storage/filesystems.js';
 import { SwapLog, undoSwaps, worthSwapping } from '../storage/swap.js';
 import { UsageError } from '../errors.js';
 import { errnoOf, isNoSpace, isNotEmpty } from '../util/errno.js';
+import { failpoint } from '../util/failpoint.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
 
@@ -59,7 +60,10 @@ function entriesOf(base: string, prefix: string): string[] {
  */
 export function emptyTrash(root: string, now = Date.now(), elsewhere: readonly string[] = []): string[] {
   const base = new Layout(root).root;
-  for (const dir of [base, ...elsewhere].flatMap((where) => entriesOf(where, TRASH_PREFIX))) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of [base, ...elsewhere].flatMap((where) => entriesOf(where, TRASH_PREFIX))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    failpoint('trash.emptied');
+  }
   const expired = entriesOf(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
   for (const dir of expired) fs.rmSync(dir, { recursive: true, force: true });
   return expired;
@@ -102,6 +106,7 @@ class Bin {
       if (isNoSpace(error)) return false;
       if (errnoOf(error) !== 'EEXIST') throw error;
     }
+    failpoint('trash.made');
     this.ready = true;
     return true;
   }
@@ -215,7 +220,7 @@ export class Remover {
   /** A revision or index entry directory, which normally holds only its `link`. */
   async linkDirectory(dir: string): Promise<void> {
     if (this.journal.enabled && !(await this.journalLinks(dir))) return;
-    if (this.toTrash(dir)) return;
+    if (this.toTrash(dir)) return failpoint('remove.link');
     try {
       fs.unlinkSync(path.join(dir, 'link'));
       fs.rmdirSync(dir);
@@ -230,6 +235,7 @@ export class Remover {
   async tree(dir: string): Promise<void> {
     await this.journal.recordAll(dir);
     if (!this.toTrash(dir)) fs.rmSync(dir, { recursive: true, force: true });
+    failpoint('remove.tree');
   }
 
   /**
@@ -241,6 +247,7 @@ export class Remover {
     const bin = this.binFor(dir);
     if (!bin.ensureSwept()) return removeInPlace(dir);
     const moved = this.move(dir, bin, this.sweptSlot());
+    failpoint('remove.swept');
     return moved === 'other filesystem' ? removeInPlace(dir) : moved === 'moved';
   }
 
@@ -275,6 +282,7 @@ export class Remover {
     if (!bin.ensureSwept()) return removeInPlace(dir);
     const slot = this.sweptSlot();
     const moved = this.renameInto(dir, bin, slot);
+    failpoint('remove.layerLink');
     if (moved === 'other filesystem') return removeInPlace(dir);
     if (moved !== 'moved') return false;
     if (needed()) {

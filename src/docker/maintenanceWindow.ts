@@ -6,6 +6,7 @@
  * on success, on any error, and on SIGINT or SIGTERM.
  */
 import { InterruptedError, RollbackError, UsageError } from '../errors.js';
+import { failpoint } from '../util/failpoint.js';
 import type { ContainerInfo, Engine } from './engine.js';
 
 interface WindowResult<T> {
@@ -138,6 +139,7 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
       const resume = once(async () => {
         try {
           await bringBack(engine, paused, options);
+          failpoint('window.broughtBack');
         } finally {
           resumedAt = Date.now();
         }
@@ -148,6 +150,7 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
           paused.push(c); // recorded before the call: a pause that fails half-way is still undone
           onPause?.(paused);
           await engine.pause(c.id);
+          failpoint('window.paused');
           signal.throwIfAborted();
         }
         return work(signal);

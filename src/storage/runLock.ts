@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BusyError, RegsweepError } from '../errors.js';
 import { errnoOf, isMissing, isNoSpace } from '../util/errno.js';
+import { failpoint } from '../util/failpoint.js';
 import { Layout } from './layout.js';
 
 const LOCK_FILE = '.regsweep.lock';
@@ -314,6 +315,7 @@ export class RunLock {
   ) {
     this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
     this.timer.unref();
+    failpoint('lock.taken');
   }
 
   /**
@@ -399,6 +401,7 @@ export class RunLock {
       fs.renameSync(writeTemp(this.file, this.record), this.file);
       return true;
     });
+    failpoint('lock.updated');
   }
 
   /**

@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { appendWhole } from '../util/append.js';
 import { errnoOf, isMissing, isNoSpace, isNotEmpty } from '../util/errno.js';
+import { failpoint } from '../util/failpoint.js';
 
 /** The swap log, in the trash: `swap <aside> <origin>` before each swap, `done <aside>` after (JSON strings, one per line). */
 const LOG = 'swaps.jsonl';
@@ -82,6 +83,7 @@ export class SwapLog {
     const pairs = fresh.map((dir) => [path.join(this.trash, `aside-${this.asides++}`), dir] as const);
     if (!this.append(pairs.map(([aside, dir]) => `${JSON.stringify(['swap', aside, dir])}\n`).join(''), true)) return false;
     for (const [aside, dir] of pairs) this.announced.set(dir, aside);
+    failpoint('swap.announced');
     return true;
   }
 
@@ -158,6 +160,7 @@ export class SwapLog {
     if (!this.announced.delete(dir) && !this.line(['swap', aside, dir], true)) return undefined;
     try {
       fs.renameSync(dir, aside);
+      failpoint('swap.aside');
     } catch (error) {
       this.done(aside);
       if (errnoOf(error) === 'EXDEV') return undefined;
@@ -165,13 +168,18 @@ export class SwapLog {
     }
     try {
       fs.renameSync(spare, dir);
-      for (const name of keep) fs.renameSync(`${aside}${path.sep}${name}`, `${dir}${path.sep}${name}`);
+      failpoint('swap.spareInPlace');
+      for (const name of keep) {
+        fs.renameSync(`${aside}${path.sep}${name}`, `${dir}${path.sep}${name}`);
+        failpoint('swap.keptBack');
+      }
     } catch (error) {
       undoOne(aside, dir);
       this.done(aside);
       throw error;
     }
     this.done(aside);
+    failpoint('swap.done');
     return path.basename(aside);
   }
 

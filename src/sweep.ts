@@ -32,6 +32,7 @@ import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
 import { otherFilesystems } from './storage/filesystems.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
+import { PROCESS_CLOCK, type StorageClock } from './storage/storageClock.js';
 import { failpoint } from './util/failpoint.js';
 
 export interface SweepOptions {
@@ -150,6 +151,8 @@ interface BuiltinReport {
   layerLinks: number;
   /** `_layers` links whose blob was gone already when the scan ran (a run that died after its sweep left them), removed. */
   danglingLinks: number;
+  /** Whose clock "now" was read on for the grace: the storage's (the lock file's mtime), or this process's where nothing was written (a dry run, a lock on a full disk). */
+  clock: StorageClock;
 }
 
 function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcReport {
@@ -346,7 +349,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     usage: planned.usage,
     removedPaths: [],
     gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
-    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0 } : null,
+    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0, clock: options.lock?.clock ?? PROCESS_CLOCK } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,
     quarantine: null,
@@ -364,8 +367,8 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
  * scan saw that is gone, digest by digest (pushes since the window are neither
  * freed nor kept). Anything other than the prediction is a problem.
  */
-async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { started: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
-  const rescan = await planned.remeasure({ pool: options.pool, onProgress: options.onProgress, phase: 'rescan', recentAfter: run.started });
+async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { now: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
+  const rescan = await planned.remeasure({ pool: options.pool, onProgress: options.onProgress, phase: 'rescan', recentAfter: run.now });
   report.after = rescan.after;
   const checked = checkFreed({ before: planned.before, predicted: report.predicted, left: rescan.left, collector: collectorOf(run.gc, run.spared) });
   report.freed = checked.freed;
@@ -380,8 +383,10 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const version = gcRunner?.version ?? options.registryVersion;
   const { selectors, remove, policy, pinned, pool, onProgress } = options;
   const { builtin } = options;
-  const recentAfter = builtin ? started - builtin.graceMs : undefined;
-  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, usage: options.usage });
+  // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
+  const now = started + (options.lock?.clock ?? PROCESS_CLOCK).offsetMs;
+  const recentAfter = builtin ? now - builtin.graceMs : undefined;
+  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = staleUploadsOf(root, options, started);
@@ -449,14 +454,14 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (outcome.swept) report.problems.push(...outcome.swept.problems);
   if (report.builtin) {
     const { remarked, spared } = outcome.swept ?? report.builtin;
-    report.builtin = { recent: planned.predicted.recent, remarked, spared, layerLinks: linksSwept?.layerLinks ?? 0, danglingLinks: linksSwept?.dangling ?? 0 };
+    report.builtin = { ...report.builtin, recent: planned.predicted.recent, remarked, spared, layerLinks: linksSwept?.layerLinks ?? 0, danglingLinks: linksSwept?.dangling ?? 0 };
   }
   if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
   if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = pausedMs;
   report.staleUploads = uploadAmount(outcome.uploads);
-  await measureFreed(report, planned, options, { started, gc, spared: outcome.swept?.spared });
+  await measureFreed(report, planned, options, { now, gc, spared: outcome.swept?.spared });
   report.durationMs = Date.now() - started;
   return report;
 }

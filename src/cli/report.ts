@@ -61,7 +61,15 @@ function builtinNotes({ builtin }: SweepReport): string[] {
   if (builtin.remarked > 0) lines.push(`  ${plural(builtin.remarked, 'revision')} pushed since the scan kept ${plural(builtin.spared.blobs, 'predicted blob')}, ${formatBytes(builtin.spared.bytes)}`);
   if (builtin.layerLinks > 0) lines.push(`  removed ${plural(builtin.layerLinks, '_layers link')} of swept blobs`);
   if (builtin.danglingLinks > 0) lines.push(`  removed ${plural(builtin.danglingLinks, '_layers link')} whose blobs were gone before this run (left by a run that died after its sweep)`);
+  lines.push(...clockNote(builtin.clock));
   return lines;
+}
+
+/** A skew worth a word: this process's clock is not the storage's, and the grace counted on the storage's. */
+function clockNote({ source, offsetMs }: NonNullable<SweepReport['builtin']>['clock']): string[] {
+  if (source !== 'storage' || Math.abs(offsetMs) < 1000) return [];
+  const skew = `${(Math.abs(offsetMs) / 1000).toFixed(0)} s ${offsetMs < 0 ? 'behind' : 'ahead of'}`;
+  return [`  the storage's clock is ${skew} this process's: the grace counted on the storage's`];
 }
 
 /** What this run found of other runs: one that holds the registry now, one that died and what was brought back. */

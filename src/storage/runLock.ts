@@ -29,6 +29,7 @@ import { BusyError, RegsweepError } from '../errors.js';
 import { errnoOf, isMissing, isNoSpace } from '../util/errno.js';
 import { failpoint } from '../util/failpoint.js';
 import { Layout } from './layout.js';
+import { PROCESS_CLOCK, type StorageClock, clockOfWritten } from './storageClock.js';
 
 const LOCK_FILE = '.regsweep.lock';
 /** What a watchdog brought back after its run died, for the next run to report. */
@@ -301,6 +302,12 @@ export class RunLock {
   inWindow = false;
   /** Told every version of the record (the watchdog: it must know the record that may not be on disk). */
   private listener: ((record: Readonly<HolderRecord>) => void) | undefined;
+  /**
+   * The storage's clock, read from the lock file's mtime as this run wrote it
+   * (before any heartbeat, which sets it by this process's clock); this
+   * process's own where the file could not be written (a full disk).
+   */
+  readonly clock: StorageClock;
 
   private constructor(
     /** The storage root it locks. */
@@ -313,6 +320,7 @@ export class RunLock {
     /** Is this record in the lock file? Not yet when the lock was taken on a full disk. */
     private onDisk: boolean,
   ) {
+    this.clock = onDisk ? clockOfWritten(file) : PROCESS_CLOCK;
     this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
     this.timer.unref();
     failpoint('lock.taken');

@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: builds a throwaway storage tree with history, a multi-arch
  * image and a signature, runs regsweep on it (a dry run, then the real thing)
- * and shows what happened. Garbage-collect runs when a registry binary is on
- * PATH (Debian: apt-get install docker-registry); otherwise links only.
+ * and shows what happened. The real run is the default one: regsweep sweeps
+ * the blobs itself, so no registry binary is needed; with one on PATH (Debian:
+ * apt-get install docker-registry) the registry's garbage-collect runs on a
+ * second copy (`--gc registry`), to compare.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -37,6 +39,19 @@ async function buildSample(root: string): Promise<void> {
   await w.linkLayer('shop/web', (await w.blob(seededBytes('abandoned-upload', 30 * 1024))).digest);
 }
 
+/**
+ * The sample stands for a registry pushed to days ago: every mtime moves back two days, in the same order,
+ * so the default grace (unreferenced blobs of the last hour stay: a push may be in flight) spares none of it.
+ */
+async function age(dir: string, byMs: number): Promise<void> {
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const at = path.join(dir, entry.name);
+    if (entry.isDirectory()) await age(at, byMs);
+    const { atimeMs, mtimeMs } = await fs.stat(at);
+    await fs.utimes(at, (atimeMs - byMs) / 1000, (mtimeMs - byMs) / 1000);
+  }
+}
+
 function regsweep(args: string[]): number {
   process.stdout.write(`\n$ regsweep ${args.join(' ')}\n`);
   const run = spawnSync(process.execPath, [bin, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -48,20 +63,26 @@ async function main(): Promise<void> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-demo-'));
   try {
     await buildSample(root);
+    await age(root, 2 * 24 * 3600 * 1000);
     process.stdout.write(`Sample registry storage written to ${root}\n`);
-    let code = regsweep(['--path', root, '--dry-run', '--verbose']);
     const registry = await findRegistryBinary(undefined);
-    if (registry) {
-      code ||= regsweep(['--path', root, '--yes', '--journal', path.join(root, 'regsweep.journal')]);
-    } else {
-      process.stdout.write('\n(no registry binary on PATH: purging links only; apt-get install docker-registry to see garbage-collect too)\n');
-      code ||= regsweep(['--path', root, '--yes', '--no-gc']);
-    }
+    // A copy for the registry's own garbage-collect, made before anything changes the sample.
+    const copy = registry ? `${root}-gc-registry` : undefined;
+    if (copy) await fs.cp(root, copy, { recursive: true, preserveTimestamps: true });
+    let code = regsweep(['--path', root, '--dry-run', '--verbose']);
+    code ||= regsweep(['--path', root, '--yes', '--journal', path.join(root, 'regsweep.journal')]);
     code ||= regsweep(['--path', root, '--dry-run']);
+    if (copy) {
+      process.stdout.write("\nThe same purge on a copy, with the registry's own garbage-collect (--gc registry): the same blobs go, in a longer window.\n");
+      code ||= regsweep(['--path', copy, '--yes', '--gc', 'registry']);
+    } else {
+      process.stdout.write("\n(no registry binary on PATH: the default sweep needs none; apt-get install docker-registry to compare with the registry's own garbage-collect, --gc registry)\n");
+    }
     process.exitCode = code;
   } finally {
     if (keep) process.stdout.write(`\nkept ${root}\n`);
     else await fs.rm(root, { recursive: true, force: true });
+    await fs.rm(`${root}-gc-registry`, { recursive: true, force: true });
   }
 }
 

@@ -49,6 +49,8 @@ export interface SweepOptions {
   gcRunner?: GcRunner;
   /** regsweep sweeps the blobs itself, inside the window (`--gc builtin`); blobs newer than the scan's start minus `graceMs` stay. */
   builtin?: { graceMs: number };
+  /** Who sweeps the blobs, as the report says (`gc.mode`): by default `builtin` with `builtin`, `registry` with a runner, else `none`; a dry run of `--gc registry` may have no runner. */
+  gcMode?: GcMode;
   /** The registry version when known without a runner (a dry run). */
   registryVersion?: string;
   window?: MaintenanceWindow;
@@ -88,7 +90,11 @@ export interface SweepPreview {
   window: string;
 }
 
+/** Who sweeps the blobs: regsweep itself (`--gc builtin`, the default), the registry's garbage-collect (`--gc registry`), or nobody (`--no-gc`). */
+export type GcMode = 'builtin' | 'registry' | 'none';
+
 interface GcReport {
+  mode: GcMode;
   ran: boolean;
   command: string[] | null;
   exitCode: number | null;
@@ -155,8 +161,8 @@ interface BuiltinReport {
   clock: StorageClock;
 }
 
-function gcNotRun(skipped: string | null, decision: GcDecision | undefined): GcReport {
-  return { ran: false, command: null, exitCode: null, decision: decision?.why ?? null, summary: null, skipped, output: '', durationMs: null };
+function gcNotRun(mode: GcMode, skipped: string | null, decision: GcDecision | undefined): GcReport {
+  return { mode, ran: false, command: null, exitCode: null, decision: decision?.why ?? null, summary: null, skipped, output: '', durationMs: null };
 }
 
 function builtinDecision(version: string | undefined): GcDecision {
@@ -222,21 +228,22 @@ async function builtinCollect({ root, planned, remover }: NonNullable<CollectSte
   const started = Date.now();
   const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
   const stopped = swept.problems[0]?.message ?? null;
-  const gc: GcReport = { ...gcNotRun(stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
+  const gc: GcReport = { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
   return { gc, swept };
 }
 
 /** Inside the window, after the apply: garbage-collect (the registry's or regsweep's own), or why it does not run. */
 async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?: BlobSweepResult }> {
   const { runner, builtin, decision, predicted, applied, signal } = step;
-  if (!runner && !builtin) return { gc: gcNotRun('--no-gc', decision) };
-  if (predicted.blockedBy.length > 0) return { gc: gcNotRun(`garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision) };
-  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return { gc: gcNotRun('nothing to collect', decision) };
+  const mode: GcMode = builtin ? 'builtin' : runner ? 'registry' : 'none';
+  if (!runner && !builtin) return { gc: gcNotRun(mode, '--no-gc', decision) };
+  if (predicted.blockedBy.length > 0) return { gc: gcNotRun(mode, `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision) };
+  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return { gc: gcNotRun(mode, 'nothing to collect', decision) };
   if (builtin) return builtinCollect(builtin, signal, decision);
   const started = Date.now();
   const result = await (runner as GcRunner).collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(step.onProgress), onStarted: step.onStarted });
   signal.throwIfAborted();
-  return { gc: { ...result, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started } };
+  return { gc: { ...result, mode, decision: decision?.why ?? null, summary: result.summary ?? null, skipped: null, durationMs: Date.now() - started } };
 }
 
 /**
@@ -348,7 +355,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     perRepository: planned.perRepository,
     usage: planned.usage,
     removedPaths: [],
-    gc: gcNotRun(options.dryRun ? 'dry run' : null, decision),
+    gc: gcNotRun(options.gcMode ?? (options.builtin ? 'builtin' : options.gcRunner ? 'registry' : 'none'), options.dryRun ? 'dry run' : null, decision),
     builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0, clock: options.lock?.clock ?? PROCESS_CLOCK } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,

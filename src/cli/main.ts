@@ -46,9 +46,11 @@ async function run(argv: string[], state: RunState): Promise<number> {
 
   if (opts.restore) return restoreCommand(opts, opts.restore);
   if (opts.quarantine !== undefined && opts.gc === 'registry') {
-    throw new UsageError("--quarantine goes with --gc builtin or --no-gc: the registry's garbage-collect deletes blobs itself, so a restore would bring back manifests without them");
+    throw new UsageError("--quarantine goes with --gc builtin (the default) or --no-gc: the registry's garbage-collect deletes blobs itself, so a restore would bring back manifests without them");
   }
-  if (opts.gc === 'builtin' && opts.registryImage) throw new UsageError('--registry-image names the image garbage-collect runs from; --gc builtin runs no garbage-collect and creates no container');
+  if (opts.gc === 'builtin' && opts.registryImage) {
+    throw new UsageError("--registry-image names the image the registry's garbage-collect runs from: give --gc registry too (the default, --gc builtin, runs no garbage-collect and creates no container)");
+  }
 
   // --usage only reads: it is a dry run, --yes or not.
   const dryRun = (opts.dryRun || opts.usage) ?? false;
@@ -75,7 +77,8 @@ async function restoreCommand(opts: CliOptions, from: string): Promise<number> {
   const root = opts.path;
   if (!root) throw new UsageError('--restore needs --path ROOT');
   requireWritableRoot(root, 'restore');
-  const lockOptions = { root, containers: [], target: { kind: 'path' as const, name: root }, bringBack: { restart: false }, waitMs: opts.wait };
+  // A restore between a crash and the next real run leaves that run the watchdog's note to report.
+  const lockOptions = { root, containers: [], target: { kind: 'path' as const, name: root }, bringBack: { restart: false }, waitMs: opts.wait, keepRecoveryNote: true };
   const restored = await exclusively(lockOptions, async (_lock, recovered) => {
     if (recovered) process.stderr.write(`regsweep: recovered a run that died (pid ${recovered.holder.pid} on ${recovered.holder.hostname}, started ${recovered.holder.startedAt})\n`);
     return restoreJournal(root, from);
@@ -140,6 +143,7 @@ async function sweepCommand(
         registryVersion: runtime.registryVersion,
         window: runtime.window,
         builtin: opts.gc === 'builtin' ? { graceMs: opts.grace } : undefined,
+        gcMode: opts.gc === false ? 'none' : opts.gc,
         blobCache: runtime.blobCache,
         journal: opts.journal,
         quarantineMs: opts.quarantine,

@@ -13,7 +13,7 @@ export interface CliOptions {
   registryImage?: string;
   dryRun?: boolean;
   yes?: boolean;
-  /** Who sweeps the blobs: the registry's garbage-collect, regsweep itself, or nobody (`--no-gc`). */
+  /** Who sweeps the blobs: regsweep itself (the default), the registry's garbage-collect, or nobody (`--no-gc`). */
   gc: 'registry' | 'builtin' | false;
   /** `--gc builtin`: blobs newer than this many milliseconds before the scan stay. */
   grace: number;
@@ -96,8 +96,8 @@ export function program(): Command {
     .option('-n, --dry-run', 'plan and predict only; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .addOption(new Option('--usage', 'where the disk goes: per repository its tags, manifests, bytes, bytes no other repository uses, and bytes the purge would reclaim; always a dry run (with --yes too)').conflicts('restore'))
-    .addOption(new Option('--gc <who>', "who sweeps the blobs: the registry's own garbage-collect, or regsweep itself inside a window of seconds").choices(['registry', 'builtin']).default('registry'))
-    .addOption(new Option('--grace <duration>', 'with --gc builtin: blobs whose data is newer than this before the scan stay (layers of a push in flight)').default(3_600_000, '1h').argParser(duration))
+    .addOption(new Option('--gc <who>', "who sweeps the blobs: regsweep itself inside a window of seconds (builtin), or the registry's own garbage-collect (registry: a helper container or the local registry binary, while the registry stays paused)").choices(['builtin', 'registry']).default('builtin'))
+    .addOption(new Option('--grace <duration>', 'with --gc builtin: unreferenced blobs whose data is newer than this before the scan stay (layers of a push in flight)').default(3_600_000, '1h').argParser(duration))
     .option('--no-gc', 'remove links only; sweep no blobs')
     .option('--json', 'print the report as JSON on stdout')
     .option('-q, --quiet', 'print nothing on success')
@@ -105,14 +105,14 @@ export function program(): Command {
     .addOption(new Option('--top <n>', 'rows in the table of reclaimable space per repository (or of --usage)').default(10).argParser(positiveInt))
     .option('--no-progress', 'no progress on stderr (it is shown only on a terminal, and never when CI is set)')
     .option('--debug', 'print stack traces of errors')
-    .option('--journal <file>', 'record every removed link here, so the purge can be undone before garbage-collect')
+    .option('--journal <file>', 'record every removed link here, so the purge can be undone before the sweep (with --quarantine, after it too)')
     .option('--metrics-file <file>', "write the run's outcome (exit code, times, bytes freed, removals) here as a Prometheus textfile for node_exporter, however the run ends")
     .addOption(new Option('--quarantine <duration>', 'keep what the run removes (blobs too, with --gc builtin) in the storage root this long (24h, 7d), so --restore can put it back; later runs delete it when it expires').argParser(positiveDuration))
     .option('--restore <journal>', 'put back what a journal or a quarantine directory recorded (needs --path), then exit')
-    .option('--registry-bin <file>', 'the registry binary to run garbage-collect with (default: registry or docker-registry on PATH)')
-    .option('--config <file>', "with --path: the registry's config.yml for garbage-collect (default: a generated one naming --path)")
-    .option('--registry-image <image>', 'with --volume and no registry container: the image to run garbage-collect from')
-    .option('--unpause-only', 'after garbage-collect, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
+    .option('--registry-bin <file>', 'with --path: the registry binary, for its version (how it enumerates repositories) and, with --gc registry, to run garbage-collect (default: registry or docker-registry on PATH)')
+    .option('--config <file>', "with --path: the registry's config.yml: its Redis cache and, with --gc registry, garbage-collect's config (default: a generated one naming --path)")
+    .option('--registry-image <image>', 'with --gc registry, --volume and no registry container: the image to run garbage-collect from')
+    .option('--unpause-only', 'after the sweep, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
     .addOption(new Option('--wait <duration>', "when another regsweep run holds this registry, wait this long for it (30s, 10m) instead of exiting with 75").argParser(duration))
     .addOption(new Option('--stale-uploads <age>', 'also remove blob uploads started longer ago than this (7d) and never finished, inside the window').argParser(positiveDuration))
     .option('--redis-url <url>', "the registry's Redis blob cache as reachable from here (redis://[user:password@]host:port/db), when its config names a host this process cannot reach")
@@ -122,12 +122,14 @@ export function program(): Command {
       'after',
       `
 Examples:
-  regsweep registry --dry-run                       a registry container: what would go, and what garbage-collect would free
-  regsweep registry --yes                           pause it, purge, garbage-collect in a helper container, restart it
+  regsweep registry --dry-run                       a registry container: what would go, and the bytes the sweep would free
+  regsweep registry --yes                           pause it, purge and sweep unreferenced blobs (seconds), restart it
+  regsweep registry --yes --gc registry             the same with the registry's own garbage-collect in a helper container
   regsweep registry-stack_registry --yes            a swarm service: all its task containers
   regsweep -v registry-data --yes                   a volume (registry stopped or not)
   regsweep --path /var/lib/registry --dry-run       a storage path on this host
-  regsweep --path /var/lib/registry --yes           purge, then run garbage-collect with the local registry binary
+  regsweep --path /var/lib/registry --yes           purge and sweep (stop the registry first)
+  regsweep --path ROOT --yes --gc registry          purge, then run garbage-collect with the local registry binary
   regsweep --path ROOT --yes team/web hist/app      only these repositories
   regsweep --path ROOT --yes --no-gc                purge links only
   regsweep --path ROOT --dry-run --json             machine-readable report
@@ -137,9 +139,14 @@ Examples:
   regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
   regsweep registry --policy retention.yml --yes    rules per repository
   kubectl get pods -A -o jsonpath='{..imageID}' | regsweep registry --keep-digests - --yes   keep what pods run too
-  regsweep registry --gc builtin --quarantine 24h --yes   sweep blobs itself in seconds, keep what went for a day
+  regsweep registry --quarantine 24h --yes          keep what went (blobs too) for a day, so --restore can put it back
   regsweep --path ROOT --restore ROOT/.regsweep-quarantine-…   put back what a quarantine holds
 
-Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 130 interrupted.`,
+Who sweeps the blobs (--gc): by default regsweep itself, inside the window, leaving unreferenced blobs newer
+than --grace; --gc registry runs the registry's own garbage-collect instead (hours on a large registry, all of
+it paused), the only one that uses --registry-image; --registry-bin and --config serve both (the version, Redis);
+--quarantine goes with builtin or --no-gc, --grace only with builtin; --no-gc sweeps no blobs.
+
+Exit codes: 0 done, 1 done with problems, 2 refused (nothing changed), 75 busy, 130 interrupted.`,
     );
 }

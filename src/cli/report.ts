@@ -5,7 +5,7 @@
 import { PackedList } from '../storage/digestTable.js';
 import type { RepositoryReclaim } from '../plan/planTree.js';
 import type { Totals } from '../model.js';
-import type { SweepReport } from '../sweep.js';
+import type { GcMode, SweepReport } from '../sweep.js';
 import { formatBytes } from '../util/bytes.js';
 
 export { formatBytes };
@@ -99,6 +99,22 @@ function inUseNotes({ inUse }: SweepReport): string[] {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/** Who sweeps the blobs, as the report names it. */
+const SWEEPER: Record<GcMode, string> = { builtin: "regsweep's own sweep", registry: "the registry's garbage-collect", none: 'no sweep' };
+
+/** Which sweep ran (or would run), with `--gc`, and what it freed against the prediction. */
+function sweepLine({ gc, dryRun, predicted: p, freed: f }: SweepReport): string {
+  const predicted = `${plural(p.blobs, 'blob')}, ${formatBytes(p.bytes)}`;
+  if (gc.mode === 'none') return `No blobs swept (--no-gc); a sweep would free ${predicted}.`;
+  // The line's first word: "regsweep" stays lower case, "the" does not.
+  const who = `${gc.mode === 'registry' ? "The registry's garbage-collect" : SWEEPER[gc.mode]} (--gc ${gc.mode}`;
+  if (dryRun) return `${who}) would then free ${predicted}.`;
+  if (!gc.ran) return `${who}) not run (${gc.skipped}); it would free ${predicted}.`;
+  const freed = f ? `${plural(f.blobs, 'blob')}, ${formatBytes(f.bytes)}` : 'unknown';
+  const exit = gc.mode === 'registry' ? `, exit ${gc.exitCode}` : '';
+  return `${who}${exit}): predicted ${predicted}; freed ${freed}.`;
+}
+
 export function formatHuman(report: SweepReport, options: HumanOptions = {}): string {
   const lines: string[] = [];
   const { target } = report;
@@ -131,16 +147,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
 
   const reclaim = reclaimTable(report.perRepository, options.top ?? 10);
   if (reclaim.length > 0) lines.push('', 'Reclaimable by repository (predicted):', ...reclaim);
-  lines.push('');
-  const predicted = `${plural(report.predicted.blobs, 'blob')}, ${formatBytes(report.predicted.bytes)}`;
-  if (report.dryRun) {
-    lines.push(`garbage-collect would then free ${predicted}.`);
-  } else if (report.gc.ran) {
-    const freed = report.freed ? `${plural(report.freed.blobs, 'blob')}, ${formatBytes(report.freed.bytes)}` : 'unknown';
-    lines.push(`garbage-collect (exit ${report.gc.exitCode}): predicted ${predicted}; freed ${freed}.`);
-  } else {
-    lines.push(`garbage-collect not run (${report.gc.skipped}); it would free ${predicted}.`);
-  }
+  lines.push('', sweepLine(report));
   if (report.gc.decision) lines.push(`  ${report.gc.decision}`);
   lines.push(...builtinNotes(report));
   if (report.quarantine) lines.push(`What was removed is kept until ${report.quarantine.until} in ${report.quarantine.path}; \`regsweep --path ${target.root} --restore ${report.quarantine.path}\` puts it back.`);
@@ -148,7 +155,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   if (report.blobCache) lines.push(`Redis blob cache at ${report.blobCache.where}: ${plural(report.blobCache.cleared, 'entry', 'entries')} of removed blobs and revisions cleared.`);
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (!report.dryRun) {
-    const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (garbage-collect ${seconds(report.gc.durationMs)})` : '';
+    const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (${SWEEPER[report.gc.mode]} ${seconds(report.gc.durationMs)})` : '';
     const paused = report.pausedMs > 0 ? `registry paused ${seconds(report.pausedMs)}; ` : '';
     lines.push(`Maintenance window ${seconds(report.windowMs)}${gcTime}; ${paused}total ${seconds(report.durationMs)}.`);
   }

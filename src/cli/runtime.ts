@@ -94,7 +94,8 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
   const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
     const local = await localGcRunner({ registryBin: opts.registryBin, root: target.root, config: opts.config });
     if (!local && opts.gc === 'registry' && !dryRun) {
-      throw new UsageError(`no way to run garbage-collect for ${target.kind} ${target.name}: install a registry binary, pass --registry-bin or --registry-image, or use --no-gc`);
+      const image = target.kind === 'volume' ? ', --registry-image' : '';
+      throw new UsageError(`no way to run garbage-collect for ${target.kind} ${target.name}: install a registry binary, pass --registry-bin${image}, or leave out --gc registry (regsweep's own sweep needs none)`);
     }
     return { gcRunner: opts.gc === 'registry' ? local : undefined, registryVersion: local?.version, window };
   };

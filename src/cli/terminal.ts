@@ -10,7 +10,7 @@ function describePreview(p: SweepPreview): string {
   if (plan.repositories.length > 0) lines.push(`  remove the repositories ${plan.repositories.map((r) => r.repository).join(', ')}`);
   if (plan.tags.length > 0) lines.push(`  remove ${plan.tags.length} tags`);
   lines.push(`  remove ${plan.manifests.length} manifests and ${plan.indexEntries.length} tag history entries`);
-  lines.push(p.gc ? `  run garbage-collect (${p.gc.why}), predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}` : '  no garbage-collect (--no-gc)');
+  lines.push(p.gc ? `  sweep blobs (${p.gc.why}), predicted to free ${p.predicted.blobs} blobs, ${formatBytes(p.predicted.bytes)}` : '  sweep no blobs (--no-gc)');
   lines.push(`  registry: ${p.window}`);
   return `${lines.join('\n')}\n`;
 }

@@ -166,14 +166,14 @@ describe('restoreJournal from a quarantine', () => {
 });
 
 describe('--quarantine and --restore on the command line', () => {
-  it('a builtin run keeps what it removed in a quarantine the report names; --restore of it brings the tree back', async () => {
+  it('a run of the default sweep (builtin) keeps what it removed in a quarantine the report names; --restore of it brings the tree back', async () => {
     const before = await tree();
-    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'builtin', '--grace', '0s', '--quarantine', '24h', '-x', 'app:old']);
+    const run = await runCli(['--path', root, '--yes', '--json', '--grace', '0s', '--quarantine', '24h', '-x', 'app:old']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expectValidReport(report);
-    expect(report.gc).toMatchObject({ ran: true, command: ['regsweep', '--gc', 'builtin'] });
+    expect(report.gc).toMatchObject({ mode: 'builtin', ran: true, command: ['regsweep', '--gc', 'builtin'] });
     expect(report.freed).toEqual(report.predicted);
     expect(report.predicted.blobs).toBe(4);
     const [name] = await quarantinesIn();
@@ -202,7 +202,7 @@ describe('--quarantine and --restore on the command line', () => {
   });
 
   it.each([
-    ["with the registry's garbage-collect", ['--quarantine', '24h'], /--quarantine goes with --gc builtin or --no-gc/],
+    ["with the registry's garbage-collect", ['--gc', 'registry', '--quarantine', '24h'], /--quarantine goes with --gc builtin \(the default\) or --no-gc/],
     ['of less than a second', ['--gc', 'builtin', '--quarantine', '0s'], /must be at least 1s/],
     ['with a bad duration', ['--no-gc', '--quarantine', 'a day'], /invalid duration "a day"/],
   ])('--quarantine %s is refused: exit 2, one line, nothing changed', async (_name, args, message) => {

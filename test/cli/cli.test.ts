@@ -39,6 +39,7 @@ describe('bad input: one line on stderr, exit 2, nothing changed', () => {
     ['an unknown option', () => ['--path', root, '--yes', '--frobnicate'], /unknown option '--frobnicate'/],
     ['a bad --concurrency', () => ['--path', root, '--yes', '--concurrency', '0'], /concurrency/],
     ['a registry binary that does not exist', () => ['--path', root, '--yes', '--registry-bin', `${root}/nope`], /is not an executable file/],
+    ['--registry-image without --gc registry', () => ['--path', root, '--yes', '--registry-image', 'registry:2'], /--registry-image names the image the registry's garbage-collect runs from: give --gc registry too/],
     ['--config with a container target', () => ['registry', '--yes', '--config', `${root}/other.yml`], /--config goes with --path/],
     ['--restore without --path', () => ['--restore', `${root}/journal`], /--restore needs --path ROOT/],
     ['-x without a repository', () => ['--path', root, '--yes', '-x'], /option '-x, --remove <refs...>' argument missing/],
@@ -80,6 +81,8 @@ describe('output', () => {
       expect(run.stdout).toContain(option);
     }
     expect(run.stdout).toMatch(/Exit codes: 0 done, 1 done with problems, 2 refused/);
+    // regsweep's own sweep is the default (issue 23).
+    expect(run.stdout).toMatch(/--gc <who>[\s\S]*?\(choices:\s+"builtin",\s+"registry",\s+default:\s+"builtin"\)/);
     expect(run.stdout).toMatch(/-x, --remove[\s\S]*alone,\s+it\s+touches\s+nothing\s+else/);
   });
 

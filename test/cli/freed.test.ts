@@ -62,12 +62,12 @@ describe('a garbage-collect that deletes nothing and exits 0', () => {
   it('--json: exit 1, the problem in problems[], freed 0 beside the prediction; the metrics file counts it', async () => {
     const fake = await fakeRegistry('registry-keeps-all', "echo 'marking nothing, deleting nothing'");
     const before = await countTree(root);
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', fake, '--metrics-file', metrics]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', fake, '--metrics-file', metrics]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout);
     expectValidReport(report);
-    expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
+    expect(report.gc).toMatchObject({ mode: 'registry', ran: true, exitCode: 0 });
     expect(report.predicted.blobs).toBe(4);
     expect(report.freed).toEqual({ blobs: 0, bytes: 0 });
     expect((await countTree(root)).blobs).toBe(before.blobs);
@@ -78,12 +78,12 @@ describe('a garbage-collect that deletes nothing and exits 0', () => {
 
   it('the human report: the problem under its heading, on stdout, exit 1; the metrics file counts it', async () => {
     const fake = await fakeRegistry('registry-keeps-all', 'true');
-    const dry = JSON.parse((await runCli(['--path', root, '--dry-run', '--json', '--registry-bin', fake])).stdout);
-    const run = await runCli(['--path', root, '--yes', '--registry-bin', fake, '--metrics-file', metrics]);
+    const dry = JSON.parse((await runCli(['--path', root, '--dry-run', '--json', '--gc', 'registry', '--registry-bin', fake])).stdout);
+    const run = await runCli(['--path', root, '--yes', '--gc', 'registry', '--registry-bin', fake, '--metrics-file', metrics]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(1);
     const lines = run.stdout.split('\n');
-    expect(lines).toContain(`garbage-collect (exit 0): predicted ${dry.predicted.blobs} blobs, ${formatBytes(dry.predicted.bytes)}; freed 0 blobs, 0 B.`);
+    expect(lines).toContain(`The registry's garbage-collect (--gc registry, exit 0): predicted ${dry.predicted.blobs} blobs, ${formatBytes(dry.predicted.bytes)}; freed 0 blobs, 0 B.`);
     const heading = lines.indexOf('1 problem:');
     expect(heading).toBeGreaterThan(0);
     expect(lines[heading + 1]).toBe(`  ${stillThere(dry.predicted)}`);
@@ -97,7 +97,7 @@ describe.skipIf(!bin)('with the real garbage-collect', () => {
     const doc = JSON.parse(await fs.readFile(layout.pathFor({ kind: 'blobData', digest: web.digest }), 'utf8'));
     const kept = path.dirname(layout.pathFor({ kind: 'blobData', digest: doc.layers[0].digest as Digest }));
     const fake = await fakeRegistry('registry-deletes-more', `"${bin}" "$@" && rm -r '${kept}'`);
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', fake, '--metrics-file', metrics]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', fake, '--metrics-file', metrics]);
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout);
     expect(report.freed.blobs).toBe(report.predicted.blobs + 1);
@@ -108,7 +108,7 @@ describe.skipIf(!bin)('with the real garbage-collect', () => {
   });
 
   it('the control: the real binary on the same tree frees exactly the prediction, no problem, exit 0', async () => {
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--metrics-file', metrics]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', bin as string, '--metrics-file', metrics]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);

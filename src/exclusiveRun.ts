@@ -19,6 +19,8 @@ export interface ExclusiveOptions extends AcquireOptions {
   engine?: Engine;
   /** The registry containers this run will pause. */
   containers: readonly ContainerInfo[];
+  /** `--restore`: what a dead run's watchdog recovered is reported without consuming its note, which the next real run reports. */
+  keepRecoveryNote?: boolean;
 }
 
 /**
@@ -44,7 +46,7 @@ export async function exclusively<T>(options: ExclusiveOptions, body: (lock: Run
   try {
     const recovered = lock.previous
       ? await recoverRun(lock.previous, options.engine, 'takeover')
-      : (readRecoveryNote(options.root, true) as Recovery | undefined);
+      : (readRecoveryNote(options.root, !options.keepRecoveryNote) as Recovery | undefined);
     if (options.engine) await refusePausedByOthers(options.engine, options.containers.filter((c) => c.running));
     return await body(lock, recovered);
   } catch (error) {

@@ -88,6 +88,15 @@ describe('exclusively', () => {
     expect(await exclusively(options(), async (_lock, recovery) => recovery)).toBeUndefined();
   });
 
+  it("keeps the watchdog's note through a restore (keepRecoveryNote), for the next real run to report", async () => {
+    const note = { by: 'watchdog', at: 'now', holder: { pid: 7, hostname: 'h', startedAt: 's' }, containers: ['reg-a'], helpersRemoved: 0, gcStopped: false };
+    saveRecoveryNote(root, note);
+    expect(await exclusively({ ...options(), keepRecoveryNote: true }, async (_lock, recovery) => recovery)).toEqual(note);
+    expect(await exclusively({ ...options(), keepRecoveryNote: true }, async (_lock, recovery) => recovery)).toEqual(note);
+    expect(await exclusively(options(), async (_lock, recovery) => recovery)).toEqual(note);
+    expect(await exclusively(options(), async (_lock, recovery) => recovery)).toBeUndefined();
+  });
+
   it('refuses a registry someone else paused: exit 2, the work never runs, the container stays paused, the lock is released', async () => {
     await engine.pause('c2');
     engine.calls.length = 0;

@@ -303,6 +303,8 @@ export class DockerodeEngine implements Engine {
     if (!found) return undefined;
     // Undefined too when this engine does not know the container: regsweep then runs in a container of another engine.
     const info = await this.container(found.ref);
+    // Said outright, it is no guess: a name this engine does not know is a mistake to report, not to ignore.
+    if (!info && found.how === 'override') throw new UsageError(`REGSWEEP_SELF_CONTAINER names no container of this Docker engine: ${found.ref}; name the container regsweep runs in, or unset it`);
     // A hostname is only a guess: it must begin the id, not name another container.
     return info && (found.how !== 'hostname' || info.id.startsWith(found.ref)) ? info : undefined;
   }

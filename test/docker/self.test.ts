@@ -9,6 +9,7 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { DockerodeEngine } from '../../src/docker/dockerodeEngine.js';
+import { UsageError } from '../../src/errors.js';
 import { containerIdFromCgroup, containerIdFromMountinfo, readSelfEvidence, selfContainer } from '../../src/docker/self.js';
 
 const lines = (...l: string[]): string => `${l.join('\n')}\n`;
@@ -268,6 +269,14 @@ describe('DockerodeEngine.self', () => {
   it('REGSWEEP_SELF_CONTAINER may name the container', async () => {
     const { engine } = engineKnowing({ id: HOST_NET_FOO, name: 'regsweep' });
     expect((await engine.self({ override: 'regsweep', mountinfo: hostMountinfo }))?.id).toBe(HOST_NET_FOO);
+  });
+
+  it('REGSWEEP_SELF_CONTAINER naming no container is a refusal (exit 2), not ignored', async () => {
+    const { engine } = engineKnowing({ id: HOST_NET_FOO, name: 'regsweep' });
+    const refused = await engine.self({ override: 'regsweep-typo', mountinfo: hostNetFooMountinfo }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UsageError);
+    expect((refused as UsageError).exitCode).toBe(2);
+    expect((refused as UsageError).message).toBe('REGSWEEP_SELF_CONTAINER names no container of this Docker engine: regsweep-typo; name the container regsweep runs in, or unset it');
   });
 
   it('takes a hostname only as the start of the id it finds, not as another container’s name', async () => {

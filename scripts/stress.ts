@@ -1,6 +1,7 @@
 /**
  * `npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]`:
  * proof by difference of `--gc builtin` against the registry's own garbage-collect.
+ * (`npm run stress -- --crash N` kills real runs instead: scripts/crash.ts.)
  *
  * For each seed and registry version:
  *  1. A seeded PRNG chooses a small scenario (nested repository names, tag
@@ -55,7 +56,7 @@ import {
 // ---------------------------------------------------------------------------
 // A seeded PRNG (sfc32, seeded from a hash of the seed)
 
-class Rng {
+export class Rng {
   private a: number;
   private b: number;
   private c: number;
@@ -136,7 +137,7 @@ export const FEATURES = [
 type Feature = (typeof FEATURES)[number];
 
 /** What a seed pushed: its repositories, counts by feature, and the purge run on it. */
-interface TreeSummary {
+export interface TreeSummary {
   seed: number;
   repositories: string[];
   /** Live revisions pushed (repository@digest), deleted ones left out. */
@@ -525,7 +526,7 @@ class TreeGenerator {
  * `validation.manifests.urls.allow` says otherwise, and startRegistry drops
  * REGISTRY_* variables: a wrapper script in `work` sets it.
  */
-async function buildTree(root: string, seed: number, bin: string, work: string): Promise<TreeSummary> {
+export async function buildTree(root: string, seed: number, bin: string, work: string): Promise<TreeSummary> {
   const wrapper = path.join(work, 'registry-allowing-layer-urls');
   const quoted = `'${bin.replaceAll("'", `'\\''`)}'`;
   await fs.writeFile(wrapper, `#!/bin/sh\nREGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW='["^https://"]'\nexport REGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW\nexec ${quoted} "$@"\n`, { mode: 0o755 });
@@ -689,10 +690,10 @@ function findProjectRoot(): string {
 }
 
 const PROJECT = findProjectRoot();
-const REGSWEEP = path.join(PROJECT, 'bin/regsweep.js');
+export const REGSWEEP = path.join(PROJECT, 'bin/regsweep.js');
 
 /** This environment without REGISTRY_* (they would override a config). */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toUpperCase().startsWith('REGISTRY_')));
 }
 
@@ -721,7 +722,7 @@ async function writeConfig(file: string, root: string): Promise<void> {
   await fs.writeFile(file, dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: root }, delete: { enabled: true } } }));
 }
 
-async function copyTree(from: string, to: string): Promise<void> {
+export async function copyTree(from: string, to: string): Promise<void> {
   const r = await run('cp', ['-a', from, to]);
   if (r.code !== 0) throw new Error(`cp -a ${from} ${to}: ${r.stderr.trim()}`);
 }
@@ -759,7 +760,7 @@ export async function findRegistries(): Promise<RegistryBinary[]> {
 }
 
 /** Pulls every ref (`repository:tag` or `repository@digest`) whole from `root` served by `bin`; the failures, each `ref: why`. */
-async function pullAll(root: string, bin: string, refs: string[]): Promise<{ ok: number; failed: string[] }> {
+export async function pullAll(root: string, bin: string, refs: string[]): Promise<{ ok: number; failed: string[] }> {
   const registry = await startRegistry(root, { bin });
   try {
     const client = new RegistryClient(registry.url);
@@ -984,6 +985,9 @@ interface Args {
   first: number;
   versions: string[];
   keepFailures?: string;
+  /** `--crash N`: N kill points per shape instead of the differential (scripts/crash.ts). */
+  crash?: number;
+  shapes: string[];
 }
 
 function wholeNumber(name: string, value: string | undefined, fallback: number): number {
@@ -995,13 +999,17 @@ function wholeNumber(name: string, value: string | undefined, fallback: number):
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' } },
+    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' }, crash: { type: 'string' }, shapes: { type: 'string' } },
   });
+  const shapes = (values.shapes ?? 'path,container').split(',').filter(Boolean);
+  for (const shape of shapes) if (shape !== 'path' && shape !== 'container') throw new Error(`--shapes takes path and container, not ${shape}`);
   return {
     seeds: wholeNumber('seeds', values.seeds, 10),
     first: wholeNumber('first', values.first, 1),
     versions: (values.versions ?? '2.8.2,3.0.0').split(',').filter(Boolean),
     keepFailures: values['keep-failures'],
+    crash: values.crash === undefined ? undefined : wholeNumber('crash', values.crash, 0),
+    shapes,
   };
 }
 
@@ -1010,7 +1018,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
   } catch (error) {
-    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]`);
+    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]\n       npm run stress -- --crash N [--first S] [--shapes path,container] [--keep-failures DIR]`);
     return 2;
   }
   const registries = await findRegistries();
@@ -1020,6 +1028,10 @@ async function main(argv: string[]): Promise<number> {
   if (usable.length === 0) {
     console.error(`stress: none of ${args.versions.join(', ')} is here (found: ${registries.map((r) => `${r.version} ${r.bin}`).join(', ') || 'none'})`);
     return 2;
+  }
+  if (args.crash !== undefined) {
+    const { crashMain } = await import('./crash.js');
+    return crashMain({ kills: args.crash, first: args.first, shapes: args.shapes as Array<'path' | 'container'>, registry: usable[0] as RegistryBinary, keepFailures: args.keepFailures });
   }
   const different: string[] = [];
   const started = Date.now();
@@ -1042,5 +1054,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = await main(process.argv.slice(2));
+  // Not a top-level await: --crash imports scripts/crash.ts, which imports this module, which must have finished loading.
+  void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }

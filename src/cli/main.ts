@@ -35,12 +35,13 @@ async function run(argv: string[], state: RunState): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors were already printed as one line.
-      if (error.exitCode !== 0) Object.assign(state, namedInRefused(cmd.opts<CliOptions>(), argv));
+      if (error.exitCode !== 0) Object.assign(state, namedInRefused(cmd.opts<CliOptions>(), argv, cmd.options));
       return error.exitCode === 0 ? 0 : 2;
     }
     throw error;
   }
   const opts = cmd.opts<CliOptions>();
+  // The metrics label is what the command line named, on a refusal as on a run (see RunState.target).
   Object.assign(state, { metricsFile: opts.metricsFile, target: opts.path ?? opts.volume ?? cmd.args[0] ?? '' });
   const log = opts.verbose ? (m: string) => process.stderr.write(`regsweep: ${m}\n`) : () => {};
 
@@ -120,7 +121,6 @@ async function sweepCommand(
   const selectors = resolved.repositories.map(parseSelector);
   const runId = randomUUID();
   const { target, engine } = resolved;
-  state.target = target.name;
   const progress = progressLine(opts.progress && !opts.quiet && process.stderr.isTTY === true && !process.env.CI);
   const confirm = async (preview: SweepPreview): Promise<boolean> => {
     progress.clear();

@@ -4,6 +4,7 @@
  * cron job or a systemd timer that fails as surely as one that succeeds.
  */
 import fs from 'node:fs';
+import type { Option } from 'commander';
 import os from 'node:os';
 import path from 'node:path';
 import type { SweepReport } from '../sweep.js';
@@ -12,7 +13,7 @@ import type { CliOptions } from './program.js';
 
 /** What is known of a run when it ends: always its target, exit code and times; its report when it got that far. */
 export interface RunOutcome {
-  /** The target's name as the report gives it, else what the user named (TARGET, --volume or --path). */
+  /** What the user named (TARGET, --volume or --path), as RunState.target. */
   target: string;
   exitCode: number;
   /** When the run ended, in milliseconds since the epoch. */
@@ -111,7 +112,13 @@ export function recordOnSignal(record: (exitCode: number) => void): () => void {
 /** What `main` learns of a run as it goes, for `--metrics-file`. */
 export interface RunState {
   metricsFile?: string;
-  /** What the user named (TARGET, --volume or --path), then the target's name as the report gives it. */
+  /**
+   * What the user named (TARGET, --volume or --path), however the run ends. Not
+   * the name the engine resolves: a refusal before the target is found (a bad
+   * option, an engine that does not answer, no such container) knows only the
+   * command line, and one target must keep one series, so a container named by
+   * its id is labelled by that id on every run.
+   */
   target: string;
   report?: SweepReport;
   /** `performance.now()` when the run began. */
@@ -131,13 +138,32 @@ function lastValue(argv: readonly string[], names: readonly string[]): string | 
 }
 
 /**
+ * The first operand of argv as commander reads it (a run's TARGET): options
+ * and their values are skipped by the program's own definitions, so it is the
+ * same word wherever the TARGET stands. Reading stops at an unknown option.
+ */
+function firstOperand(argv: readonly string[], options: readonly Option[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const word = argv[i] as string;
+    if (word === '--') return argv[i + 1];
+    if (!word.startsWith('-') || word === '-') return word;
+    if (word.startsWith('--') && word.includes('=')) continue;
+    const option = options.find((o) => o.long === word || o.short === word);
+    if (!option) return undefined;
+    const takesNext = (): boolean => i + 1 < argv.length && !(argv[i + 1] as string).startsWith('-');
+    if (option.variadic) while (takesNext()) i++;
+    else if (option.required || (option.optional && takesNext())) i++;
+  }
+  return undefined;
+}
+
+/**
  * The metrics file and target of a command line commander refused. It stops
  * at an unknown option or a bad value, so what lies beyond is read from argv
- * itself; a TARGET is taken only where it stands first, as the examples put it.
+ * itself; the TARGET is the word a run of the same command line takes for it.
  */
-export function namedInRefused(parsed: Partial<CliOptions>, argv: readonly string[]): Pick<RunState, 'metricsFile' | 'target'> {
-  const first = argv[2] !== undefined && !argv[2].startsWith('-') ? argv[2] : undefined;
-  const target = parsed.path ?? parsed.volume ?? lastValue(argv, ['--path']) ?? lastValue(argv, ['--volume', '-v']) ?? first ?? '';
+export function namedInRefused(parsed: Partial<CliOptions>, argv: readonly string[], options: readonly Option[]): Pick<RunState, 'metricsFile' | 'target'> {
+  const target = parsed.path ?? parsed.volume ?? lastValue(argv, ['--path']) ?? lastValue(argv, ['--volume', '-v']) ?? firstOperand(argv, options) ?? '';
   return { metricsFile: parsed.metricsFile ?? lastValue(argv, ['--metrics-file']), target };
 }
 

@@ -12,6 +12,7 @@ import { UsageError } from '../errors.js';
 import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
 import { localGcRunner } from '../gc/localRegistry.js';
+import { checkSupportedVersion } from '../gc/version.js';
 import { redisBlobCache, redisSettings } from '../gc/redisCache.js';
 import { errnoText } from '../util/errno.js';
 import { type Policy, loadPolicy, makeRules, selectsTags } from '../plan/policy.js';
@@ -107,6 +108,8 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     // --gc builtin creates no container: a registry that is not running (asked through a helper otherwise) counts as of unknown version.
     const asked = opts.gc !== 'builtin' || (registry.running && !registry.paused);
     const version = asked ? await containerRegistryVersion(engine, registry) : undefined;
+    // Refused whoever sweeps: regsweep's own sweep reads the same layout garbage-collect does.
+    if (version) checkSupportedVersion(version);
     return { gcRunner: opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.

@@ -33,7 +33,8 @@ afterAll(async () => {
 
 describe('--usage', () => {
   it('--json: the report gains usage, as the files on disk say, valid against the schema', async () => {
-    const run = await runCli(['--path', root, '--usage', '--json']);
+    // The tree was written just now: --grace 0s lets the default sweep reclaim what garbage-collect would.
+    const run = await runCli(['--path', root, '--usage', '--json', '--grace', '0s']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
@@ -43,6 +44,15 @@ describe('--usage', () => {
     expect(report.usage.totals.reclaimableBytes).toBe(report.predicted.bytes);
     expect(report.usage.totals.reclaimableBytes).toBeGreaterThan(0);
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('reclaimable follows the sweep: by default the blobs within the grace stay, as in the prediction', async () => {
+    const report = JSON.parse((await runCli(['--path', root, '--usage', '--json'])).stdout);
+    expectValidReport(report);
+    expect(report.gc.mode).toBe('builtin');
+    expect(report.builtin.recent.bytes).toBeGreaterThan(0);
+    expect(report.usage.totals.reclaimableBytes).toBe(report.predicted.bytes);
+    expect(report.usage.totals.reclaimableBytes).toBeLessThan((await expectedUsage(root)).totals.reclaimableBytes);
   });
 
   it('a report without --usage has no usage and still validates', async () => {

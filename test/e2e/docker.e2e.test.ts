@@ -26,9 +26,17 @@ async function helpersLeft(): Promise<string[]> {
   return list.map((c) => c.Id);
 }
 
-function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }; freed: unknown; predicted: { blobs: number } }): void {
+/**
+ * The real runs below use regsweep's own sweep, the default, where it proves the same as the registry's
+ * garbage-collect would (with --grace 0s: the images were pushed just now), and --gc registry where the
+ * helper container, its command or a slow or failing garbage-collect is what is tested.
+ */
+const OWN = ['--grace', '0s'];
+const REGISTRY_GC = ['--gc', 'registry'];
+
+function expectCollected(report: { gc: { ran: boolean; exitCode: number | null }; freed: unknown; predicted: { blobs: number } }, mode: 'builtin' | 'registry'): void {
   expectValidReport(report);
-  expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
+  expect(report.gc).toMatchObject({ mode, ran: true, exitCode: 0 });
   expect(report.predicted.blobs).toBeGreaterThan(0);
   expect(report.freed).toEqual(report.predicted);
 }
@@ -47,7 +55,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const { name, volume, port, scenario } = await deployWithVolume('reg-volume', volumes);
     const before = await containerState(name);
 
-    const result = await runCli([name, '--yes', '--json']);
+    const result = await runCli([name, '--yes', '--json', ...REGISTRY_GC]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
@@ -56,7 +64,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     expect(report.target.registryVersion).toBe('2.8.2');
     expect(report.gc.command).toEqual(['docker', 'run', '--volumes-from', name, 'registry:2', 'garbage-collect', '/etc/docker/registry/config.yml']);
     expect(report.gc.decision).toMatch(/plain garbage-collect/);
-    expectCollected(report);
+    expectCollected(report, 'registry');
     expect(report.pausedMs).toBeGreaterThan(0);
     const after = await containerState(name);
     expect(after).toMatchObject({ running: true, paused: false });
@@ -67,9 +75,9 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   it('--unpause-only unpauses without a restart', async () => {
     const { name } = await deployWithVolume('reg-unpause', volumes);
     const before = await containerState(name);
-    const result = await runCli([name, '--yes', '--unpause-only']);
+    const result = await runCli([name, '--yes', '--unpause-only', ...OWN]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/Maintenance window \d+\.\d s \(garbage-collect \d+\.\d s\); registry paused \d+\.\d s; total \d+\.\d s\./);
+    expect(result.stdout).toMatch(/Maintenance window \d+\.\d s \(regsweep's own sweep \d+\.\d s\); registry paused \d+\.\d s; total \d+\.\d s\./);
     expect(await containerState(name)).toEqual({ ...before, running: true, paused: false });
   }, 120_000);
 
@@ -80,11 +88,11 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const port = await freePort();
     await runRegistryContainer({ name, port, bind: { host, container: '/data' }, env: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/data/store'] });
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
-    const result = await runCli([name, '--yes', '--json']);
+    const result = await runCli([name, '--yes', '--json', ...OWN]);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.target.root).toBe(path.join(host, 'store'));
-    expectCollected(report);
+    expectCollected(report, 'builtin');
     await expectServesWhole(port, scenario);
   }, 180_000);
 
@@ -101,26 +109,31 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const port = await freePort();
     await runRegistryContainer({ name, port, cmd: ['/cfg/custom.yml'], binds: [`${cfg}:/cfg:ro`, `${volume}:/srv/registry`] });
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
-    const result = await runCli([name, '--yes', '--json']);
+    const result = await runCli([name, '--yes', '--json', ...REGISTRY_GC]);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.target.root).toMatch(new RegExp(`/volumes/${volume}/_data/store$`));
     expect(report.gc.command.at(-1)).toBe('/cfg/custom.yml');
-    expectCollected(report);
+    expectCollected(report, 'registry');
     await expectServesWhole(port, scenario);
   }, 180_000);
 
-  it('a volume whose registry is stopped: collected from the stopped container, left stopped', async () => {
+  it.each([
+    ['--gc registry: collected in a helper from the stopped container', REGISTRY_GC, 'registry', '2.8.2'],
+    ['by default: swept by regsweep, no container made, the version unknown', OWN, 'builtin', null],
+  ] as const)('a volume whose registry is stopped, %s; left stopped', async (_name, args, mode, version) => {
     const { name, volume, port, scenario } = await deployWithVolume('reg-stopped', volumes);
     await docker().getContainer(name).stop();
-    const result = await runCli(['-v', volume, '--yes', '--json']);
+    const containersBefore = (await docker().listContainers({ all: true })).map((c) => c.Id).sort();
+    const result = await runCli(['-v', volume, '--yes', '--json', ...args]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.target).toMatchObject({ kind: 'volume', name: volume });
+    expect(report.target).toMatchObject({ kind: 'volume', name: volume, registryVersion: version });
     expect(report.pausedMs).toBe(0);
-    expectCollected(report);
+    expectCollected(report, mode);
     expect((await containerState(name)).running).toBe(false);
+    expect((await docker().listContainers({ all: true })).map((c) => c.Id).sort()).toEqual(containersBefore);
     await docker().getContainer(name).start();
     await expectServesWhole(port, scenario);
   }, 180_000);
@@ -128,10 +141,10 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
   it('a volume no container uses, collected from --registry-image', async () => {
     const { name, volume, port, scenario } = await deployWithVolume('reg-gone', volumes);
     await docker().getContainer(name).remove({ force: true });
-    const result = await runCli(['-v', volume, '--yes', '--json', '--registry-image', 'registry:2']);
+    const result = await runCli(['-v', volume, '--yes', '--json', ...REGISTRY_GC, '--registry-image', 'registry:2']);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expectCollected(report);
+    expectCollected(report, 'registry');
     await runRegistryContainer({ name, port, volume: { name: volume } });
     await expectServesWhole(port, scenario);
   }, 180_000);
@@ -149,12 +162,12 @@ describe.skipIf(!enabled)('a swarm service', () => {
   it('resolves to its task containers, pauses them, and replaces the tasks afterwards', async () => {
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
     const tasksBefore = (await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${service}`] } })).map((c) => c.Id);
-    const result = await runCli([service, '--yes', '--json']);
+    const result = await runCli([service, '--yes', '--json', ...OWN]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.target).toMatchObject({ kind: 'service', name: service });
-    expectCollected(report);
+    expectCollected(report, 'builtin');
     const tasksAfter = await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${service}`] } });
     expect(tasksAfter.length).toBe(1);
     expect(tasksAfter[0]?.State).toBe('running');
@@ -185,12 +198,12 @@ describe.skipIf(!enabled)('regsweep itself in a container', () => {
     await runRegistryContainer({ name, port, volume: { name: volume } });
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
     const socket = (process.env.DOCKER_HOST ?? '').replace(/^unix:\/\//, '');
-    const { stdout } = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, ...flags, '-v', `${socket}:/var/run/docker.sock`, '--volumes-from', name, image, name, '--yes', '--json'], {
+    const { stdout } = await run('docker', ['run', '--rm', '--label', `${TEST_LABEL}=1`, ...flags, '-v', `${socket}:/var/run/docker.sock`, '--volumes-from', name, image, name, '--yes', '--json', ...OWN], {
       env: process.env,
     });
     const report = JSON.parse(stdout);
     expect(report.target.root).toBe('/var/lib/registry');
-    expectCollected(report);
+    expectCollected(report, 'builtin');
     expect(await containerState(name)).toMatchObject({ running: true, paused: false });
     await expectServesWhole(port, scenario);
     await removeContainers(name);
@@ -231,7 +244,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s during garbage-collect: exit 130, helper removed, registry brought back', async (signal) => {
     const { name, port, scenario } = await registry('registry:slowgc');
-    const child = spawn(process.execPath, [BIN, name, '--yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, name, '--yes', ...REGISTRY_GC], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (c) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -249,7 +262,7 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
 
   it('a failing garbage-collect: exit 1, registry restarted', async () => {
     const { name, port, scenario } = await registry('registry:failgc');
-    const result = await runCli([name, '--yes', '--json']);
+    const result = await runCli([name, '--yes', '--json', ...REGISTRY_GC]);
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout);
     expect(report.gc).toMatchObject({ ran: true, exitCode: 1 });

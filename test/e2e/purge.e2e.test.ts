@@ -34,7 +34,7 @@ describe.skipIf(!bin)('purge with the real registry binary', () => {
 
   it('a dry run plans exactly the unneeded revisions and leaves the tree byte-for-byte unchanged', async () => {
     const before = await snapshot(root);
-    const run = await runCli(['--path', root, '--dry-run', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--dry-run', '--json', '--gc', 'registry', '--registry-bin', bin as string]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
@@ -50,7 +50,7 @@ describe.skipIf(!bin)('purge with the real registry binary', () => {
   it('purges, collects, frees exactly the predicted bytes, and every kept tag and digest pulls whole', async () => {
     const measuredBefore = await blobBytes(root);
     const journal = `${root}.journal`;
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--journal', journal]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', bin as string, '--journal', journal]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
@@ -79,7 +79,7 @@ describe.skipIf(!bin)('purge with the real registry binary', () => {
   }, 120_000);
 
   it('a second run plans nothing and predicts nothing', async () => {
-    const run = await runCli(['--path', root, '--dry-run', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--dry-run', '--json', '--gc', 'registry', '--registry-bin', bin as string]);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expect(report.plan.manifests).toEqual([]);
@@ -115,7 +115,7 @@ describe.skipIf(!bin)('problems spare their repository', () => {
     await fs.writeFile(link, 'not a digest');
     const badBefore = await snapshot(`${root}/docker/registry/v2/repositories/bad`);
 
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', bin as string]);
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout);
     expect(report.problems).toEqual([expect.objectContaining({ repository: 'bad', message: expect.stringMatching(/current link of tag other holds "not a digest"/) })]);
@@ -186,7 +186,7 @@ describe.skipIf(!bin)('garbage-collect with a given config, and when it fails', 
     // The registry itself refuses this config, so its garbage-collect exits 1 after regsweep has purged.
     await fs.writeFile(config, `version: 0.1\nlog:\n  level: bogus\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
     const journal = `${root}.journal`;
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--config', config, '--journal', journal]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', bin as string, '--config', config, '--journal', journal]);
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout);
     expect(report.gc).toMatchObject({ ran: true, exitCode: 1 });
@@ -206,7 +206,7 @@ describe.skipIf(!bin)('garbage-collect with a given config, and when it fails', 
   it("runs garbage-collect with the registry's own config", async () => {
     const config = `${root}.yml`;
     await fs.writeFile(config, `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n`);
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, '--config', config]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--gc', 'registry', '--registry-bin', bin as string, '--config', config]);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expect(report.gc).toMatchObject({ ran: true, exitCode: 0, command: [bin, 'garbage-collect', config] });

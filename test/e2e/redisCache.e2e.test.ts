@@ -94,7 +94,7 @@ describe.skipIf(!bin || !REDIS_SERVER)('the Redis blob cache, --path --config, r
   it('without clearing it (regsweep not told of the config), the purged image pushed again is served broken', async () => {
     const section = { addr: `127.0.0.1:${redis.port}`, db: ++db };
     const pushed = await pushScenario(dirs, bin as string, section);
-    const run = await runCli(['--path', pushed.root, '--yes', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', pushed.root, '--yes', '--json', '--grace', '0s', '--registry-bin', bin as string]);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expect(report.blobCache).toBeNull();
@@ -114,7 +114,7 @@ describe.skipIf(!bin || !REDIS_SERVER)('the Redis blob cache, --path --config, r
     const stale = entriesOf(before, pushed.swept);
     expect(stale.length).toBeGreaterThanOrEqual(pushed.swept.length * 2);
 
-    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--yes', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--yes', '--json', '--grace', '0s', '--registry-bin', bin as string]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
@@ -136,7 +136,7 @@ describe.skipIf(!bin || !REDIS_SERVER)('the Redis blob cache, --path --config, r
     await fs.writeFile(pushed.config, text.replace(`127.0.0.1:${redis.port}`, `127.0.0.1:${await freePort()}`));
     const stale = entriesOf(await describeKeys(redis.client(db)), pushed.swept);
     const url = `redis://127.0.0.1:${redis.port}/${db}`;
-    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--redis-url', url, '--yes', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--redis-url', url, '--yes', '--json', '--grace', '0s', '--registry-bin', bin as string]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).blobCache).toEqual({ where: url, cleared: stale.length });
     expect(entriesOf(await describeKeys(redis.client(db)), pushed.swept)).toEqual([]);
@@ -150,7 +150,7 @@ describe.skipIf(!bin || !REDIS_SERVER)('the Redis blob cache, --path --config, r
     const before = await describeKeys(client);
     const stale = entriesOf(before, pushed.swept);
     expect(stale.length).toBeGreaterThan(0);
-    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--yes', '--json', '--registry-bin', v3 as string]);
+    const run = await runCli(['--path', pushed.root, '--config', pushed.config, '--yes', '--json', '--grace', '0s', '--registry-bin', v3 as string]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);

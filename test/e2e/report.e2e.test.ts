@@ -28,7 +28,7 @@ describe.skipIf(!bin)('reports on a real registry tree', () => {
   });
 
   it('a dry run: valid JSON and nothing else on stdout, counts from the tree, per-repository rows adding up', async () => {
-    const run = await runCli(['--path', root, '--dry-run', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--dry-run', '--json', '--grace', '0s', '--registry-bin', bin as string]);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expectValidReport(report);
@@ -41,7 +41,7 @@ describe.skipIf(!bin)('reports on a real registry tree', () => {
   });
 
   it('a human dry run shows the table of the largest repositories with proportional bars', async () => {
-    const run = await runCli(['--path', root, '--dry-run', '--top', '2', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--dry-run', '--top', '2', '--grace', '0s', '--registry-bin', bin as string]);
     const lines = run.stdout.split('\n');
     const start = lines.indexOf('Reclaimable by repository (predicted):');
     expect(start).toBeGreaterThan(0);
@@ -52,13 +52,15 @@ describe.skipIf(!bin)('reports on a real registry tree', () => {
   });
 
   it('a real run: valid JSON, after counts from the tree, freed = before - after = predicted', async () => {
-    const run = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string]);
+    const run = await runCli(['--path', root, '--yes', '--json', '--grace', '0s', '--registry-bin', bin as string]);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expectValidReport(report);
     expect(report.after).toEqual(await countTree(root));
     expect(report.freed).toEqual({ blobs: report.before.blobs - report.after.blobs, bytes: report.before.bytes - report.after.bytes });
     expect(report.freed).toEqual(report.predicted);
+    // The default sweep: regsweep's own (the tree was written just now, hence --grace 0s).
+    expect(report.gc).toMatchObject({ mode: 'builtin', ran: true });
     expect(report.gc.durationMs).toBeGreaterThanOrEqual(0);
   });
 });

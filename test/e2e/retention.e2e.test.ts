@@ -42,7 +42,7 @@ async function pushedAt(repository: string, tag: string, daysAgo: number): Promi
 }
 
 async function purge(...args: string[]) {
-  const result = await runCli(['--path', root, '--yes', '--json', '--registry-bin', bin as string, ...args]);
+  const result = await runCli(['--path', root, '--yes', '--json', '--grace', '0s', '--registry-bin', bin as string, ...args]);
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   const report = JSON.parse(result.stdout);

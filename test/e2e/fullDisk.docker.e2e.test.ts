@@ -30,8 +30,8 @@ const enabled = dockerAvailable() && canMount();
 /** Where the registry stores, on its disk: the fillers sit beside it, outside the storage root. */
 const STORE = 'store';
 const MODES = [
-  ['--gc builtin', ['--gc', 'builtin', '--grace', '0s']],
-  ['the registry garbage-collect (default)', []],
+  ['the default sweep (builtin)', ['--grace', '0s']],
+  ["the registry's garbage-collect (--gc registry)", ['--gc', 'registry']],
 ] as const;
 
 describe.skipIf(!enabled)('a full disk, a registry container on a small tmpfs', () => {

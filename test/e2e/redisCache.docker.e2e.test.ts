@@ -65,12 +65,14 @@ describe.skipIf(!dockerAvailable() || !REDIS_SERVER)('the Redis blob cache of a 
     const stale = entriesOf(before, deployed.swept);
     expect(stale.length).toBeGreaterThanOrEqual(deployed.swept.length * 2);
 
-    const run = await runCli([deployed.name, '--yes', '--json']);
+    // The default sweep, regsweep's own; the images were pushed just now, hence --grace 0s.
+    const run = await runCli([deployed.name, '--yes', '--json', '--grace', '0s']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
     expectValidReport(report);
     expect(report.target).toMatchObject({ kind: 'container', name: deployed.name });
+    expect(report.gc).toMatchObject({ mode: 'builtin', ran: true });
     expect(report.freed.blobs).toBe(deployed.swept.length);
     expect(report.blobCache).toEqual({ where: `redis://127.0.0.1:${redis.port}/${db}`, cleared: stale.length });
     expect(await describeKeys(client)).toEqual(before.filter((e) => !stale.includes(e)));

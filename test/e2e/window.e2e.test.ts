@@ -9,6 +9,10 @@
  * file `.gc-sleep` in the storage root says (beside docker/, invisible to the
  * registry and to regsweep's scan), so one deployment can have a slow
  * garbage-collect for the run under test and a quick one for the next.
+ * Every real run here says `--gc registry`: what is tested is a window that
+ * lasts, and the registry's garbage-collect (its helper container, its local
+ * process) is what makes one; regsweep's own sweep, the default, has its crash
+ * tests in scripts/crash.ts.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -44,6 +48,9 @@ const GC_SLEEP = '.gc-sleep';
 /** A marker in the storage root: the next `registry --version` run in the registry container takes 4 s. */
 const VERSION_SLEEP = '.version-sleep';
 const RECOVERY_NOTE = '.regsweep.recovered.json';
+/** The registry's own garbage-collect: the default is regsweep's sweep, which holds no window this long. */
+const GC = ['--gc', 'registry'];
+
 /** The slow garbage-collect of the runs that must finish: a few seconds. */
 const SLOW_SECONDS = 6;
 /** The garbage-collect a run is killed in: far longer than any deadline below, so only a recovery can end it. */
@@ -164,7 +171,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     await slowGc(reg, SLOW_SECONDS);
     const before = await containerState(reg.name);
     const watch = new RegistryWatch(reg.name);
-    const first = startCli([reg.name, '--yes', '--json']);
+    const first = startCli([reg.name, '--yes', '--json', ...GC]);
     try {
       const helper = await helperOf(reg);
       expect(await containerState(reg.name)).toEqual({ ...before, paused: true });
@@ -174,7 +181,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
       const tree = await snapshot(reg.root);
 
       const secondStarted = Date.now();
-      const second = await runCli([reg.name, '--yes', '--json']);
+      const second = await runCli([reg.name, '--yes', '--json', ...GC]);
       const secondEnded = Date.now();
       expect(second.code, second.stderr).toBe(75);
       expect(second.stdout).toBe('');
@@ -213,7 +220,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     const reg = await deploy('reg-race');
     await slowGc(reg, SLOW_SECONDS);
     const watch = new RegistryWatch(reg.name);
-    const runs = [startCli([reg.name, '--yes', '--json']), startCli([reg.name, '--yes', '--json'])];
+    const runs = [startCli([reg.name, '--yes', '--json', ...GC]), startCli([reg.name, '--yes', '--json', ...GC])];
     const results = await Promise.all(runs.map((r) => r.done));
     const samples = await watch.stop();
     const winner = results.findIndex((r) => r.code === 0);
@@ -236,9 +243,9 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     await slowGc(reg, 3);
     await fsp.writeFile(path.join(reg.root, VERSION_SLEEP), '');
     const watch = new RegistryWatch(reg.name);
-    const early = startCli([reg.name, '--yes', '--json']);
+    const early = startCli([reg.name, '--yes', '--json', ...GC]);
     await pollUntil('the early run’s slow version query', 30_000, () => (fs.existsSync(path.join(reg.root, VERSION_SLEEP)) ? undefined : true));
-    const late = startCli([reg.name, '--yes', '--json']);
+    const late = startCli([reg.name, '--yes', '--json', ...GC]);
     await helperOf(reg); // the late run is in its window, the early run's exec frozen in the paused registry
     const results = await Promise.all([early.done, late.done]);
     const samples = await watch.stop();
@@ -257,9 +264,9 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     await slowGc(reg, SLOW_SECONDS);
     const watch = new RegistryWatch(reg.name);
     // The first run purges team/web only, so the second has a purge (and a garbage-collect) of its own.
-    const first = startCli([reg.name, 'team/web', '--yes', '--json']);
+    const first = startCli([reg.name, 'team/web', '--yes', '--json', ...GC]);
     await helperOf(reg);
-    const second = startCli([reg.name, '--yes', '--json', '--wait', '60s']);
+    const second = startCli([reg.name, '--yes', '--json', ...GC, '--wait', '60s']);
     const [one, two] = await Promise.all([first.done, second.done]);
     const samples = await watch.stop();
     const r1 = await report(one, 0);
@@ -282,7 +289,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     const reg = await deploy('reg-kill');
     await slowGc(reg, HANG_SECONDS);
     const before = await containerState(reg.name);
-    const run = startCli([reg.name, '--yes', '--json']);
+    const run = startCli([reg.name, '--yes', '--json', ...GC]);
     const helper = await helperOf(reg);
     const lock = await readLock(reg.root);
     expect(lock?.process.pid).toBe(run.pid);
@@ -315,7 +322,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     for (const { repository, tag } of reg.scenario.tags) await client.pullWhole(repository, tag);
 
     await quickGc(reg);
-    const later = await report(await runCli([reg.name, '--yes', '--json']), 0);
+    const later = await report(await runCli([reg.name, '--yes', '--json', ...GC]), 0);
     expect(later.recovered).toMatchObject({ by: 'watchdog', holder: { pid: run.pid }, containers: [reg.name], helpersRemoved: 1, gcStopped: false });
     collectedAsPredicted(later);
     expect(later.predicted.blobs).toBeGreaterThan(0); // the dead run's purge is swept now
@@ -332,7 +339,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
   const killRunAndWatchdog = async (reg: Deployed, args: string[]): Promise<{ pid: number; lock: HolderRecord; helper: string; before: ContainerState }> => {
     await slowGc(reg, HANG_SECONDS);
     const before = await containerState(reg.name);
-    const run = startCli([reg.name, ...args, '--yes', '--json']);
+    const run = startCli([reg.name, ...args, '--yes', '--json', ...GC]);
     const helper = await helperOf(reg);
     const lock = (await readLock(reg.root)) as HolderRecord;
     expect(lock.process.pid).toBe(run.pid);
@@ -371,7 +378,7 @@ describe.skipIf(!dockerAvailable())('one run at a time, and runs that die in the
     expect(await gcHelpersOf(reg.name)).toEqual([helper]);
     expect((await containerEvents(reg.name, dryStarted, dryEnded)).filter((e) => STATE_CHANGES.includes(e.action))).toEqual([]);
 
-    const real = await runCli([reg.name, '--yes', '--json']);
+    const real = await runCli([reg.name, '--yes', '--json', ...GC]);
     expect(real.stderr).toBe('');
     const r = await report(real, 0);
     expect(r.recovered).toMatchObject({ by: 'takeover', holder: { pid }, containers: [reg.name], helpersRemoved: 1 });
@@ -456,7 +463,7 @@ describe.skipIf(!bin)('a --path run killed during a local garbage-collect', () =
       { mode: 0o755 },
     );
 
-    const run = startCli(['--path', root, '--yes', '--json', '--registry-bin', wrapper], { REGSWEEP_TEST_GC_SLEEP: String(HANG_SECONDS) });
+    const run = startCli(['--path', root, '--yes', '--json', ...GC, '--registry-bin', wrapper], { REGSWEEP_TEST_GC_SLEEP: String(HANG_SECONDS) });
     const gc = await pollUntil('the garbage-collect process in the lock', 60_000, async () => (await readLock(root))?.gc?.pid);
     const sleeper = await pollUntil('the wrapper’s sleeping child', 10_000, () => processes().find((p) => p.ppid === gc && p.comm === 'sleep' && p.state !== 'Z'));
     const lock = await readLock(root);
@@ -480,7 +487,7 @@ describe.skipIf(!bin)('a --path run killed during a local garbage-collect', () =
     expect(JSON.parse(await fsp.readFile(path.join(root, RECOVERY_NOTE), 'utf8'))).toMatchObject({ by: 'watchdog', gcStopped: true, containers: [] });
     await pollUntil('the watchdog to exit', 10_000, () => (alive(watchdog) ? undefined : true));
 
-    const later = await runCli(['--path', root, '--yes', '--json', '--registry-bin', wrapper]);
+    const later = await runCli(['--path', root, '--yes', '--json', ...GC, '--registry-bin', wrapper]);
     expect(later.stderr).toBe('');
     const r = await report(later, 0);
     expect(r.recovered).toMatchObject({ by: 'watchdog', holder: { pid: run.pid }, containers: [], helpersRemoved: 0, gcStopped: true });

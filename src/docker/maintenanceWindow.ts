@@ -6,8 +6,10 @@
  * on success, on any error, and on SIGINT or SIGTERM.
  */
 import { InterruptedError, RollbackError, UsageError } from '../errors.js';
+import { blobDescriptorCache } from '../gc/registryConfig.js';
 import { failpoint } from '../util/failpoint.js';
 import type { ContainerInfo, Engine } from './engine.js';
+import { configPathCandidates } from './locator.js';
 
 interface WindowResult<T> {
   value: T;
@@ -74,10 +76,32 @@ export function unpausedWindow(description = 'the registry is not paused: stop i
 }
 
 export interface RegistryWindowOptions {
-  /** Restart after the window (default), or only unpause (`--unpause-only`). */
+  /** Restart after the window, or only unpause (`--unpause-only`, or no cache in the registry's memory to empty). */
   restart: boolean;
+  /** Why, for the description: `no blob descriptor cache in memory`. */
+  because?: string;
   /** The containers are the tasks of this swarm service: restarting means replacing the tasks. */
   service?: string;
+}
+
+/**
+ * Whether the registry must be restarted after the window to forget the
+ * blobs swept: only a blob descriptor cache in its own memory (`inmemory`)
+ * needs it. regsweep empties a Redis one itself, and with none the registry
+ * keeps nothing to forget, so unpausing it fails no request. A container
+ * whose config cannot be read or parsed counts as holding one: a restart is
+ * safe, an unpause might serve swept blobs from the cache.
+ */
+export async function needsRestart(engine: Engine, containers: readonly ContainerInfo[]): Promise<boolean> {
+  const cacheOf = async (c: ContainerInfo): Promise<string> => {
+    for (const candidate of configPathCandidates(c)) {
+      const text = await engine.readFile(c.id, candidate);
+      if (text !== undefined) return blobDescriptorCache(text, c.env);
+    }
+    return 'unknown'; // The registry does not start without a config file: it is somewhere this run cannot see.
+  };
+  const caches = await Promise.all(containers.map((c) => cacheOf(c).catch(() => 'unknown')));
+  return caches.some((cache) => cache === 'inmemory' || cache === 'unknown');
 }
 
 /**
@@ -128,7 +152,7 @@ export async function refusePausedByOthers(engine: Engine, containers: readonly 
 export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
   const running = containers.filter((c) => c.running);
   const names = running.map((c) => c.name).join(', ');
-  const after = options.restart ? 'restarted' : 'unpaused';
+  const after = `${options.restart ? 'restarted' : 'unpaused'}${options.because ? ` (${options.because})` : ''}`;
   return {
     description: running.length > 0 ? `${names} paused during the purge and garbage-collect, then ${after}` : 'no registry container is running: nothing to pause',
     async run(work, onPause) {

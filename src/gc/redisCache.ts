@@ -17,7 +17,7 @@ import type { Digest } from '../model.js';
 import { RegsweepError, UsageError } from '../errors.js';
 import { yaml } from '../util/lazy.js';
 import type { BlobCache } from './blobCache.js';
-import type { Environment } from './registryConfig.js';
+import { type Environment, blobDescriptorCacheSetting as blobDescriptorCache, isMap, overrides } from './registryConfig.js';
 import { compareVersions, isV3 } from './version.js';
 
 /** How one registry reaches its Redis, as far as regsweep needs it. */
@@ -51,53 +51,6 @@ function generationOf(version: string | undefined): Generation {
   if (!version) return undefined;
   if (!isV3(version)) return '2';
   return compareVersions(version, '3.1.0') < 0 ? '3.0' : '3.1';
-}
-
-const isMap = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** An environment value as the registry reads it: YAML, else the text itself. */
-function envValue(text: string | undefined): unknown {
-  try {
-    return yaml().load(text ?? '') ?? null;
-  } catch {
-    return text;
-  }
-}
-
-/** The env vars under a prefix, in the order the registry applies them (sorted: `REGISTRY_STORAGE` before `..._CACHE`). */
-function overrides(env: Environment, prefix: string): Array<{ name: string; parts: string[]; value: unknown }> {
-  return Object.keys(env)
-    .filter((k) => k === prefix || k.startsWith(`${prefix}_`))
-    .sort()
-    .map((name) => ({ name, parts: name.slice(prefix.length + 1).split('_').filter(Boolean), value: envValue(env[name]) }));
-}
-
-/** distribution's overwriteMap: an existing key matches case-insensitively, a new one is lower-cased. */
-function overwriteMap(m: Doc, parts: string[], value: unknown): void {
-  const [head, ...rest] = parts as [string, ...string[]];
-  if (rest.length > 0) {
-    const existing = Object.keys(m).find((k) => k.toUpperCase() === head);
-    const inner = existing === undefined ? undefined : m[existing];
-    if (isMap(inner)) return overwriteMap(inner, rest, value);
-  }
-  let next = value;
-  if (rest.length > 0) {
-    next = {};
-    overwriteMap(next as Doc, rest, value);
-  }
-  m[head.toLowerCase()] = next;
-}
-
-/** `storage.cache.blobdescriptor` (or the older `layerinfo`) after the environment's overrides. */
-function blobDescriptorCache(doc: Doc, env: Environment): unknown {
-  let storage: Doc = isMap(doc.storage) ? doc.storage : {};
-  for (const { parts, value } of overrides(env, 'REGISTRY_STORAGE')) {
-    if (parts.length === 0) storage = typeof value === 'string' ? { [value]: {} } : isMap(value) ? value : {};
-    else overwriteMap(storage, parts, value);
-  }
-  const cache = storage.cache;
-  if (!isMap(cache)) return undefined;
-  return 'blobdescriptor' in cache ? cache.blobdescriptor : cache.layerinfo;
 }
 
 /** The `redis` section after the environment's overrides, and which variable last named the address. */

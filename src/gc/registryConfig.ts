@@ -29,6 +29,71 @@ export interface StorageConfig {
 
 export type Environment = Record<string, string | undefined>;
 
+type Doc = Record<string, unknown>;
+
+export const isMap = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An environment value as the registry reads it: YAML, else the text itself. */
+function envValue(text: string | undefined): unknown {
+  try {
+    return yaml().load(text ?? '') ?? null;
+  } catch {
+    return text;
+  }
+}
+
+/** The env vars under a prefix, in the order the registry applies them (sorted: `REGISTRY_STORAGE` before `..._CACHE`). */
+export function overrides(env: Environment, prefix: string): Array<{ name: string; parts: string[]; value: unknown }> {
+  return Object.keys(env)
+    .filter((k) => k === prefix || k.startsWith(`${prefix}_`))
+    .sort()
+    .map((name) => ({ name, parts: name.slice(prefix.length + 1).split('_').filter(Boolean), value: envValue(env[name]) }));
+}
+
+/** distribution's overwriteMap: an existing key matches case-insensitively, a new one is lower-cased. */
+function overwriteMap(m: Doc, parts: string[], value: unknown): void {
+  const [head, ...rest] = parts as [string, ...string[]];
+  if (rest.length > 0) {
+    const existing = Object.keys(m).find((k) => k.toUpperCase() === head);
+    const inner = existing === undefined ? undefined : m[existing];
+    if (isMap(inner)) return overwriteMap(inner, rest, value);
+  }
+  let next = value;
+  if (rest.length > 0) {
+    next = {};
+    overwriteMap(next as Doc, rest, value);
+  }
+  m[head.toLowerCase()] = next;
+}
+
+/** `storage.cache.blobdescriptor` (or the older `layerinfo`) after the environment's overrides. */
+export function blobDescriptorCacheSetting(doc: Doc, env: Environment): unknown {
+  let storage: Doc = isMap(doc.storage) ? doc.storage : {};
+  for (const { parts, value } of overrides(env, 'REGISTRY_STORAGE')) {
+    if (parts.length === 0) storage = typeof value === 'string' ? { [value]: {} } : isMap(value) ? value : {};
+    else overwriteMap(storage, parts, value);
+  }
+  const cache = storage.cache;
+  if (!isMap(cache)) return undefined;
+  return 'blobdescriptor' in cache ? cache.blobdescriptor : cache.layerinfo;
+}
+
+/**
+ * Where the registry keeps blob descriptors, as distribution's handlers/app.go
+ * decides it (2.x and 3.x alike): exactly `inmemory` or `redis`, else none
+ * (an unknown or empty value, `REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=` too,
+ * disables caching with a warning). Only `inmemory` lives in the registry's
+ * process, so only it needs a restart to forget swept blobs.
+ */
+export type BlobDescriptorCache = 'inmemory' | 'redis' | 'none';
+
+/** The blob descriptor cache of a registry with this config file (or none) and environment; throws when the file is not YAML. */
+export function blobDescriptorCache(configText: string | undefined, env: Environment): BlobDescriptorCache {
+  const doc = configText === undefined ? {} : yaml().load(configText);
+  const setting = blobDescriptorCacheSetting(isMap(doc) ? doc : {}, env);
+  return setting === 'inmemory' || setting === 'redis' ? setting : 'none';
+}
+
 /** Storage settings from a config file's text (or none) and the environment the registry runs with. */
 export function storageConfig(configText: string | undefined, env: Environment, source = 'config'): StorageConfig {
   let doc: unknown = {};

@@ -276,17 +276,37 @@ export class DockerodeEngine implements Engine {
     return this.change('restart', containerId);
   }
 
+  /**
+   * A forced update replaces the tasks. Start-first (the new task serves before
+   * the old one stops: no request refused) where two tasks can serve at once,
+   * stop-first where they cannot (see updateOrder). The service's own
+   * UpdateConfig is put back afterwards: the order is this update's, not the user's.
+   */
   async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<void> {
     const service = this.docker.getService(name);
+    let restore: () => Promise<void>;
     try {
       const info = await service.inspect();
       const spec = info.Spec;
+      const hostNetwork = (await this.docker.getNetwork('host').inspect().catch(() => undefined)) as { Id: string } | undefined;
+      const order = updateOrder(spec, hostNetwork?.Id);
       const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + 1;
-      await service.update({ version: info.Version.Index, ...spec, TaskTemplate: { ...spec.TaskTemplate, ForceUpdate: force } });
-      this.log(`forced an update of service ${name} so its tasks start afresh`);
+      const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: force };
+      await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { ...spec.UpdateConfig, Order: order } });
+      this.log(`forced a ${order} update of service ${name} so its tasks start afresh`);
+      restore = async () => {
+        const now = await service.inspect();
+        await service.update({ version: now.Version.Index, ...now.Spec, UpdateConfig: spec.UpdateConfig });
+      };
     } catch (error) {
       throw new EngineError(`cannot restart service ${name}: ${(error as Error).message}`, { cause: error });
     }
+    await this.untilReplaced(name, previous, timeoutMs);
+    // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
+    await restore().catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
+  }
+
+  private async untilReplaced(name: string, previous: string[], timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const old = new Set(previous);
     while (Date.now() < deadline) {
@@ -333,4 +353,23 @@ function firstTarEntry(stream: NodeJS.ReadableStream): Promise<TarEntry | undefi
     extract.on('error', reject);
     stream.pipe(extract);
   });
+}
+
+interface ServiceSpecLike {
+  TaskTemplate?: { Networks?: Array<{ Target?: string }> } | object;
+  EndpointSpec?: { Ports?: Array<{ PublishMode?: string }> };
+}
+
+/**
+ * Start-first only where a new task can serve beside the old one: not on the
+ * host's network (both would bind the same port; the registry sets no
+ * SO_REUSEPORT, so the new task would fail), and no port published in host
+ * mode (likewise). Ingress-published ports, or none, can: the routing mesh
+ * sends each connection to one running task.
+ */
+export function updateOrder(spec: ServiceSpecLike, hostNetworkId?: string): 'start-first' | 'stop-first' {
+  const networks = spec.TaskTemplate && 'Networks' in spec.TaskTemplate ? (spec.TaskTemplate.Networks ?? []) : [];
+  const onHost = networks.some((n) => n.Target === 'host' || (hostNetworkId !== undefined && n.Target === hostNetworkId));
+  const hostPorts = (spec.EndpointSpec?.Ports ?? []).some((p) => p.PublishMode === 'host');
+  return onHost || hostPorts ? 'stop-first' : 'start-first';
 }

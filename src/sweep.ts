@@ -453,22 +453,40 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   failpoint('afterWindow.done');
   emptyTrash(root, Date.now(), elsewhere);
   if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
-  const { applied, gc } = outcome;
-  report.problems.push(...applied.skipped);
-  report.plan = { ...plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
-  report.removedPaths = applied.paths;
-  report.gc = gc;
-  if (outcome.swept) report.problems.push(...outcome.swept.problems);
-  if (report.builtin) {
-    const { remarked, spared } = outcome.swept ?? report.builtin;
-    report.builtin = { ...report.builtin, recent: planned.predicted.recent, remarked, spared, layerLinks: linksSwept?.layerLinks ?? 0, danglingLinks: linksSwept?.dangling ?? 0 };
-  }
-  if (options.blobCache && outcome.cleared !== null) report.blobCache = { where: options.blobCache.where, cleared: outcome.cleared };
-  if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);
-  if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
-  report.pausedMs = pausedMs;
-  report.staleUploads = uploadAmount(outcome.uploads);
-  await measureFreed(report, planned, options, { now, gc, spared: outcome.swept?.spared });
+  reportOutcome(report, planned, { ...outcome, pausedMs, linksSwept, blobCache: options.blobCache });
+  await measureFreed(report, planned, options, { now, gc: outcome.gc, spared: outcome.swept?.spared });
   report.durationMs = Date.now() - started;
   return report;
+}
+
+/** What the window did, and the work after it, as the window and the sweep saw it. */
+interface Outcome {
+  applied: ApplyResult;
+  uploads: StaleUpload[] | undefined;
+  gc: GcReport;
+  swept?: BlobSweepResult;
+  cleared: number | null;
+  cacheProblem?: Problem;
+  pausedMs: number;
+  linksSwept: { layerLinks: number; dangling: number } | undefined;
+  blobCache: BlobCache | undefined;
+}
+
+/** A real run's outcome into its report: what was removed, swept and cleared, and its problems. */
+function reportOutcome(report: SweepReport, planned: TreePlan, outcome: Outcome): void {
+  const { applied, gc, swept, linksSwept } = outcome;
+  report.problems.push(...applied.skipped);
+  report.plan = { ...planned.plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
+  report.removedPaths = applied.paths;
+  report.gc = gc;
+  if (swept) report.problems.push(...swept.problems);
+  if (report.builtin) {
+    const { remarked, spared } = swept ?? report.builtin;
+    report.builtin = { ...report.builtin, recent: planned.predicted.recent, remarked, spared, layerLinks: linksSwept?.layerLinks ?? 0, danglingLinks: linksSwept?.dangling ?? 0 };
+  }
+  if (outcome.blobCache && outcome.cleared !== null) report.blobCache = { where: outcome.blobCache.where, cleared: outcome.cleared };
+  if (outcome.cacheProblem) report.problems.push(outcome.cacheProblem);
+  if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
+  report.pausedMs = outcome.pausedMs;
+  report.staleUploads = uploadAmount(outcome.uploads);
 }

@@ -20,7 +20,11 @@ export interface LoadResult {
   failed: number;
   /** The slowest request, failed or not, in ms. */
   slowestMs: number;
-  /** From the first failure's start to the last failure's end, in ms (0 when none failed). */
+  /**
+   * How long requests failed, as the clients saw it: from the end of the first
+   * failed request to the end of the last (0 when none failed). A request held
+   * by a paused registry ends only when it fails, so its wait is not counted.
+   */
   failingMs: number;
   /** Failures by reason (`ECONNREFUSED`, `ECONNRESET`, `HTTP 503`, `timeout`…). */
   reasons: Record<string, number>;
@@ -35,7 +39,7 @@ interface Tally {
   requests: number;
   failed: number;
   slowestMs: number;
-  firstFailAt?: number;
+  firstFailEnd?: number;
   lastFailAt?: number;
   reasons: Record<string, number>;
 }
@@ -68,7 +72,7 @@ async function timedGet(tally: Tally, url: string, accept: string | undefined, t
   if (failure === undefined) return body;
   tally.failed += 1;
   tally.reasons[failure] = (tally.reasons[failure] ?? 0) + 1;
-  tally.firstFailAt = Math.min(tally.firstFailAt ?? start, start);
+  tally.firstFailEnd = Math.min(tally.firstFailEnd ?? end, end);
   tally.lastFailAt = Math.max(tally.lastFailAt ?? end, end);
   return undefined;
 }
@@ -123,7 +127,7 @@ export function startPullLoad(baseUrl: string, targets: readonly PullTarget[], o
     async stop() {
       stopped = true;
       await Promise.all(loops);
-      const failingMs = tally.firstFailAt === undefined ? 0 : (tally.lastFailAt as number) - tally.firstFailAt;
+      const failingMs = tally.firstFailEnd === undefined ? 0 : (tally.lastFailAt as number) - tally.firstFailEnd;
       return { clients, requests: tally.requests, failed: tally.failed, slowestMs: tally.slowestMs, failingMs, reasons: tally.reasons };
     },
   };

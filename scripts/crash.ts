@@ -1,5 +1,5 @@
 /**
- * `npm run stress -- --crash N [--first S] [--shapes path,container] [--keep-failures DIR]`:
+ * `npm run stress -- --crash N [--first S] [--shapes path,container] [--pick uniform|kinds] [--keep-failures DIR]`:
  * real runs of `--gc builtin --grace 0s` killed (SIGKILL) at random points,
  * and the proof that recovery converges (issue 23).
  *
@@ -8,7 +8,8 @@
  *     differential of scripts/stress.ts does) and the tree copied twice.
  *  2. Reference: an uninterrupted run on one copy, with
  *     REGSWEEP_CRASH_COUNT listing the kill points it passes
- *     (src/util/failpoint.ts). N is picked uniformly among them.
+ *     (src/util/failpoint.ts). N is picked uniformly among them, or with
+ *     `--pick kinds` a kind of point first, then one of its occurrences.
  *  3. Crashed: the same run on the other copy with REGSWEEP_CRASH_AT=N dies
  *     there; its watchdog finishes (for a container: the registry running,
  *     unpaused and answering), then a plain run with the same options.
@@ -48,6 +49,8 @@ export interface CrashOptions {
   registry: RegistryBinary;
   /** Which kill point (1-based) among the reference run's `points`; default: one picked by the seed. */
   killAt?: (points: readonly string[]) => number;
+  /** How the kill point is picked when `killAt` is not given (default uniform). */
+  pick?: Pick;
   /** Leaves out the run after the crash: the comparison must then find differences (proves it can fail). */
   skipRecovery?: boolean;
   /** Copies the trees and logs here (DIR/<shape>-seed-<seed>) when something differs. */
@@ -103,7 +106,25 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Prom
   });
 }
 
-const regsweep = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> => run(process.execPath, [REGSWEEP, ...args], env);
+/** The regsweep the runs start: the project's, or the snapshot crashMain takes of it. */
+let regsweepBin = REGSWEEP;
+const regsweep = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> => run(process.execPath, [regsweepBin, ...args], env);
+
+/**
+ * A copy of the built regsweep (bin/, dist/src, package.json; node_modules
+ * linked) for a long crash run: a build of the working tree meanwhile (other
+ * work on the same checkout) must not change, or half-write, the code that
+ * the reference, crashed and next runs of one seed execute.
+ */
+async function snapshotRegsweep(): Promise<string> {
+  const project = path.dirname(path.dirname(REGSWEEP));
+  const to = await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-crash-build-'));
+  await fs.cp(path.join(project, 'bin'), path.join(to, 'bin'), { recursive: true });
+  await fs.cp(path.join(project, 'dist/src'), path.join(to, 'dist/src'), { recursive: true });
+  await fs.copyFile(path.join(project, 'package.json'), path.join(to, 'package.json'));
+  await fs.symlink(path.join(project, 'node_modules'), path.join(to, 'node_modules'));
+  return to;
+}
 
 async function docker(args: string[]): Promise<string> {
   const r = await run('docker', args);
@@ -354,9 +375,21 @@ async function pullTags(url: string, refs: readonly string[]): Promise<string[]>
   return failed;
 }
 
-/** The default kill point: uniform among the run's points, by the seed and shape. */
-function pickBySeed(seed: number, shape: Shape): (points: readonly string[]) => number {
-  return (list) => new Rng(seed * 2 + (shape === 'container' ? 1 : 0) + 1_000_003).int(1, list.length);
+/**
+ * How a kill point is picked, by the seed and shape: `uniform` among the run's
+ * points (most are removals then), or `kinds`: a kind of point uniformly among
+ * those the run passes (the lock, the pause, a swap's renames, the trash...),
+ * then one of its occurrences, so that rare steps are hit as often as removals.
+ */
+type Pick = 'uniform' | 'kinds';
+
+function pickBySeed(seed: number, shape: Shape, pick: Pick): (points: readonly string[]) => number {
+  return (list) => {
+    const rng = new Rng(seed * 2 + (shape === 'container' ? 1 : 0) + 1_000_003);
+    if (pick === 'uniform') return rng.int(1, list.length);
+    const kind = rng.pick([...new Set(list)].sort());
+    return rng.pick(list.flatMap((p, i) => (p === kind ? [i + 1] : [])));
+  };
 }
 
 export async function runCrash(opts: CrashOptions): Promise<CrashResult> {
@@ -419,7 +452,7 @@ async function crashAndCompare(opts: CrashOptions, w: Work, summary: TreeSummary
   if (reference.code !== 0 && reference.code !== 1) differences.push(`the uninterrupted run exited ${reference.code ?? reference.signal}: ${reference.stderr.trim().split('\n').pop() ?? ''}`);
   if (list.length === 0) differences.push('the uninterrupted run passed no kill point');
 
-  const killAt = Math.max(1, Math.min(list.length, (opts.killAt ?? pickBySeed(opts.seed, opts.shape))(list)));
+  const killAt = Math.max(1, Math.min(list.length, (opts.killAt ?? pickBySeed(opts.seed, opts.shape, opts.pick ?? 'uniform'))(list)));
   const tgt = await targetFor(opts.shape, w.crashed, `${name}-crash`);
   if (tgt.container) containers.push(tgt.container);
   const crashPoints = path.join(w.dir, 'points-crashed');
@@ -519,9 +552,16 @@ async function keep(opts: CrashOptions, w: Work, text: string): Promise<string> 
 // ---------------------------------------------------------------------------
 // Reporting and the loop
 
+/** `watchdog` or `takeover`, with what it brought back: the containers and the swaps undone. */
+function recoveredText(recovered: unknown): string {
+  const r = recovered as { by?: string; containers?: string[]; swapsUndone?: number };
+  const what = [...(r.containers?.length ? [`${r.containers.length} container(s) brought back`] : []), ...(r.swapsUndone ? [`${r.swapsUndone} swap(s) undone`] : [])];
+  return `${r.by ?? '?'}${what.length > 0 ? ` (${what.join(', ')})` : ''}`;
+}
+
 export function formatCrash(r: CrashResult): string {
   const purge = `${r.purgeArgs.length > 0 ? r.purgeArgs.join(' ') : '(default purge)'}${r.quarantine ? ' --quarantine 1h' : ''}${r.bulk ? `, ${BULK} untagged more in ${r.bulk}` : ''}`;
-  const rec = r.recovered === null ? 'nothing to recover' : `recovered ${JSON.stringify(r.recovered)}`;
+  const rec = r.recovered === null ? 'nothing recovered' : `recovered by ${recoveredText(r.recovered)}`;
   const head =
     `${r.shape} seed ${r.seed}: ${r.differences.length === 0 ? 'converged' : 'DIFFERENT'} — killed at ${r.killAt}/${r.points.length} ${r.killedAt ?? '(not killed)'}; ` +
     `left ${r.leftBehind.length > 0 ? r.leftBehind.map((n) => n.replace(/-\d+-\d+$/, '-…')).join(', ') : 'nothing'}; ${rec}; exit ${r.exit.reference}/${r.exit.after}; ` +
@@ -534,11 +574,23 @@ export interface CrashRunArgs {
   first: number;
   shapes: Shape[];
   registry: RegistryBinary;
+  pick: Pick;
   keepFailures?: string;
 }
 
 /** N kill points per shape, one seed each; one line per kill, a tally of the points hit; 1 on any difference. */
 export async function crashMain(args: CrashRunArgs): Promise<number> {
+  const snapshot = await snapshotRegsweep();
+  regsweepBin = path.join(snapshot, path.relative(path.dirname(path.dirname(REGSWEEP)), REGSWEEP));
+  try {
+    return await crashLoop(args);
+  } finally {
+    regsweepBin = REGSWEEP;
+    await fs.rm(snapshot, { recursive: true, force: true });
+  }
+}
+
+async function crashLoop(args: CrashRunArgs): Promise<number> {
   const different: string[] = [];
   const started = Date.now();
   for (const shape of args.shapes) {
@@ -546,11 +598,11 @@ export async function crashMain(args: CrashRunArgs): Promise<number> {
       console.log('container shape: DOCKER_HOST is not set (scripts/docker-test-env.sh start DIR, then images): skipped');
       continue;
     }
-    console.log(`${shape}: registry ${args.registry.version}; seeds ${args.first} … ${args.first + args.kills - 1}`);
+    console.log(`${shape}: registry ${args.registry.version}; seeds ${args.first} … ${args.first + args.kills - 1}; kill points picked ${args.pick === 'kinds' ? 'by kind, then occurrence' : 'uniformly'}`);
     const hit = new Map<string, number>();
     let same = 0;
     for (let seed = args.first; seed < args.first + args.kills; seed++) {
-      const result = await runCrash({ seed, shape, registry: args.registry, keepFailures: args.keepFailures }).catch((error: Error) => error);
+      const result = await runCrash({ seed, shape, registry: args.registry, pick: args.pick, keepFailures: args.keepFailures }).catch((error: Error) => error);
       if (result instanceof Error) {
         console.log(`${shape} seed ${seed}: FAILED — ${result.message}`);
         different.push(`${shape} seed ${seed}`);

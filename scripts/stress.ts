@@ -988,6 +988,7 @@ interface Args {
   /** `--crash N`: N kill points per shape instead of the differential (scripts/crash.ts). */
   crash?: number;
   shapes: string[];
+  pick: string;
 }
 
 function wholeNumber(name: string, value: string | undefined, fallback: number): number {
@@ -999,10 +1000,12 @@ function wholeNumber(name: string, value: string | undefined, fallback: number):
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' }, crash: { type: 'string' }, shapes: { type: 'string' } },
+    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' }, crash: { type: 'string' }, shapes: { type: 'string' }, pick: { type: 'string' } },
   });
   const shapes = (values.shapes ?? 'path,container').split(',').filter(Boolean);
   for (const shape of shapes) if (shape !== 'path' && shape !== 'container') throw new Error(`--shapes takes path and container, not ${shape}`);
+  const pick = values.pick ?? 'uniform';
+  if (pick !== 'uniform' && pick !== 'kinds') throw new Error(`--pick takes uniform or kinds, not ${pick}`);
   return {
     seeds: wholeNumber('seeds', values.seeds, 10),
     first: wholeNumber('first', values.first, 1),
@@ -1010,6 +1013,7 @@ function parseArgs(argv: string[]): Args {
     keepFailures: values['keep-failures'],
     crash: values.crash === undefined ? undefined : wholeNumber('crash', values.crash, 0),
     shapes,
+    pick,
   };
 }
 
@@ -1018,7 +1022,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
   } catch (error) {
-    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]\n       npm run stress -- --crash N [--first S] [--shapes path,container] [--keep-failures DIR]`);
+    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]\n       npm run stress -- --crash N [--first S] [--shapes path,container] [--pick uniform|kinds] [--keep-failures DIR]`);
     return 2;
   }
   const registries = await findRegistries();
@@ -1031,7 +1035,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.crash !== undefined) {
     const { crashMain } = await import('./crash.js');
-    return crashMain({ kills: args.crash, first: args.first, shapes: args.shapes as Array<'path' | 'container'>, registry: usable[0] as RegistryBinary, keepFailures: args.keepFailures });
+    return crashMain({ kills: args.crash, first: args.first, shapes: args.shapes as Array<'path' | 'container'>, registry: usable[0] as RegistryBinary, pick: args.pick as 'uniform' | 'kinds', keepFailures: args.keepFailures });
   }
   const different: string[] = [];
   const started = Date.now();

@@ -281,6 +281,8 @@ export class Remover {
     // No trash to be had: in place, checked just before (a push since then writes the link again after it).
     if (!bin.ensureSwept()) return removeInPlace(dir);
     const slot = this.sweptSlot();
+    // Journaled first: a run killed right after the rename leaves nothing in a quarantine that its journal does not name.
+    this.journal.moved(dir, slot);
     const moved = this.renameInto(dir, bin, slot);
     failpoint('remove.layerLink');
     if (moved === 'other filesystem') return removeInPlace(dir);
@@ -294,7 +296,6 @@ export class Remover {
       }
       return false;
     }
-    this.journal.moved(dir, slot);
     return true;
   }
 
@@ -312,10 +313,12 @@ export class Remover {
     const stat = bin ? worthSwapping(parent, present.length, taken.length) : undefined;
     if (!stat || !bin?.ensureSwept()) return this.oneByOne(parent, taken, kind);
     if (kind === 'links' && this.journal.enabled) for (const name of taken) await this.journalLinks(path.join(parent, name));
+    if (this.journal.recordsMoves) {
+      const to = bin.swaps.asideFor(parent);
+      for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${to}/${name}`);
+    }
     const aside = bin.swaps.swapOut(parent, stat, present.filter((name) => !removing(name)));
-    if (aside === undefined) return this.oneByOne(parent, taken, kind);
-    if (this.journal.recordsMoves) for (const name of taken) this.journal.moved(`${parent}${path.sep}${name}`, `${aside}/${name}`);
-    return taken;
+    return aside === undefined ? this.oneByOne(parent, taken, kind) : taken;
   }
 
   private async oneByOne(parent: string, taken: readonly string[], kind: 'links' | 'swept'): Promise<string[]> {
@@ -364,11 +367,15 @@ export class Remover {
     return this.move(dir, bin, String(this.sequence++)) !== 'other filesystem';
   }
 
-  /** Renames `dir` to `to` inside the trash, and journals the move (in a quarantine) once it is made. */
+  /**
+   * Renames `dir` to `to` inside the trash, the move journaled (in a
+   * quarantine) before it is made: a run killed right after the rename
+   * leaves nothing the journal does not name, and a move that did not happen
+   * leaves a line that --restore finds still in the tree.
+   */
   private move(dir: string, bin: Bin, to: string): 'moved' | 'gone' | 'other filesystem' {
-    const moved = this.renameInto(dir, bin, to);
-    if (moved === 'moved') this.journal.moved(dir, to);
-    return moved;
+    this.journal.moved(dir, to);
+    return this.renameInto(dir, bin, to);
   }
 
   /** Renames `dir` to `to` inside the trash, journaling nothing. */

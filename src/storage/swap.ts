@@ -68,6 +68,8 @@ export class SwapLog {
 
   /** Asides announced (on disk) for the directories that may be swapped: origin → aside. */
   private readonly announced = new Map<string, string>();
+  /** Aside names given out (asideFor) for swaps not announced before: origin → aside. */
+  private readonly reserved = new Map<string, string>();
   private asides = 0;
 
   constructor(private readonly trash: string) {}
@@ -144,6 +146,16 @@ export class SwapLog {
   }
 
   /**
+   * The name in the trash that a swap of `dir` moves it to: what a quarantine
+   * journals before the swap, so a run killed in it leaves nothing unrecorded.
+   */
+  asideFor(dir: string): string {
+    let aside = this.announced.get(dir) ?? this.reserved.get(dir);
+    if (aside === undefined) this.reserved.set(dir, (aside = path.join(this.trash, `aside-${this.asides++}`)));
+    return path.basename(aside);
+  }
+
+  /**
    * Moves `dir` (whose stat worthSwapping gave) aside into the trash and
    * every entry of `keep` back into a new `dir`; returns the aside's name in
    * the trash. Undefined, with nothing moved, when the swap cannot be made
@@ -155,7 +167,8 @@ export class SwapLog {
     // Made first: between the two renames nothing may need room.
     const spare = this.spareLike(stat);
     if (spare === undefined) return undefined;
-    const aside = this.announced.get(dir) ?? path.join(this.trash, `aside-${this.asides++}`);
+    const aside = path.join(this.trash, this.asideFor(dir));
+    this.reserved.delete(dir);
     // Announced before the window as a rule; one that was not is announced now, on disk before the rename.
     if (!this.announced.delete(dir) && !this.line(['swap', aside, dir], true)) return undefined;
     try {

@@ -69,11 +69,9 @@ describe.skipIf(!v2)('a run killed at a point of its --path run, then a plain ru
     TIMEOUT,
   );
 
-  // Known, reported to the lead (issue 23): a _layers link (or blob directory) renamed into a quarantine
-  // is journaled only after the rename, so a kill in between leaves it there with no journal line, and
-  // --restore of the quarantines no longer gives the original tree back. Turn into `it` once fixed.
-  it.fails(
-    'with --quarantine, killed between a _layers link moved into the quarantine and its journal line: both quarantines restore the original',
+  // A move into a quarantine is journaled before the rename: a kill right after it leaves nothing unrecorded.
+  it(
+    'with --quarantine, killed right after a _layers link moved into the quarantine: both quarantines restore the original',
     async () => {
       const r = await crash('path', SEEDS.quarantine, 'remove.layerLink', 2);
       expect(r.quarantine).toBe(true);

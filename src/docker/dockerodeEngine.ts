@@ -288,8 +288,7 @@ export class DockerodeEngine implements Engine {
     try {
       const info = await service.inspect();
       const spec = info.Spec;
-      const hostNetwork = (await this.docker.getNetwork('host').inspect().catch(() => undefined)) as { Id: string } | undefined;
-      const order = updateOrder(spec, hostNetwork?.Id);
+      const order = updateOrder(spec, await this.hostNetworks(spec));
       const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + 1;
       const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: force };
       await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { ...spec.UpdateConfig, Order: order } });
@@ -304,6 +303,13 @@ export class DockerodeEngine implements Engine {
     await this.untilReplaced(name, previous, timeoutMs);
     // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
     await restore().catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
+  }
+
+  /** The service's networks that are the host's (swarm names it by an id of its own); one that cannot be inspected counts as one. */
+  private async hostNetworks(spec: ServiceSpecLike): Promise<Set<string>> {
+    const targets = networksOf(spec).map((n) => n.Target ?? '');
+    const drivers = await Promise.all(targets.map((t) => this.docker.getNetwork(t).inspect().then((n: { Driver?: string }) => n.Driver, () => 'unknown')));
+    return new Set(targets.filter((_, i) => drivers[i] === 'host' || drivers[i] === 'unknown'));
   }
 
   private async untilReplaced(name: string, previous: string[], timeoutMs: number): Promise<void> {
@@ -367,9 +373,10 @@ interface ServiceSpecLike {
  * mode (likewise). Ingress-published ports, or none, can: the routing mesh
  * sends each connection to one running task.
  */
-export function updateOrder(spec: ServiceSpecLike, hostNetworkId?: string): 'start-first' | 'stop-first' {
-  const networks = spec.TaskTemplate && 'Networks' in spec.TaskTemplate ? (spec.TaskTemplate.Networks ?? []) : [];
-  const onHost = networks.some((n) => n.Target === 'host' || (hostNetworkId !== undefined && n.Target === hostNetworkId));
+const networksOf = (spec: ServiceSpecLike): Array<{ Target?: string }> => (spec.TaskTemplate && 'Networks' in spec.TaskTemplate ? (spec.TaskTemplate.Networks ?? []) : []);
+
+export function updateOrder(spec: ServiceSpecLike, hostNetworks: ReadonlySet<string>): 'start-first' | 'stop-first' {
+  const onHost = networksOf(spec).some((n) => n.Target === 'host' || hostNetworks.has(n.Target ?? ''));
   const hostPorts = (spec.EndpointSpec?.Ports ?? []).some((p) => p.PublishMode === 'host');
   return onHost || hostPorts ? 'stop-first' : 'start-first';
 }

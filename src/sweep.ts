@@ -393,7 +393,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
   const now = started + (options.lock?.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
-  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage });
+  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = staleUploadsOf(root, options, started);

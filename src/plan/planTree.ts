@@ -17,6 +17,12 @@ import { checkSelectedRepositories, checkSelectedTags } from './selectors.js';
 import { type UsageReport, UsageTally } from './usage.js';
 
 export interface PlanTreeOptions extends ScanOptions, PlanOptions {
+  /**
+   * This run recovered a run that died (its watchdog's note, or its lock
+   * taken over): a `-x` target that is gone is taken as removed by it, not
+   * refused, so the same command run again finishes its work.
+   */
+  afterDeadRun?: boolean;
   /** Decides how garbage-collect enumerates repositories and reads manifests. */
   registryVersion?: string;
   /** regsweep sweeps the blobs itself (`--gc builtin`): blobs newer than `recentAfter` stay. */
@@ -94,7 +100,8 @@ export function reclaimRows(plan: Plan, mark: GlobalMark): RepositoryReclaim[] {
 export async function planTree(root: string, options: PlanTreeOptions = {}): Promise<TreePlan> {
   const mark = new GlobalMark(options.registryVersion, undefined, { builtin: options.builtin });
   const plan = emptyPlan(mark.table);
-  const selectors = [...(options.selectors ?? []), ...(options.remove ?? [])];
+  // `-x` naming what is gone after a run died with the same work: done already, not a typo.
+  const selectors = [...(options.selectors ?? []), ...(options.afterDeadRun ? [] : (options.remove ?? []))];
   let context: PlanContext | undefined;
   let found: string[] = [];
   let keepsUntagged = false;

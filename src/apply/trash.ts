@@ -282,7 +282,10 @@ export class Remover {
     if (!bin.ensureSwept()) return removeInPlace(dir);
     const slot = this.sweptSlot();
     // Journaled first: a run killed right after the rename leaves nothing in a quarantine that its journal does not name.
-    this.journal.moved(dir, slot);
+    if (this.journal.recordsMoves) {
+      if (!fs.existsSync(dir)) return false;
+      this.journal.moved(dir, slot);
+    }
     const moved = this.renameInto(dir, bin, slot);
     failpoint('remove.layerLink');
     if (moved === 'other filesystem') return removeInPlace(dir);
@@ -370,11 +373,15 @@ export class Remover {
   /**
    * Renames `dir` to `to` inside the trash, the move journaled (in a
    * quarantine) before it is made: a run killed right after the rename
-   * leaves nothing the journal does not name, and a move that did not happen
-   * leaves a line that --restore finds still in the tree.
+   * leaves nothing the journal does not name. Nothing is journaled for a
+   * directory that is gone already.
    */
   private move(dir: string, bin: Bin, to: string): 'moved' | 'gone' | 'other filesystem' {
-    this.journal.moved(dir, to);
+    if (this.journal.recordsMoves) {
+      // Gone already (a dead run moved it into its own quarantine): no line, or --restore would look for it here.
+      if (!fs.existsSync(dir)) return 'gone';
+      this.journal.moved(dir, to);
+    }
     return this.renameInto(dir, bin, to);
   }
 

@@ -18,9 +18,9 @@ const TIMEOUT = 120_000;
  * Seeds whose scenarios purge by the default rules or --keep 1 and get many
  * untagged revisions in one repository, so their runs swap that directory
  * (`npm run stress -- --crash 1 --first N` shows one); seed 2 also runs with
- * --quarantine 1h.
+ * --quarantine 1h; seed 75 runs -x a/b/c --quarantine 1h.
  */
-const SEEDS = { path: 1, container: [2, 4], quarantine: 2 } as const;
+const SEEDS = { path: 1, container: [2, 4], quarantine: 2, removeRepository: 75 } as const;
 
 /** The `nth` (1-based) point named `name` in a run's points, as the 1-based kill point; fails the test when the run has none. */
 function at(name: string, nth = 1): (points: readonly string[]) => number {
@@ -65,6 +65,15 @@ describe.skipIf(!v2)('a run killed at a point of its --path run, then a plain ru
     'killed after its window, removing the _layers links of swept blobs',
     async () => {
       await crash('path', SEEDS.path, 'remove.layerLink', 2);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    '-x REPOSITORY --quarantine, killed after its _manifests went into the quarantine: the next run journals nothing of what is gone, and both quarantines restore the original',
+    async () => {
+      const r = await crash('path', SEEDS.removeRepository, 'remove.tree', 1);
+      expect(r.quarantine).toBe(true);
     },
     TIMEOUT,
   );

@@ -8,11 +8,11 @@
  * behind: a layer uploaded "in the future" for the process, which must never
  * be swept early either.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { expect, it } from 'vitest';
 import type { TreeWriter } from '../../scripts/sampleTree.js';
-import { BIN, type CliRun } from '../support/cli.js';
+import { type CliRun, runCli } from '../support/cli.js';
 import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
@@ -24,16 +24,7 @@ const hasFaketime = spawnSync('faketime', ['-f', '+0', 'true']).status === 0;
 
 /** The built CLI with its process's clock moved by `offset` (faketime's syntax: `+2h`, `-2h`). */
 function skewedCli(offset: string, args: string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('faketime', ['-f', offset, process.execPath, BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
+  return runCli(args, { wrap: ['faketime', '-f', offset] });
 }
 
 /** What Node under faketime takes for now, less this process's now, in ms. */

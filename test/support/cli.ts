@@ -10,10 +10,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the built CLI as a user would, stdin a pipe (not a terminal) unless `input` says otherwise. */
-export function runCli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+/**
+ * Runs the built CLI as a user would, stdin a pipe (not a terminal) unless
+ * `input` says otherwise; `wrap` runs it under another command (`faketime -f +2h`).
+ */
+export function runCli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command, ...before] = [...(options.wrap ?? []), process.execPath];
+    const child = spawn(command as string, [...before, BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));

@@ -23,7 +23,7 @@ import { runCli } from '../support/cli.js';
 import { TEST_LABEL, dockerAvailable, freePort, removeContainers, runRegistryContainer, uniqueName } from '../support/docker.js';
 import { containerState, expectServesWhole } from '../support/e2eRegistry.js';
 import { pushMixedScenario } from '../support/scenario.js';
-import { FILLS, type Fill, canMount, fillDisk, fillersIntact, mountTmpfs, unmountAll } from '../support/smallDisk.js';
+import { FILLS, type Fill, canMount, expectSweptExactly, fillDisk, mountTmpfs, unmountAll } from '../support/smallDisk.js';
 import { blobBytes } from '../support/tmp.js';
 
 const enabled = dockerAvailable() && canMount();
@@ -57,17 +57,7 @@ describe.skipIf(!enabled)('a full disk, a registry container on a small tmpfs', 
       const { name, port, disk, root, scenario, fillers } = await deployOnFullDisk(fill);
       const before = await blobBytes(root);
       const run = await runCli([name, '--yes', '--json', ...args]);
-      const outcome = { code: run.code, stderr: run.stderr, root: fs.readdirSync(root) };
-      expect(outcome, `stdout: ${run.stdout.slice(0, 2000)}`).toEqual({ code: 0, stderr: '', root: ['docker'] });
-      const report = JSON.parse(run.stdout);
-      expect(report.problems).toEqual([]);
-      expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
-      expect(report.predicted.blobs).toBeGreaterThan(0);
-      expect(report.freed).toEqual(report.predicted);
-      const after = await blobBytes(root);
-      expect({ blobs: before.blobs - after.blobs, bytes: before.bytes - after.bytes }).toEqual(report.predicted);
-      expect(fillersIntact(fillers)).toBe(true);
-      expect(fs.readdirSync(disk).sort()).toEqual([...fillers.paths.map((p) => path.basename(p)), STORE].sort());
+      await expectSweptExactly(run, { root, disk, store: STORE, fillers, before });
       expect(await containerState(name)).toMatchObject({ running: true, paused: false });
 
       for (const p of fillers.paths) fs.rmSync(p, { recursive: true });

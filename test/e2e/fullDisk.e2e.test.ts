@@ -23,10 +23,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registryBinary } from '../../scripts/registryClient.js';
-import { type CliRun, runCli } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 import { expectServesWhole } from '../support/e2eRegistry.js';
 import { RegistryOnRoot, type Scenario, pushMixedScenario } from '../support/scenario.js';
-import { FILLS, type Fill, type Fillers, canMount, fillDisk, fillersIntact, mountTmpfs, unmountAll } from '../support/smallDisk.js';
+import { FILLS, type Fill, type Fillers, canMount, expectSweptExactly, fillDisk, fillersIntact, mountTmpfs, unmountAll } from '../support/smallDisk.js';
 import { blobBytes, snapshot, tempDir } from '../support/tmp.js';
 
 const v2 = registryBinary();
@@ -68,13 +68,6 @@ async function fullDisk(fill: Fill, bin: string): Promise<FullDisk> {
   return { disk, root, scenario, fillers, registry };
 }
 
-/** The run's JSON report, once it exited 0 with nothing on stderr and left nothing beside docker/ (all three shown at once when not). */
-function reportOf(run: CliRun, root: string): Record<string, any> {
-  const outcome = { code: run.code, stderr: run.stderr, root: fs.readdirSync(root) };
-  expect(outcome, `stdout: ${run.stdout.slice(0, 2000)}`).toEqual({ code: 0, stderr: '', root: ['docker'] });
-  return JSON.parse(run.stdout);
-}
-
 const gcArgs = (mode: 'registry' | 'builtin', bin: string): string[] =>
   mode === 'registry' ? ['--gc', 'registry', '--registry-bin', bin] : ['--gc', 'builtin', '--grace', '0s'];
 
@@ -82,15 +75,7 @@ const gcArgs = (mode: 'registry' | 'builtin', bin: string): string[] =>
 async function expectSweptOnFullDisk(mode: 'registry' | 'builtin', fill: Fill, bin: string): Promise<void> {
   const { disk, root, scenario, fillers, registry } = await fullDisk(fill, bin);
   const before = await blobBytes(root);
-  const report = reportOf(await runCli(['--path', root, '--yes', '--json', ...gcArgs(mode, bin)]), root);
-  expect(report.problems).toEqual([]);
-  expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
-  expect(report.predicted.blobs).toBeGreaterThan(0);
-  expect(report.freed).toEqual(report.predicted);
-  const after = await blobBytes(root);
-  expect({ blobs: before.blobs - after.blobs, bytes: before.bytes - after.bytes }).toEqual(report.predicted);
-  expect(fillersIntact(fillers)).toBe(true);
-  expect(fs.readdirSync(disk).sort()).toEqual([...fillers.paths.map((p) => p.slice(disk.length + 1)), 'root'].sort());
+  await expectSweptExactly(await runCli(['--path', root, '--yes', '--json', ...gcArgs(mode, bin)]), { root, disk, store: 'root', fillers, before });
 
   for (const p of fillers.paths) fs.rmSync(p, { recursive: true });
   const client = await registry.serve();

@@ -14,6 +14,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
+import { blobBytes } from './tmp.js';
 
 /** What fills a disk: its bytes, its inodes, or both. */
 export type Fill = 'bytes' | 'inodes' | 'both';
@@ -222,4 +224,25 @@ export function namesBelow(dir: string, prefix: string): string[] {
   };
   walk(dir);
   return found;
+}
+
+/**
+ * What a real run on a full disk must show: exit 0, nothing on stderr, only
+ * docker/ in the storage root; it swept, freed exactly what it predicted
+ * (something), as the tree measured on its own says against `before`; and it
+ * left the fillers whole and nothing on the disk but them and the directory
+ * `store` that holds the storage root.
+ */
+export async function expectSweptExactly(run: { code: number | null; stdout: string; stderr: string }, where: { root: string; disk: string; store: string; fillers: Fillers; before: { blobs: number; bytes: number } }): Promise<void> {
+  const outcome = { code: run.code, stderr: run.stderr, root: fs.readdirSync(where.root) };
+  expect(outcome, `stdout: ${run.stdout.slice(0, 2000)}`).toEqual({ code: 0, stderr: '', root: ['docker'] });
+  const report = JSON.parse(run.stdout) as { problems: unknown[]; gc: unknown; predicted: { blobs: number; bytes: number }; freed: unknown };
+  expect(report.problems).toEqual([]);
+  expect(report.gc).toMatchObject({ ran: true, exitCode: 0 });
+  expect(report.predicted.blobs).toBeGreaterThan(0);
+  expect(report.freed).toEqual(report.predicted);
+  const after = await blobBytes(where.root);
+  expect({ blobs: where.before.blobs - after.blobs, bytes: where.before.bytes - after.bytes }).toEqual(report.predicted);
+  expect(fillersIntact(where.fillers)).toBe(true);
+  expect(fs.readdirSync(where.disk).sort()).toEqual([...where.fillers.paths.map((p) => path.relative(where.disk, p)), where.store].sort());
 }

@@ -222,6 +222,12 @@ function writeTemp(file: string, record: HolderRecord): string {
   return temp;
 }
 
+/** Puts `record` in place of the lock file, whole (a temp file renamed over it). */
+function replaceRecord(file: string, record: HolderRecord): true {
+  fs.renameSync(writeTemp(file, record), file);
+  return true;
+}
+
 /**
  * Holds the host-wide name of the storage at `root` (see the top of this
  * file): the server holding it, undefined when another process holds it, or
@@ -270,8 +276,7 @@ function tryTakeOver(file: string, dead: HolderRecord, record: HolderRecord): bo
   }
   try {
     if (parseRecord(readOr(file, ''))?.token !== dead.token) return false; // someone finished a takeover first
-    fs.renameSync(writeTemp(file, record), file);
-    return true;
+    return replaceRecord(file, record);
   } finally {
     fs.rmSync(claim, { recursive: true, force: true });
   }
@@ -405,10 +410,7 @@ export class RunLock {
     }
     this.checkHeld();
     // No room on a disk that filled since: the file keeps the record before, the watchdog has this one.
-    orNoRoom(() => {
-      fs.renameSync(writeTemp(this.file, this.record), this.file);
-      return true;
-    });
+    orNoRoom(() => replaceRecord(this.file, this.record));
     failpoint('lock.updated');
   }
 
@@ -422,8 +424,7 @@ export class RunLock {
     const written = orNoRoom(() => {
       if (!this.previous) return tryCreate(this.file, this.record);
       if (parseRecord(readOr(this.file, ''))?.token !== this.previous.token) return false;
-      fs.renameSync(writeTemp(this.file, this.record), this.file);
-      return true;
+      return replaceRecord(this.file, this.record);
     });
     if (written === false) throw new BusyError(`the lock at ${this.file} was taken by another run while this one held it: stopping`);
     this.onDisk = written === true;

@@ -11,7 +11,7 @@ import { type BlobSweepResult, type LayerLinks, sweepBlobs, sweepLayerLinks } fr
 import { removeUploads } from './apply/uploads.js';
 import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
-import { type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
+import { type BroughtBack, type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
 import type { Recovery } from './docker/recovery.js';
 import { startWatchdog } from './docker/watchdog.js';
 import { NotConfirmedError, RollbackError } from './errors.js';
@@ -142,6 +142,8 @@ export interface SweepReport {
   staleUploads: { uploads: number; bytes: number } | null;
   problems: Problem[];
   pausedMs: number;
+  /** How the paused registry came back (restarted, unpaused, its service's tasks replaced) and why; null where nothing was paused. */
+  broughtBack: BroughtBack | null;
   /** Time spent in the maintenance window (re-check, removals, garbage-collect), paused or not; 0 on a dry run. */
   windowMs: number;
   durationMs: number;
@@ -259,10 +261,10 @@ async function inWindow<T>(
   options: SweepOptions,
   paths: { trash: string; trashes: string[]; journal: string | undefined },
   work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
-): Promise<{ value: T; pausedMs: number; windowMs: number }> {
+): Promise<{ value: T; pausedMs: number; windowMs: number; broughtBack?: BroughtBack }> {
   const { lock } = options;
   // The window is window.run: from the pause (where there is one) to the registry serving again; what prepares it is not in it.
-  const timed = async (run: () => Promise<{ value: T; pausedMs: number }>) => {
+  const timed = async (run: () => Promise<{ value: T; pausedMs: number; broughtBack?: BroughtBack }>) => {
     const started = Date.now();
     return { ...(await run()), windowMs: Date.now() - started };
   };
@@ -364,6 +366,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     staleUploads: null,
     problems: [...(options.notices ?? []), ...problemsOf(planned)],
     pausedMs: 0,
+    broughtBack: null,
     windowMs: 0,
     durationMs: 0,
   };
@@ -427,13 +430,14 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     return { applied, uploads, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
   });
   const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
-  const { value: outcome, pausedMs, windowMs } = await windowed.catch((error: unknown) => {
+  const { value: outcome, pausedMs, windowMs, broughtBack } = await windowed.catch((error: unknown) => {
     // The registry serves again: a failed run leaves nothing behind. Not so when it could not be brought back: the watchdog or the next run needs the trash.
     closeJournals();
     if (!(error instanceof RollbackError)) remover.discard();
     throw error;
   });
   report.windowMs = windowMs;
+  report.broughtBack = broughtBack ?? null;
   failpoint('window.ended');
   // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
   const links = builtin && recentAfter !== undefined ? { repositories: planned.repositories, hadBlob: planned.hadBlob, staleBefore: recentAfter } : undefined;

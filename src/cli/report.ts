@@ -156,7 +156,8 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   if (options.verbose && report.gc.output) lines.push(...report.gc.output.trimEnd().split('\n').map((l) => `  | ${l}`));
   if (!report.dryRun) {
     const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (${SWEEPER[report.gc.mode]} ${seconds(report.gc.durationMs)})` : '';
-    const paused = report.pausedMs > 0 ? `registry paused ${seconds(report.pausedMs)}; ` : '';
+    const back = report.broughtBack ? `, then ${report.broughtBack.how}${report.broughtBack.order ? ` ${report.broughtBack.order}` : ''} (${report.broughtBack.why})` : '';
+    const paused = report.pausedMs > 0 || report.broughtBack ? `registry paused ${seconds(report.pausedMs)}${back}; ` : '';
     lines.push(`Maintenance window ${seconds(report.windowMs)}${gcTime}; ${paused}total ${seconds(report.durationMs)}.`);
   }
   if (report.problems.length > 0) {

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import type { Engine } from '../docker/engine.js';
 import { containerGcRunner, volumeGcRunner } from '../docker/gcHelpers.js';
 import { type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from '../docker/locator.js';
-import { type MaintenanceWindow, type RegistryWindowOptions, needsRestart, registryWindow, unpausedWindow } from '../docker/maintenanceWindow.js';
+import { type MaintenanceWindow, type RegistryWindowOptions, registryWindow, whyRestart, unpausedWindow } from '../docker/maintenanceWindow.js';
 import { UsageError } from '../errors.js';
 import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
@@ -45,15 +45,16 @@ export async function resolveTarget(opts: CliOptions, args: string[], log: (m: s
 }
 
 /** How the registry comes back after the window: restart (or only unpause), or replace a swarm service's tasks. */
-export function bringBackFor(opts: CliOptions, target: Target): { restart: boolean; service?: string } {
-  return { restart: !opts.unpauseOnly, ...(target.kind === 'service' ? { service: target.name } : {}) };
+export function bringBackFor(opts: CliOptions, target: Target): RegistryWindowOptions {
+  return { restart: !opts.unpauseOnly, ...(opts.unpauseOnly ? { because: '--unpause-only: its blob cache may still list swept blobs' } : {}), ...(target.kind === 'service' ? { service: target.name } : {}) };
 }
 
 /** After the window, a restart only where it empties a cache in the registry's memory: an unpause drops no request. */
 async function afterWindow(engine: Engine, opts: CliOptions, target: Target): Promise<RegistryWindowOptions> {
   const chosen = bringBackFor(opts, target);
-  if (!chosen.restart || (await needsRestart(engine, target.containers.filter((c) => c.running)))) return chosen;
-  return { ...chosen, restart: false, because: 'no blob descriptor cache in its memory to empty' };
+  if (!chosen.restart) return chosen;
+  const why = await whyRestart(engine, target.containers.filter((c) => c.running));
+  return why ? { ...chosen, because: why } : { ...chosen, restart: false, because: 'no blob descriptor cache in its memory to empty' };
 }
 
 interface Runtime {

@@ -282,13 +282,14 @@ export class DockerodeEngine implements Engine {
    * stop-first where they cannot (see updateOrder). The service's own
    * UpdateConfig is put back afterwards: the order is this update's, not the user's.
    */
-  async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<void> {
+  async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<'start-first' | 'stop-first'> {
     const service = this.docker.getService(name);
     let restore: () => Promise<void>;
+    let order: 'start-first' | 'stop-first';
     try {
       const info = await service.inspect();
       const spec = info.Spec;
-      const order = updateOrder(spec, await this.hostNetworks(spec));
+      order = updateOrder(spec, await this.hostNetworks(spec));
       const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + 1;
       const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: force };
       await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { ...spec.UpdateConfig, Order: order } });
@@ -303,6 +304,7 @@ export class DockerodeEngine implements Engine {
     await this.untilReplaced(name, previous, timeoutMs);
     // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
     await restore().catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
+    return order;
   }
 
   /** The service's networks that are the host's (swarm names it by an id of its own); one that cannot be inspected counts as one. */

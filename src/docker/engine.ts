@@ -80,8 +80,9 @@ export interface Engine {
   /**
    * Replaces a swarm service's tasks with fresh containers and waits until they run.
    * `docker restart` on a task container makes swarm fail the task and start a rival one.
+   * Returns the update's order: `start-first` where a new task can serve beside the old one.
    */
-  restartService(name: string, previous: string[]): Promise<void>;
+  restartService(name: string, previous: string[]): Promise<'start-first' | 'stop-first'>;
   /** The container this process runs in, when it runs in one. */
   self(): Promise<ContainerInfo | undefined>;
 }

@@ -11,9 +11,20 @@ import { failpoint } from '../util/failpoint.js';
 import type { ContainerInfo, Engine } from './engine.js';
 import { configPathCandidates } from './locator.js';
 
+/** How the registry came back after the window, and why that way. */
+export interface BroughtBack {
+  /** `restarted` to empty a blob cache in its memory, `unpaused` where it keeps none, `replaced`: a swarm service's tasks, by a forced update. */
+  how: 'restarted' | 'unpaused' | 'replaced';
+  /** A swarm service's update: `start-first` where a new task can serve beside the old one. */
+  order?: 'start-first' | 'stop-first';
+  why: string;
+}
+
 interface WindowResult<T> {
   value: T;
   pausedMs: number;
+  /** Undefined where nothing was paused. */
+  broughtBack?: BroughtBack;
 }
 
 export interface MaintenanceWindow {
@@ -78,21 +89,22 @@ export function unpausedWindow(description = 'the registry is not paused: stop i
 export interface RegistryWindowOptions {
   /** Restart after the window, or only unpause (`--unpause-only`, or no cache in the registry's memory to empty). */
   restart: boolean;
-  /** Why, for the description: `no blob descriptor cache in memory`. */
+  /** Why, for the description and the report: `no blob descriptor cache in its memory to empty`. */
   because?: string;
   /** The containers are the tasks of this swarm service: restarting means replacing the tasks. */
   service?: string;
 }
 
 /**
- * Whether the registry must be restarted after the window to forget the
- * blobs swept: only a blob descriptor cache in its own memory (`inmemory`)
- * needs it. regsweep empties a Redis one itself, and with none the registry
- * keeps nothing to forget, so unpausing it fails no request. A container
- * whose config cannot be read or parsed counts as holding one: a restart is
- * safe, an unpause might serve swept blobs from the cache.
+ * Why the registry must be restarted after the window to forget the blobs
+ * swept, or undefined where it need not: only a blob descriptor cache in its
+ * own memory (`inmemory`) needs it. regsweep empties a Redis one itself, and
+ * with none the registry keeps nothing to forget, so unpausing it fails no
+ * request. A container whose config cannot be read or parsed counts as
+ * holding one: a restart is safe, an unpause might serve swept blobs from the
+ * cache.
  */
-export async function needsRestart(engine: Engine, containers: readonly ContainerInfo[]): Promise<boolean> {
+export async function whyRestart(engine: Engine, containers: readonly ContainerInfo[]): Promise<string | undefined> {
   const cacheOf = async (c: ContainerInfo): Promise<string> => {
     for (const candidate of configPathCandidates(c)) {
       const text = await engine.readFile(c.id, candidate);
@@ -101,7 +113,9 @@ export async function needsRestart(engine: Engine, containers: readonly Containe
     return 'unknown'; // The registry does not start without a config file: it is somewhere this run cannot see.
   };
   const caches = await Promise.all(containers.map((c) => cacheOf(c).catch(() => 'unknown')));
-  return caches.some((cache) => cache === 'inmemory' || cache === 'unknown');
+  if (caches.includes('inmemory')) return 'its blob descriptor cache is in its memory';
+  if (caches.includes('unknown')) return 'its config could not be read, so it may keep a blob cache in its memory';
+  return undefined;
 }
 
 /**
@@ -109,11 +123,13 @@ export async function needsRestart(engine: Engine, containers: readonly Containe
  * service's tasks are replaced instead. Whatever cannot be restarted is at
  * least unpaused, so it serves again, and the run fails saying so.
  */
-export async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<void> {
+export async function bringBack(engine: Engine, paused: readonly ContainerInfo[], options: RegistryWindowOptions): Promise<BroughtBack> {
   const failures: string[] = [];
+  const why = options.because ?? (options.restart ? 'to empty its blob cache' : 'not restarted');
+  let brought: BroughtBack = { how: options.restart ? 'restarted' : 'unpaused', why };
   if (options.restart && options.service) {
     try {
-      await engine.restartService(options.service, paused.map((c) => c.id));
+      brought = { how: 'replaced', order: await engine.restartService(options.service, paused.map((c) => c.id)), why };
     } catch (error) {
       failures.push((error as Error).message);
       await Promise.all(paused.map((c) => engine.unpause(c.id).catch(() => {})));
@@ -132,6 +148,7 @@ export async function bringBack(engine: Engine, paused: readonly ContainerInfo[]
     );
   }
   if (failures.length > 0) throw new RollbackError(`could not bring the registry back: ${failures.join('; ')}`);
+  return brought;
 }
 
 /**
@@ -160,9 +177,10 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
       const paused: ContainerInfo[] = [];
       let pausedAt = 0;
       let resumedAt = 0;
+      let broughtBack: BroughtBack | undefined;
       const resume = once(async () => {
         try {
-          await bringBack(engine, paused, options);
+          if (paused.length > 0) broughtBack = await bringBack(engine, paused, options);
           failpoint('window.broughtBack');
         } finally {
           resumedAt = Date.now();
@@ -179,7 +197,7 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
         }
         return work(signal);
       }, resume);
-      return { value, pausedMs: running.length > 0 ? resumedAt - pausedAt : 0 };
+      return { value, pausedMs: running.length > 0 ? resumedAt - pausedAt : 0, broughtBack };
     },
   };
 }

@@ -19,7 +19,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 interface Outcome {
   exitCode: number | null;
-  report: { gc: { mode: string; ran: boolean }; freed: unknown; predicted: { blobs: number } };
+  report: { gc: { mode: string; ran: boolean }; freed: unknown; predicted: { blobs: number }; broughtBack: unknown };
   stderr: string;
   load: LoadResult;
   changes: string[];
@@ -58,6 +58,7 @@ describe.skipIf(!enabled)('no request fails during the window (issue 23, point 8
     expect(outcome.report.gc).toMatchObject({ mode: 'builtin', ran: true });
     expect(outcome.report.predicted.blobs).toBeGreaterThan(0);
     expect(outcome.changes).toEqual(['pause', 'unpause']);
+    expect(outcome.report.broughtBack).toEqual({ how: 'unpaused', why: 'no blob descriptor cache in its memory to empty' });
     expect(outcome.load.requests).toBeGreaterThan(50);
     expect(outcome.load, JSON.stringify(outcome.load)).toMatchObject({ failed: 0, reasons: {} });
     await expectServesWhole(outcome.port, outcome.scenario);
@@ -69,6 +70,7 @@ describe.skipIf(!enabled)('no request fails during the window (issue 23, point 8
     // Restarted while paused: the engine signals it before it unpauses it, so its stale cache gets no gap to answer in.
     expect(outcome.changes.slice(0, 2)).toEqual(['pause', 'kill']);
     expect(outcome.changes).toContain('restart');
+    expect(outcome.report.broughtBack).toEqual({ how: 'restarted', why: 'its blob descriptor cache is in its memory' });
     expect(outcome.load.requests).toBeGreaterThan(50);
     // Whatever failed, failed in one stretch no longer than a restart, and the registry then served every pull.
     expect(outcome.load.failingMs).toBeLessThan(5_000);

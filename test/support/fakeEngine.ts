@@ -272,8 +272,8 @@ export class FakeEngine implements Engine {
     });
   }
 
-  /** Swarm replaces every task with a fresh container; the old ones are shut down. */
-  async restartService(name: string, previous: string[]): Promise<void> {
+  /** Swarm replaces every task with a fresh container; the old ones are shut down (stop-first, as on the host's network). */
+  async restartService(name: string, previous: string[]): Promise<'start-first' | 'stop-first'> {
     return this.call('restartService', name, previous.join(' '), () => {
       const ids = this.services.get(name);
       if (!ids) throw new RegsweepError(`cannot restart service ${name}: no such service`);
@@ -289,6 +289,7 @@ export class FakeEngine implements Engine {
         return task.id;
       });
       this.services.set(name, fresh);
+      return 'stop-first' as const;
     });
   }
 

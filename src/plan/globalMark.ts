@@ -7,7 +7,7 @@
  */
 import type { BlobPart, Digest, ParsedManifest, Prediction, Problem, RepositoryState } from '../model.js';
 import { isV3 } from '../gc/version.js';
-import { DigestTable, Flag } from '../storage/digestTable.js';
+import { DigestTable, Flag, UintColumn } from '../storage/digestTable.js';
 
 /** A growable list of ids, a chunk at a time. */
 export class IdList {
@@ -33,9 +33,15 @@ export class IdList {
 export class GlobalMark {
   private readonly treeProblems: Problem[] = [];
   private readonly repositoryProblems: Problem[] = [];
-  /** Ids of what removed manifests use (themselves and their references), repository by repository. */
-  private readonly used = new IdList();
-  private readonly usedBy: Array<{ repository: string; end: number }> = [];
+  /**
+   * Per id, the first repository (its number in `users`, from 1) whose removed
+   * manifests use it (themselves or their references), 0 for none: the row a
+   * swept blob counts in. One small number per digest, where a list of every
+   * use took 4 bytes per reference of every removed manifest.
+   */
+  private readonly firstUser = new UintColumn();
+  /** The repositories whose removed manifests use anything, in the order fed. */
+  private readonly users: string[] = [];
   private blobCount = 0;
   private blobBytes = 0;
   private result: Prediction | undefined;
@@ -78,12 +84,17 @@ export class GlobalMark {
     this.repositoryProblems.push(...repo.problems.filter((p) => p.blocksGc));
     const v3 = this.v3;
     const enumerated = this.enumerates(repo);
-    const start = this.used.length;
+    const user = this.users.length + 1;
+    let used = false;
+    const use = (id: number): void => {
+      used = true;
+      if (this.firstUser.get(id) === 0) this.firstUser.set(id, user);
+    };
     for (const digest of repo.revisions) {
       const manifest = manifests.get(digest);
       if (removed.has(digest)) {
-        this.used.push(this.table.id(digest));
-        for (const ref of manifest?.references ?? []) this.used.push(this.table.id(ref));
+        use(this.table.id(digest));
+        for (const ref of manifest?.references ?? []) use(this.table.id(ref));
         continue;
       }
       // A revision whose blob is missing is skipped by garbage-collect, and so not marked.
@@ -94,7 +105,7 @@ export class GlobalMark {
       this.table.set(this.table.id(digest), Flag.marked);
       for (const ref of manifest.references) this.table.set(this.table.id(ref), Flag.marked);
     }
-    if (this.used.length > start) this.usedBy.push({ repository: repo.name, end: this.used.length });
+    if (used) this.users.push(repo.name);
   }
 
   /** Blobs under blobs/, with their sizes (their problems come through treeProblem). */
@@ -191,19 +202,18 @@ export class GlobalMark {
     const repositories = new Map<string, number>();
     const { blockedBy, bytes: total } = this.sweep();
     if (blockedBy.length > 0) return { repositories, unreferenced: 0 };
-    let attributed = 0;
-    let index = 0;
-    for (const { repository, end } of this.usedBy) {
-      let bytes = 0;
-      for (; index < end; index++) {
-        const id = this.used.get(index);
-        if (!this.swept(id) || this.table.has(id, Flag.attributed)) continue;
-        this.table.set(id, Flag.attributed);
-        bytes += this.table.size(id);
-      }
-      if (bytes > 0) repositories.set(repository, (repositories.get(repository) ?? 0) + bytes);
-      attributed += bytes;
+    const bytes = new Float64Array(this.users.length + 1);
+    for (let id = 0; id < this.table.count; id++) {
+      if (!this.swept(id)) continue;
+      const user = this.firstUser.get(id);
+      bytes[user] = (bytes[user] as number) + this.table.size(id);
     }
+    let attributed = 0;
+    this.users.forEach((repository, i) => {
+      const b = bytes[i + 1] as number;
+      if (b > 0) repositories.set(repository, b);
+      attributed += b;
+    });
     return { repositories, unreferenced: total - attributed };
   }
 }

@@ -67,29 +67,91 @@ class DigestColumn {
   }
 }
 
-/** A number per position, in chunks. */
-class NumberColumn<A extends Float64Array | Uint8Array | Int32Array> {
-  private readonly chunks: A[] = [];
-  constructor(private readonly make: (n: number) => A) {}
+/** A byte per position (flags), in chunks. */
+class ByteColumn {
+  private readonly chunks: Uint8Array[] = [];
 
   get(index: number): number {
-    return (this.chunks[index >>> CHUNK_BITS] as A)[index & (CHUNK - 1)] as number;
+    return (this.chunks[index >>> CHUNK_BITS] as Uint8Array)[index & (CHUNK - 1)] as number;
   }
 
   set(index: number, value: number): void {
     const chunk = index >>> CHUNK_BITS;
-    while (this.chunks.length <= chunk) this.chunks.push(this.make(CHUNK));
-    (this.chunks[chunk] as A)[index & (CHUNK - 1)] = value;
+    while (this.chunks.length <= chunk) this.chunks.push(new Uint8Array(CHUNK));
+    (this.chunks[chunk] as Uint8Array)[index & (CHUNK - 1)] = value;
   }
 }
+
+type UintChunk = Uint8Array | Uint16Array | Uint32Array;
+
+/**
+ * A whole number (below 2^32) per position, 0 until set, in chunks only as
+ * wide as the largest value so far needs: 1, 2 or 4 bytes. Plan entries name
+ * a repository, a tag and a reason by the id of a string, and there are rarely
+ * more than a few thousand distinct ones; on a million-revision tree this
+ * halves the plan's lists and the mark's record of who used each blob.
+ */
+export class UintColumn {
+  private chunks: UintChunk[] = [];
+  private bytes: 1 | 2 | 4 = 1;
+
+  get(index: number): number {
+    return this.chunks[index >>> CHUNK_BITS]?.[index & (CHUNK - 1)] ?? 0;
+  }
+
+  set(index: number, value: number): void {
+    if (value >= 2 ** (8 * this.bytes)) this.widen(value);
+    const chunk = index >>> CHUNK_BITS;
+    while (this.chunks.length <= chunk) this.chunks.push(this.make(CHUNK));
+    (this.chunks[chunk] as UintChunk)[index & (CHUNK - 1)] = value;
+  }
+
+  private make(n: number): UintChunk {
+    return this.bytes === 1 ? new Uint8Array(n) : this.bytes === 2 ? new Uint16Array(n) : new Uint32Array(n);
+  }
+
+  /** Every chunk copied into wider ones, once per width: at most twice in the column's life. */
+  private widen(value: number): void {
+    if (value > 0xffffffff || !Number.isInteger(value) || value < 0) throw new RangeError(`${value} does not fit a UintColumn`);
+    this.bytes = value > 0xffff ? 4 : 2;
+    this.chunks = this.chunks.map((narrow) => {
+      const wide = this.make(CHUNK);
+      wide.set(narrow);
+      return wide;
+    });
+  }
+}
+
+/**
+ * A blob size per position: 4 bytes each, and the rare size of 4 GiB or more
+ * in a map beside (a layer can be that large; a million blobs rarely have one).
+ */
+class SizeColumn {
+  private readonly chunks: Uint32Array[] = [];
+  private readonly large = new Map<number, number>();
+
+  get(index: number): number {
+    const size = (this.chunks[index >>> CHUNK_BITS] as Uint32Array)[index & (CHUNK - 1)] as number;
+    return size === LARGE ? (this.large.get(index) as number) : size;
+  }
+
+  set(index: number, size: number): void {
+    const chunk = index >>> CHUNK_BITS;
+    while (this.chunks.length <= chunk) this.chunks.push(new Uint32Array(CHUNK));
+    if (size >= LARGE) this.large.set(index, size);
+    else this.large.delete(index);
+    (this.chunks[chunk] as Uint32Array)[index & (CHUNK - 1)] = Math.min(size, LARGE);
+  }
+}
+
+/** A size that SizeColumn keeps in its map. */
+const LARGE = 0xffffffff;
 
 export const Flag = {
   /** Present under blobs/ (its size is known). */
   blob: 1,
   /** Marked by the simulated garbage-collect. */
   marked: 2,
-  /** Its bytes were already counted for a repository. */
-  attributed: 4,
   /** Its data is newer than the grace allows: regsweep's own sweep leaves it. */
   recent: 8,
 } as const;
@@ -101,8 +163,8 @@ export const Flag = {
  */
 export class DigestTable {
   private readonly digests = new DigestColumn();
-  private readonly sizes = new NumberColumn((n) => new Float64Array(n));
-  private readonly flags = new NumberColumn((n) => new Uint8Array(n));
+  private readonly sizes = new SizeColumn();
+  private readonly flags = new ByteColumn();
   private slots = new Int32Array(1 << 12);
   /** Its own ArrayBuffer (never a slice of Buffer's pool), so keyWords covers exactly these 32 bytes. */
   private readonly key = Buffer.from(new ArrayBuffer(32));
@@ -196,7 +258,7 @@ export class DigestTable {
  */
 export class PackedList<T extends object> implements Iterable<T> {
   /** One column of ids per key: digest ids in `table` for the digest key, string ids for the others. */
-  private readonly fields: Array<NumberColumn<Int32Array>>;
+  private readonly fields: UintColumn[];
   private readonly strings: string[] = [];
   private readonly stringIds = new Map<string, number>();
   /** JSON text of strings[id], made when first written. */
@@ -214,14 +276,14 @@ export class PackedList<T extends object> implements Iterable<T> {
     private readonly digestKey: keyof T & string,
     private readonly table: DigestTable = new DigestTable(),
   ) {
-    this.fields = keys.map(() => new NumberColumn((n) => new Int32Array(n)));
+    this.fields = keys.map(() => new UintColumn());
   }
 
   push(item: T): void {
     const index = this.length++;
     const record = item as Record<string, unknown>;
     this.keys.forEach((key, k) => {
-      const column = this.fields[k] as NumberColumn<Int32Array>;
+      const column = this.fields[k] as UintColumn;
       if (key === this.digestKey) {
         column.set(index, this.table.id(record[key] as Digest));
         return;
@@ -252,7 +314,7 @@ export class PackedList<T extends object> implements Iterable<T> {
 
   /** Value `key` (an index into `keys`) of entry `index`, unchecked: at() without making the entry's object. */
   valueAt(index: number, key: number): string | undefined {
-    const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
+    const id = (this.fields[key] as UintColumn).get(index);
     return this.keys[key] === this.digestKey ? this.table.digest(id) : this.strings[id];
   }
 
@@ -263,7 +325,7 @@ export class PackedList<T extends object> implements Iterable<T> {
    */
   jsonAt(index: number, key: number): string | undefined {
     if (this.keys[key] === this.digestKey) return `"${this.valueAt(index, key)}"`;
-    const id = (this.fields[key] as NumberColumn<Int32Array>).get(index);
+    const id = (this.fields[key] as UintColumn).get(index);
     const known = this.jsonTexts[id];
     if (known !== undefined || this.strings[id] === undefined) return known;
     const text = JSON.stringify(this.strings[id]);

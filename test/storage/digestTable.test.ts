@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DigestTable, Flag, PackedList } from '../../src/storage/digestTable.js';
+import { DigestTable, Flag, PackedList, UintColumn } from '../../src/storage/digestTable.js';
 import type { Digest } from '../../src/model.js';
 
 const digestOf = (i: number): Digest => `sha256:${createHash('sha256').update(String(i)).digest('hex')}`;
@@ -25,8 +25,15 @@ describe('DigestTable', () => {
     table.set(7, Flag.marked);
     expect(table.size(7)).toBe(2 ** 40 + 3);
     expect(table.has(7, Flag.blob) && table.has(7, Flag.marked)).toBe(true);
-    expect(table.has(7, Flag.attributed)).toBe(false);
+    expect(table.has(7, Flag.recent)).toBe(false);
     expect(table.has(8, Flag.blob)).toBe(false);
+  });
+
+  it('keeps sizes on either side of 4 GiB exactly', () => {
+    const table = new DigestTable();
+    const sizes = [0, 1, 2 ** 32 - 2, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+    sizes.forEach((size, i) => table.setSize(table.id(digestOf(i)), size));
+    expect(sizes.map((_, i) => table.size(i))).toEqual(sizes);
   });
 
   it('tells apart digests that share their first bytes (the hash)', () => {
@@ -43,6 +50,25 @@ describe('DigestTable', () => {
     const bytes = new Uint8Array(40);
     bytes.set(Buffer.from(d.slice(7), 'hex'), 8);
     expect(table.idOfBytes(bytes, 8)).toBe(table.id(d));
+  });
+});
+
+describe('UintColumn', () => {
+  it('reads back every value as it widens from 1 to 2 to 4 bytes, across chunks, 0 where never set', () => {
+    const column = new UintColumn();
+    const values = new Map<number, number>();
+    const put = (index: number, value: number): void => {
+      column.set(index, value);
+      values.set(index, value);
+    };
+    for (let i = 0; i < 40_000; i += 3) put(i, i % 256);
+    put(50_000, 300);
+    put(7, 65_535);
+    put(70_000, 65_536);
+    put(3, 2 ** 32 - 1);
+    for (const [index, value] of values) expect(column.get(index)).toBe(value);
+    expect([column.get(1), column.get(39_998), column.get(1_000_000)]).toEqual([0, 0, 0]);
+    expect(() => column.set(0, 2 ** 32)).toThrow(RangeError);
   });
 });
 

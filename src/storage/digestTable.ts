@@ -274,7 +274,8 @@ export class PackedList<T extends object> implements Iterable<T> {
     /** The keys of every entry, in the order at() makes them. */
     readonly keys: ReadonlyArray<keyof T & string>,
     private readonly digestKey: keyof T & string,
-    private readonly table: DigestTable = new DigestTable(),
+    /** Where the digests are: a plan's other compact records keep theirs here too. */
+    readonly table: DigestTable = new DigestTable(),
   ) {
     this.fields = keys.map(() => new UintColumn());
   }

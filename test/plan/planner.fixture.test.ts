@@ -98,6 +98,9 @@ describe('default purge of the fixture tree', () => {
   it('checks before applying that the tags of app are still where they were', () => {
     const appTags = Object.fromEntries(scenario.tags.filter((t) => t.repository === 'app').map((t) => [t.tag, t.digest]));
     expect(plan.checks).toEqual([{ repository: 'app', tags: appTags }]);
+    // Held compactly, the check reads and writes as the plain object it stands for.
+    expect(JSON.parse(JSON.stringify(plan.checks))).toEqual([{ repository: 'app', tags: appTags }]);
+    expect(Object.keys(plan.checks[0] as object)).toEqual(['repository', 'tags']);
   });
 
   it('predicts the sweep of exactly the blobs only the removed manifests used, plus the orphan; the shared layer stays', async () => {

@@ -170,17 +170,31 @@ function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
   }
 }
 
+/** The blobs of one prefix directory: 32 bytes of digest and a size each, and which are recent (by their index here). */
+interface PrefixBlobs {
+  digests: Uint8Array;
+  sizes: Float64Array;
+  recent: number[];
+}
+
 /**
- * The blobs of one prefix directory, appended to `hexes` and `sizes`. A
+ * The blobs of one prefix directory, written straight into typed arrays as
+ * large as the directory has entries: a unit of work on a million-revision
+ * tree holds some 180,000 blobs, and a string and a boxed number per blob
+ * until the end of the unit took 40 MiB more in the thread that ran it. A
  * function of its own, apart from the packing: V8 optimizes a hot loop while
  * it runs, and code compiled before the packing ever ran was thrown away at
  * the end of every task and compiled again.
  */
-function scanPrefix(base: string, prefix: string, found: { hexes: string[]; sizes: number[]; recent: number[] }, recentAfter: number, problems: Problem[]): void {
-  const { hexes, sizes, recent } = found;
+function scanPrefix(base: string, prefix: string, recentAfter: number, problems: Problem[]): PrefixBlobs {
   const prefixDir = ScanPaths.child(base, prefix);
+  const list = names(prefixDir);
+  const digests = new Uint8Array(list.length * 32);
+  const sizes = new Float64Array(list.length);
+  const recent: number[] = [];
+  let count = 0;
   // The stat of data below says all that is needed of each entry.
-  for (const name of names(prefixDir)) {
+  for (const name of list) {
     const data = ScanPaths.blobDataIn(prefixDir, name);
     // No data file: garbage-collect does not count it as a blob either.
     const stat = fs.statSync(data, { throwIfNoEntry: false });
@@ -189,26 +203,35 @@ function scanPrefix(base: string, prefix: string, found: { hexes: string[]; size
       problems.push({ path: data, message: 'blob data at an unexpected path; garbage-collect aborts on it', blocksGc: true });
       continue;
     }
-    if (stat.mtimeMs > recentAfter) recent.push(hexes.length);
-    hexes.push(name);
-    sizes.push(stat.size);
+    if (stat.mtimeMs > recentAfter) recent.push(count);
+    Buffer.from(digests.buffer, count * 32, 32).write(name, 'hex');
+    sizes[count++] = stat.size;
   }
+  return { digests: digests.subarray(0, count * 32), sizes: sizes.subarray(0, count), recent };
 }
 
 /**
  * Blobs under some of the 256 prefix directories, with the size of each one's
  * data, packed (32 bytes and a number each), and which have data newer than
- * `recentAfter` (ms since the epoch; Infinity notes none).
+ * `recentAfter` (ms since the epoch; Infinity notes none). The arrays are
+ * their own buffers, so a worker can hand them over without a copy.
  */
 export function scanBlobPrefixes(root: string, prefixes: readonly string[], recentAfter = Infinity): BlobPart {
   const base = new Layout(root).pathFor({ kind: 'blobAlgorithm' });
-  const found = { hexes: [] as string[], sizes: [] as number[], recent: [] as number[] };
-  const { hexes, sizes } = found;
   const problems: Problem[] = [];
-  for (const prefix of prefixes) scanPrefix(base, prefix, found, recentAfter, problems);
-  const digests = Buffer.alloc(hexes.length * 32);
-  for (let i = 0; i < hexes.length; i++) digests.write(hexes[i] as string, i * 32, 32, 'hex');
-  return { digests, sizes: Float64Array.from(sizes), recent: found.recent, problems };
+  const parts = prefixes.map((prefix) => scanPrefix(base, prefix, recentAfter, problems));
+  const count = parts.reduce((n, p) => n + p.sizes.length, 0);
+  const digests = new Uint8Array(count * 32);
+  const sizes = new Float64Array(count);
+  const recent: number[] = [];
+  let at = 0;
+  for (const part of parts) {
+    digests.set(part.digests, at * 32);
+    sizes.set(part.sizes, at);
+    for (const i of part.recent) recent.push(at + i);
+    at += part.sizes.length;
+  }
+  return { digests, sizes, recent, problems };
 }
 
 export function blobPrefixes(root: string): string[] {

@@ -159,8 +159,9 @@ function spare(plan: Plan, repo: RepositoryState, problems: Problem[]): Readonly
  * repository it touches to the end of the run; on a million-revision tree
  * (a thousand repositories of a hundred tags) objects of strings took 10 MiB
  * of heap. `tags` is made when read, an own enumerable property as before
- * (JSON and deep equality see it), and kept while anything holds it: apply's
- * re-check reads it tag by tag in one go.
+ * (JSON and deep equality see it). The last one made is kept (`lastMade`):
+ * apply's re-check reads one check's tags tag by tag, and a weak reference
+ * would keep every check's alive until the report was written.
  */
 class PackedCheck implements RepositoryCheck {
   declare readonly tags: Record<string, Digest>;
@@ -171,17 +172,18 @@ class PackedCheck implements RepositoryCheck {
     ids: Uint32Array,
     table: DigestTable,
   ) {
-    let made: WeakRef<Record<string, Digest>> | undefined;
     const make = (): Record<string, Digest> => {
       const tags: Record<string, Digest> = {};
       // Tag names hold no newline (the scan spares a repository with any other name).
       if (ids.length > 0) names.split('\n').forEach((name, i) => (tags[name] = table.digest(ids[i] as number)));
-      made = new WeakRef(tags);
+      lastMade = { check: this, tags };
       return tags;
     };
-    Object.defineProperty(this, 'tags', { enumerable: true, get: () => made?.deref() ?? make() });
+    Object.defineProperty(this, 'tags', { enumerable: true, get: () => (lastMade?.check === this ? lastMade.tags : make()) });
   }
 }
+
+let lastMade: { check: PackedCheck; tags: Record<string, Digest> } | undefined;
 
 /** What apply re-checks before removing anything of the repository: every tag as the plan saw it. */
 function check(plan: Plan, repo: RepositoryState): void {

@@ -237,12 +237,22 @@ function* packedItems(list: PackedList<object>, indent: string): Generator<strin
 }
 
 /**
- * The document piece by piece: a PackedList entry by entry, the plain objects
- * that hold one field by field, and everything else in one JSON.stringify.
+ * The document piece by piece: a PackedList entry by entry, an array element
+ * by element, the plain objects that hold one field by field, and everything
+ * else in one JSON.stringify.
  */
 function* pretty(value: unknown, indent: string): Generator<string> {
   if (value instanceof PackedList) {
     yield* packedItems(value, indent);
+    return;
+  }
+  // Element by element: a million-revision plan checks some 100,000 tags, 10 MB of text in one string.
+  if (Array.isArray(value) && value.length > 0) {
+    for (const [i, v] of value.entries()) {
+      yield `${i === 0 ? '[\n' : ',\n'}${indent}  `;
+      yield* pretty(v, `${indent}  `);
+    }
+    yield `\n${indent}]`;
     return;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsPackedList(value)) {

@@ -20,6 +20,8 @@ it('writes the JSON report in chunks that read exactly like JSON.stringify of it
       indexEntries: plannedIndexEntries(),
       spared: [{ repository: 'bad', problems: [{ message: 'x', path: undefined, blocksGc: true }] }],
       checks: [{ repository: 'r0', tags: {} }],
+      // Arrays beside a PackedList are written element by element: holes, nesting and empties must read alike.
+      arrays: [1, undefined, 'a', [], [[2, null]], { k: [3] }, () => 0],
     },
     perRepository: [],
     removedPaths: ['not', 'written'],

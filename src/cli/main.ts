@@ -163,6 +163,8 @@ async function sweepCommand(
     ? sweepWith(findings(target.root, target.containers))
     : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
   state.report = await run.finally(() => progress.clear());
+  // The scan threads are done (the rescan is part of the run): their memory goes before the report is written.
+  await pool.close();
   return printReport(state.report, opts);
 }
 

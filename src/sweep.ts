@@ -9,7 +9,7 @@ import path from 'node:path';
 import { type ApplyResult, applyPlan, removeIndexEntries } from './apply/apply.js';
 import { type BlobSweepResult, type LayerLinks, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
 import { removeUploads } from './apply/uploads.js';
-import { QUARANTINE_JOURNAL, Remover, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
+import { QUARANTINE_JOURNAL, Remover, type SwapCandidate, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
 import { type BroughtBack, type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
 import type { Recovery } from './docker/recovery.js';
@@ -25,7 +25,7 @@ import { type RepositoryReclaim, type TreePlan, planTree } from './plan/planTree
 import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
-import { Layout } from './storage/layout.js';
+import { BLOB_FILE, LINK_FILE, Layout, hexOf } from './storage/layout.js';
 import { type LockState, type RunLock, processRef } from './storage/runLock.js';
 import { findRepositories, requireRegistryRoot } from './storage/scan.js';
 import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
@@ -311,17 +311,28 @@ async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?
   return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? new Set(), repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
 }
 
-/** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go. */
-function swapCandidates(root: string, planned: TreePlan, builtin: boolean): string[] {
+/** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go; each with what it loses. */
+function swapCandidates(root: string, planned: TreePlan, builtin: boolean): SwapCandidate[] {
   const layout = new Layout(root);
-  const removedByRepository = new Map<string, number>();
-  for (const m of planned.plan.manifests) if (m.reason !== 'repository-removed') removedByRepository.set(m.repository, (removedByRepository.get(m.repository) ?? 0) + 1);
-  const dirs = [...removedByRepository].filter(([, n]) => n >= WORTH).map(([name]) => layout.pathFor({ kind: 'revisions', name }));
-  if (!builtin) return dirs;
-  const byPrefix = new Map<string, number>();
-  for (const digest of planned.sweptDigests()) byPrefix.set(digest.slice(7, 9), (byPrefix.get(digest.slice(7, 9)) ?? 0) + 1);
+  const removedByRepository = new Map<string, Set<string>>();
+  for (const m of planned.plan.manifests) {
+    if (m.reason === 'repository-removed') continue;
+    const going = removedByRepository.get(m.repository) ?? new Set<string>();
+    removedByRepository.set(m.repository, going.add(hexOf(m.digest)));
+  }
+  const candidates: SwapCandidate[] = [...removedByRepository]
+    .filter(([, going]) => going.size >= WORTH)
+    .map(([name, going]) => ({ dir: layout.pathFor({ kind: 'revisions', name }), removing: (hex) => going.has(hex), leaf: LINK_FILE }));
+  if (!builtin) return candidates;
+  const byPrefix = new Map<string, Set<string>>();
+  for (const digest of planned.sweptDigests()) {
+    const hex = hexOf(digest);
+    const going = byPrefix.get(hex.slice(0, 2)) ?? new Set<string>();
+    byPrefix.set(hex.slice(0, 2), going.add(hex));
+  }
   const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  return [...dirs, ...[...byPrefix].filter(([, n]) => n >= WORTH).map(([prefix]) => `${blobs}${path.sep}${prefix}`)];
+  for (const [prefix, going] of byPrefix) if (going.size >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => going.has(hex), leaf: BLOB_FILE });
+  return candidates;
 }
 
 /** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */

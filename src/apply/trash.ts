@@ -69,6 +69,15 @@ export function emptyTrash(root: string, now = Date.now(), elsewhere: readonly s
   return expired;
 }
 
+/** A directory the window may swap; with what it loses and the one file of each entry, its spare can hold twins of what it keeps. */
+export interface SwapCandidate {
+  dir: string;
+  /** The entries the window is planned to take out (it may take fewer). */
+  removing?: (name: string) => boolean;
+  /** The one file of each entry: a blob's `data`, a revision's `link`. */
+  leaf?: string;
+}
+
 export interface RemoverOptions {
   /** Files to journal every removed link to (JSON lines). */
   journals?: string[];
@@ -254,19 +263,29 @@ export class Remover {
   /**
    * Before the window, for the directories the window may swap (storage/swap.ts):
    * each swap announced on disk in the swap log of its filesystem's trash, and
-   * as many empty directories like `template` made there, so that a swap costs
-   * a rename instead of a mkdir inside the window. Fewer where there is no room.
+   * a spare directory made there for each, so that a swap costs a rename
+   * instead of a mkdir inside the window. Where a candidate says what it
+   * keeps, its spare holds a twin of each kept entry (not in a quarantine,
+   * whose asides must hold only what the run removed). Fewer where there is
+   * no room.
    */
-  prepareSwaps(template: string, dirs: readonly string[]): void {
-    if (this.bins.length === 0 || dirs.length === 0) return;
-    const byBin = new Map<Bin, string[]>();
-    for (const dir of dirs) {
-      const bin = this.binFor(dir);
-      byBin.set(bin, [...(byBin.get(bin) ?? []), dir]);
+  prepareSwaps(template: string, candidates: readonly SwapCandidate[]): void {
+    if (this.bins.length === 0 || candidates.length === 0) return;
+    const byBin = new Map<Bin, SwapCandidate[]>();
+    for (const candidate of candidates) {
+      const bin = this.binFor(candidate.dir);
+      byBin.set(bin, [...(byBin.get(bin) ?? []), candidate]);
     }
-    for (const [bin, list] of byBin) if (bin.ensure()) bin.swaps.announce(list);
+    for (const [bin, list] of byBin) if (bin.ensure()) bin.swaps.announce(list.map((c) => c.dir));
+    let plain = 0;
+    for (const [bin, list] of byBin) {
+      for (const { dir, removing, leaf } of list) {
+        const twinned = removing && leaf && !this.journal.recordsMoves && bin.ensure() && bin.swaps.prepareTwins(dir, (name) => !removing(name), leaf);
+        if (!twinned && bin === this.binFor(template)) plain++;
+      }
+    }
     const bin = this.binFor(template);
-    if (bin.ensure()) bin.swaps.prepareSpares(template, byBin.get(bin)?.length ?? 0);
+    if (plain > 0 && bin.ensure()) bin.swaps.prepareSpares(template, plain);
   }
 
   /**

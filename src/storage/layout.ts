@@ -27,6 +27,10 @@ const COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const MAX_NAME_LENGTH = 255;
 
+/** The one file of a blob's directory, and of a link directory (a revision, a tag index entry, a `_layers` entry). */
+export const BLOB_FILE = 'data';
+export const LINK_FILE = 'link';
+
 /** The digest a link file or a descriptor names, or undefined if it is not a sha256 digest. */
 export function parseDigest(text: string): Digest | undefined {
   return DIGEST_RE.test(text) ? (text as Digest) : undefined;
@@ -111,7 +115,7 @@ function componentsFor(spec: PathSpec): string[] {
       return [...v2, 'blobs', 'sha256', h.slice(0, 2), h];
     }
     case 'blobData':
-      return [...componentsFor({ kind: 'blobDir', digest: spec.digest }), 'data'];
+      return [...componentsFor({ kind: 'blobDir', digest: spec.digest }), BLOB_FILE];
     case 'repositories':
       return [...v2, 'repositories'];
     case 'repository':
@@ -140,7 +144,7 @@ function componentsFor(spec: PathSpec): string[] {
     case 'revisionDir':
       return [...repo(spec.name), '_manifests', 'revisions', 'sha256', hex(spec.digest)];
     case 'revisionLink':
-      return [...repo(spec.name), '_manifests', 'revisions', 'sha256', hex(spec.digest), 'link'];
+      return [...repo(spec.name), '_manifests', 'revisions', 'sha256', hex(spec.digest), LINK_FILE];
     case 'tags':
       return [...repo(spec.name), '_manifests', 'tags'];
     case 'tag':

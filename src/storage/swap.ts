@@ -17,6 +17,14 @@
  * window, in one write and one sync, each with an aside name of its own (a
  * swap announced and never made is undone as nothing). A done line needs no
  * sync: lost, it only makes a recovery put back what the swap took.
+ *
+ * Where the entries that stay are each a directory of one file (a blob's
+ * `data`, a revision's `link`), the spare is filled before the window with a
+ * twin of each: a new directory holding a hard link to that same file. The
+ * swap then costs two renames, whatever the directory keeps; an entry without
+ * a twin (of another shape, or new since) is still renamed back. A twin is the
+ * entry (same inode, same bytes, same mtime), so a swap undone halfway leaves
+ * the original aside where its twin stands, and nothing is lost.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,6 +60,35 @@ function makeLike(dir: string, stat: fs.Stats): void {
   if ((made.mode & 0o7777) !== mode) fs.chmodSync(dir, mode);
 }
 
+/** Room to spare for twins: inodes and blocks beyond what `count` directories take, so filling a spare never takes the room a run needs. */
+function roomForTwins(where: string, count: number): boolean {
+  try {
+    const s = fs.statfsSync(where);
+    // Some filesystems (btrfs) count no inodes: files 0.
+    const inodes = s.files === 0 || s.ffree >= 4 * count + 10_000;
+    return inodes && s.bavail * s.bsize >= count * 8192 + 256 * 2 ** 20;
+  } catch {
+    return false;
+  }
+}
+
+/** The one file `leaf` of directory `entry`, when that is all it holds and a regular file: a twin can be made of it. */
+function soleFile(entry: string, leaf: string): boolean {
+  try {
+    const inside = fs.readdirSync(entry, { withFileTypes: true });
+    return inside.length === 1 && inside[0]?.name === leaf && inside[0].isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A spare filled before the window: the names it holds a twin of. */
+interface Twinned {
+  spare: string;
+  twins: Set<string>;
+  like: string;
+}
+
 /** Owner and mode: what a spare directory must share with the one it replaces. */
 function likeness(stat: fs.Stats): string {
   return `${stat.uid}:${stat.gid}:${stat.mode & 0o7777}`;
@@ -62,6 +99,8 @@ export class SwapLog {
   private fd: number | undefined;
   /** Empty directories made in the trash, by likeness: a rename into place costs less than a mkdir in the window. */
   private readonly spares = new Map<string, string[]>();
+  /** Spares filled with twins of what each directory keeps, by the directory. */
+  private readonly twinned = new Map<string, Twinned>();
   private made = 0;
   /** A line could not be written (a full disk): no more swaps, every entry goes on its own. */
   private broken = false;
@@ -102,6 +141,44 @@ export class SwapLog {
     for (let i = 0; i < count && this.makeSpare(stat); i++);
   }
 
+  /**
+   * Before the window: a spare for `dir` holding a twin of each entry that
+   * `keeps` names and that is a directory of the one regular file `leaf`. Fewer
+   * twins where the filesystem has no ample room or takes no hard link (then
+   * the entries without one are renamed back in the window). False when no
+   * spare was made.
+   */
+  prepareTwins(dir: string, keeps: (name: string) => boolean, leaf: string): boolean {
+    const stat = fs.statSync(dir, { throwIfNoEntry: false });
+    if (!stat || !canRecreate(stat)) return false;
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter(keeps);
+    } catch {
+      return false;
+    }
+    if (!roomForTwins(this.trash, names.length) || !this.makeSpare(stat)) return false;
+    const spare = this.spares.get(likeness(stat))?.pop() as string;
+    const twins = new Set<string>();
+    this.twinned.set(dir, { spare, twins, like: likeness(stat) });
+    for (const name of names) {
+      const entry = `${dir}${path.sep}${name}`;
+      if (!soleFile(entry, leaf)) continue;
+      const twin = `${spare}${path.sep}${name}`;
+      try {
+        makeLike(twin, fs.statSync(entry));
+        fs.linkSync(`${entry}${path.sep}${leaf}`, `${twin}${path.sep}${leaf}`);
+      } catch {
+        // Gone meanwhile, no room, no hard links here: renamed back in the window instead.
+        fs.rmSync(twin, { recursive: true, force: true });
+        if (!fs.existsSync(entry)) continue;
+        break;
+      }
+      twins.add(name);
+    }
+    return true;
+  }
+
   /** One more spare like `stat`; false when there is no room for it. */
   private makeSpare(stat: fs.Stats): boolean {
     const spare = path.join(this.trash, `spare-${this.made++}`);
@@ -123,6 +200,13 @@ export class SwapLog {
     const list = this.spares.get(likeness(stat));
     if (list?.length) return list.pop();
     return this.makeSpare(stat) ? this.spares.get(likeness(stat))?.pop() : undefined;
+  }
+
+  /** The spare filled for `dir` before the window, if its owner and mode still match. */
+  private filledFor(dir: string, stat: fs.Stats): Twinned | undefined {
+    const filled = this.twinned.get(dir);
+    this.twinned.delete(dir);
+    return filled?.like === likeness(stat) ? filled : undefined;
   }
 
   /** Appends a whole line, or nothing (then the log takes no more swaps). */
@@ -165,8 +249,17 @@ export class SwapLog {
    */
   swapOut(dir: string, stat: fs.Stats, keep: Iterable<string>): string | undefined {
     // Made first: between the two renames nothing may need room.
-    const spare = this.spareLike(stat);
+    const filled = this.filledFor(dir, stat);
+    const spare = filled?.spare ?? this.spareLike(stat);
     if (spare === undefined) return undefined;
+    const twins = filled?.twins ?? new Set<string>();
+    const kept = new Set(keep);
+    // Twins of entries gone since they were made leave the spare before it takes the place.
+    for (const name of twins) {
+      if (kept.has(name)) continue;
+      fs.rmSync(`${spare}${path.sep}${name}`, { recursive: true, force: true });
+      twins.delete(name);
+    }
     const aside = path.join(this.trash, this.asideFor(dir));
     this.reserved.delete(dir);
     // Announced before the window as a rule; one that was not is announced now, on disk before the rename.
@@ -182,7 +275,8 @@ export class SwapLog {
     try {
       fs.renameSync(spare, dir);
       failpoint('swap.spareInPlace');
-      for (const name of keep) {
+      for (const name of kept) {
+        if (twins.has(name)) continue;
         fs.renameSync(`${aside}${path.sep}${name}`, `${dir}${path.sep}${name}`);
         failpoint('swap.keptBack');
       }

@@ -137,7 +137,7 @@ describe('Remover', () => {
     const old = await w.image('app', { seed: 'old' });
     const trash = trashFor(root);
     const remover = Remover.open(root, { trash });
-    remover.prepareSwaps(w.layout.pathFor({ kind: 'blobAlgorithm' }), [w.layout.pathFor({ kind: 'revisions', name: 'app' })]);
+    remover.prepareSwaps(w.layout.pathFor({ kind: 'blobAlgorithm' }), [{ dir: w.layout.pathFor({ kind: 'revisions', name: 'app' }) }]);
     await fs.rm(trash, { recursive: true });
     const dir = w.layout.pathFor({ kind: 'revisionDir', name: 'app', digest: old.digest });
     await expect(remover.linkDirectory(dir)).rejects.toThrow(/ENOENT/);

@@ -53,9 +53,9 @@ describe.skipIf(!v2)('a run killed at a point of its --path run, then a plain ru
   );
 
   it(
-    'killed halfway through a swap of the revisions: every kept revision is back',
+    'killed in a swap of the revisions, the spare with the kept ones in place: every revision is back',
     async () => {
-      const r = await crash('path', SEEDS.path, 'swap.keptBack', 3);
+      const r = await crash('path', SEEDS.path, 'swap.spareInPlace', 1);
       expect(r.recovered).toMatchObject({ swapsUndone: 1 });
     },
     TIMEOUT,

@@ -143,7 +143,7 @@ describe.skipIf(!mountable)('on a full disk', () => {
     const fillers = fill('inodes');
     const trash = trashFor(root);
     const remover = Remover.open(root, { trash });
-    remover.prepareSwaps(path.join(root, 'docker/registry/v2/blobs/sha256'), [blobs]);
+    remover.prepareSwaps(path.join(root, 'docker/registry/v2/blobs/sha256'), [{ dir: blobs }]);
     expect(remover.sweep(path.join(blobs, 'ab01'))).toBe(true);
     expect(fs.existsSync(path.join(blobs, 'ab01'))).toBe(false);
     expect(fs.existsSync(trash)).toBe(false);

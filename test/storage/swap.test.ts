@@ -191,3 +191,108 @@ describe('the apply and the builtin sweep take most of a directory at once', () 
     expect(await snapshot(path.join(root, 'docker'))).toEqual(before);
   });
 });
+
+describe('twins: a spare filled before the window with what the directory keeps', () => {
+  /** A prefix-like directory: `n` entries, each a directory of one `data` file, mode 0750, the entries' files written with their names. */
+  async function entriesDir(n: number): Promise<string> {
+    const dir = path.join(root, 'prefix');
+    await fs.mkdir(dir);
+    for (let i = 0; i < n; i++) {
+      await fs.mkdir(path.join(dir, `e${i}`), { mode: 0o750 });
+      await fs.writeFile(path.join(dir, `e${i}`, 'data'), `e${i}`);
+    }
+    return dir;
+  }
+  const inodeOf = async (file: string): Promise<number> => (await fs.stat(file)).ino;
+
+  it('makes the swap two renames: the kept entries are twins holding the same files, everything else aside', async () => {
+    const dir = await entriesDir(20);
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const kept = ['e2', 'e5'];
+    const inodes = await Promise.all(kept.map((k) => inodeOf(path.join(dir, k, 'data'))));
+    const before = await fs.stat(path.join(dir, 'e2'));
+    const log = new SwapLog(trash);
+    let aside: string;
+    try {
+      expect(log.prepareTwins(dir, (name) => kept.includes(name), 'data')).toBe(true);
+      aside = path.join(trash, log.swapOut(dir, (await fs.stat(dir)) as Stats, kept) as string);
+    } finally {
+      log.close();
+    }
+    expect((await fs.readdir(dir)).sort()).toEqual(kept);
+    // The same files (one inode each, so the same bytes and mtime), in new directories of the same owner and mode.
+    expect(await Promise.all(kept.map((k) => inodeOf(path.join(dir, k, 'data'))))).toEqual(inodes);
+    const after = await fs.stat(path.join(dir, 'e2'));
+    expect(after.ino).not.toBe(before.ino);
+    expect({ mode: after.mode, uid: after.uid, gid: after.gid }).toEqual({ mode: before.mode, uid: before.uid, gid: before.gid });
+    // Nothing was renamed back: the originals of the kept entries went aside with the rest.
+    expect((await fs.readdir(aside)).length).toBe(20);
+    expect(undoSwaps(trash)).toBe(0);
+  });
+
+  it('renames back what has no twin: an entry of another shape, and one new since; a twin of an entry gone since is dropped', async () => {
+    const dir = await entriesDir(20);
+    await fs.writeFile(path.join(dir, 'e3', 'extra'), 'x'); // two files: no twin
+    await fs.rm(path.join(dir, 'e4', 'data'));
+    await fs.symlink('/etc/hostname', path.join(dir, 'e4', 'data')); // not a regular file: no twin
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const log = new SwapLog(trash);
+    try {
+      log.prepareTwins(dir, (name) => ['e1', 'e3', 'e4', 'e6'].includes(name), 'data');
+      await fs.rm(path.join(dir, 'e6'), { recursive: true }); // gone since: its twin must not come back
+      await fs.mkdir(path.join(dir, 'new'));
+      await fs.writeFile(path.join(dir, 'new', 'data'), 'new'); // new since: no twin, renamed back
+      const e3 = await inodeOf(path.join(dir, 'e3'));
+      log.swapOut(dir, (await fs.stat(dir)) as Stats, ['e1', 'e3', 'e4', 'new']);
+      expect(await inodeOf(path.join(dir, 'e3'))).toBe(e3);
+    } finally {
+      log.close();
+    }
+    expect((await fs.readdir(dir)).sort()).toEqual(['e1', 'e3', 'e4', 'new']);
+    expect((await fs.readdir(path.join(dir, 'e3'))).sort()).toEqual(['data', 'extra']);
+    expect(await fs.readlink(path.join(dir, 'e4', 'data'))).toBe('/etc/hostname');
+    expect(await fs.readFile(path.join(dir, 'new', 'data'), 'utf8')).toBe('new');
+  });
+
+  it('a swap a run died in after the twins took the place: the recovery leaves every entry, twins standing for their originals', async () => {
+    const dir = await entriesDir(12);
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const log = new SwapLog(trash);
+    expect(log.announce([dir])).toBe(true);
+    expect(log.prepareTwins(dir, (name) => name === 'e0' || name === 'e1', 'data')).toBe(true);
+    log.close();
+    // What swapOut does up to a SIGKILL after its second rename: the directory aside, the filled spare in its place.
+    const [spare] = (await fs.readdir(trash)).filter((n) => n.startsWith('spare-'));
+    await fs.rename(dir, path.join(trash, 'aside-0'));
+    await fs.rename(path.join(trash, spare as string), dir);
+    expect((await fs.readdir(dir)).sort()).toEqual(['e0', 'e1']);
+
+    expect(undoSwaps(trash)).toBe(1);
+    expect((await fs.readdir(dir)).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `e${i}`).sort());
+    for (let i = 0; i < 12; i++) expect(await fs.readFile(path.join(dir, `e${i}`, 'data'), 'utf8')).toBe(`e${i}`);
+    // The originals of the twins are left aside: the trash's to delete, and deleting them deletes no data.
+    await fs.rm(trash, { recursive: true });
+    expect(await fs.readFile(path.join(dir, 'e0', 'data'), 'utf8')).toBe('e0');
+  });
+
+  it('the Remover fills a spare with twins of the revisions a repository keeps, but not in a quarantine', async () => {
+    const w = await new TreeWriter(path.join(root, 'tree')).init();
+    for (let i = 0; i < 12; i++) await w.image('app', { seed: `old ${i}` });
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    const revisions = w.layout.pathFor({ kind: 'revisions', name: 'app' });
+    const keptHex = (await fs.readdir(revisions)).slice(0, 1);
+    for (const quarantineMs of [undefined, 3_600_000]) {
+      const trash = trashFor(w.layout.root, quarantineMs);
+      const remover = Remover.open(w.layout.root, { trash });
+      remover.prepareSwaps(w.layout.pathFor({ kind: 'blobAlgorithm' }), [{ dir: revisions, removing: (hex) => !keptHex.includes(hex), leaf: 'link' }]);
+      const spares = (await fs.readdir(trash)).filter((n) => n.startsWith('spare-'));
+      const inSpares = (await Promise.all(spares.map((s) => fs.readdir(path.join(trash, s))))).flat();
+      expect(inSpares, String(quarantineMs)).toEqual(quarantineMs === undefined ? keptHex : []);
+      remover.close();
+      await fs.rm(trash, { recursive: true });
+    }
+  });
+});

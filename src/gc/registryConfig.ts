@@ -5,10 +5,8 @@
  */
 import { UsageError } from '../errors.js';
 import { yaml } from '../util/lazy.js';
+import { DEFAULT_ROOTDIRECTORY, type Environment, STORAGE_PARAMETERS, effectiveStorage, isMap, overrides } from '../util/registryEnv.js';
 import { isV3 } from './version.js';
-
-/** The registry's rootdirectory when nothing configures one; also where the official images declare their VOLUME. */
-export const DEFAULT_ROOTDIRECTORY = '/var/lib/registry';
 
 /** Where the official images keep their config: 2.x, then 3.x. */
 export const IMAGE_CONFIG_PATHS = ['/etc/docker/registry/config.yml', '/etc/distribution/config.yml'] as const;
@@ -18,62 +16,17 @@ export function imageConfigPath(version: string): string {
   return IMAGE_CONFIG_PATHS[isV3(version) ? 1 : 0];
 }
 
-// Keys of `storage` that configure behaviour rather than name a driver.
-const STORAGE_PARAMETERS = new Set(['maintenance', 'cache', 'delete', 'redirect', 'tag']);
-
 export interface StorageConfig {
   driver: string;
   /** Only for the filesystem driver. */
   rootdirectory?: string;
 }
 
-export type Environment = Record<string, string | undefined>;
-
-type Doc = Record<string, unknown>;
-
-export const isMap = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** An environment value as the registry reads it: YAML, else the text itself. */
-function envValue(text: string | undefined): unknown {
-  try {
-    return yaml().load(text ?? '') ?? null;
-  } catch {
-    return text;
-  }
-}
-
-/** The env vars under a prefix, in the order the registry applies them (sorted: `REGISTRY_STORAGE` before `..._CACHE`). */
-export function overrides(env: Environment, prefix: string): Array<{ name: string; parts: string[]; value: unknown }> {
-  return Object.keys(env)
-    .filter((k) => k === prefix || k.startsWith(`${prefix}_`))
-    .sort()
-    .map((name) => ({ name, parts: name.slice(prefix.length + 1).split('_').filter(Boolean), value: envValue(env[name]) }));
-}
-
-/** distribution's overwriteMap: an existing key matches case-insensitively, a new one is lower-cased. */
-function overwriteMap(m: Doc, parts: string[], value: unknown): void {
-  const [head, ...rest] = parts as [string, ...string[]];
-  if (rest.length > 0) {
-    const existing = Object.keys(m).find((k) => k.toUpperCase() === head);
-    const inner = existing === undefined ? undefined : m[existing];
-    if (isMap(inner)) return overwriteMap(inner, rest, value);
-  }
-  let next = value;
-  if (rest.length > 0) {
-    next = {};
-    overwriteMap(next as Doc, rest, value);
-  }
-  m[head.toLowerCase()] = next;
-}
+export { DEFAULT_ROOTDIRECTORY, type Environment, isMap, overrides };
 
 /** `storage.cache.blobdescriptor` (or the older `layerinfo`) after the environment's overrides. */
-export function blobDescriptorCacheSetting(doc: Doc, env: Environment): unknown {
-  let storage: Doc = isMap(doc.storage) ? doc.storage : {};
-  for (const { parts, value } of overrides(env, 'REGISTRY_STORAGE')) {
-    if (parts.length === 0) storage = typeof value === 'string' ? { [value]: {} } : isMap(value) ? value : {};
-    else overwriteMap(storage, parts, value);
-  }
-  const cache = storage.cache;
+export function blobDescriptorCacheSetting(doc: Record<string, unknown>, env: Environment): unknown {
+  const cache = effectiveStorage(doc, env).cache;
   if (!isMap(cache)) return undefined;
   return 'blobdescriptor' in cache ? cache.blobdescriptor : cache.layerinfo;
 }

@@ -1,0 +1,92 @@
+/**
+ * The real registry (2.8.2, or 3.0.0 through REGISTRY_V3_BIN) served as a
+ * process with the `s3` storage driver on a radosgw bucket (radosgw.ts), with
+ * the settings TESTING.md lists: path style, no TLS, v4 auth, no redirects to
+ * presigned URLs, and no AWS_CA_BUNDLE (2.8.2's driver panics on this
+ * machine's). Returns the config it served with, so a test can read the
+ * bucket's location out of it as regsweep would.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { dump } from 'js-yaml';
+import { freePort } from './docker.js';
+import { type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY } from './radosgw.js';
+import { tempDir } from './tmp.js';
+
+export interface S3Registry {
+  url: string;
+  /** The YAML the registry serves with. */
+  configText: string;
+  stop(): Promise<void>;
+}
+
+/** The registry's config for a bucket of this radosgw. */
+function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, port: number): string {
+  return dump({
+    version: '0.1',
+    log: { level: 'warn', accesslog: { disabled: true } },
+    storage: {
+      s3: {
+        region: S3_REGION,
+        regionendpoint: rgw.endpoint,
+        bucket,
+        accesskey: S3_ACCESS_KEY,
+        secretkey: S3_SECRET_KEY,
+        secure: false,
+        v4auth: true,
+        forcepathstyle: true,
+        rootdirectory,
+      },
+      delete: { enabled: true },
+      redirect: { disable: true },
+      cache: { blobdescriptor: 'inmemory' },
+    },
+    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+  });
+}
+
+/** Serves the bucket with `bin` until stop(). */
+export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string, rootdirectory = '/'): Promise<S3Registry> {
+  const port = await freePort();
+  const configText = s3RegistryConfig(rgw, bucket, rootdirectory, port);
+  const configDir = await tempDir('regsweep-s3-registry-');
+  const configPath = path.join(configDir, 'config.yml');
+  await fs.writeFile(configPath, configText);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
+  const child = spawn(bin, ['serve', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer): void => void (output = (output + chunk.toString()).slice(-8192));
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await fs.rm(configDir, { recursive: true, force: true });
+      throw new Error(`${bin} exited before it served:\n${output}`);
+    }
+    const status = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status, () => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      await fs.rm(configDir, { recursive: true, force: true });
+      throw new Error(`${bin} did not serve on ${url} within 20 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    configText,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await fs.rm(configDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ApplyResult, applyPlan, removeIndexEntries } from './apply/apply.js';
-import { type BlobSweepResult, type LayerLinks, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
+import { type ApplyResult, type PreparedApply, applyPlan, prepareApply, removeIndexEntries } from './apply/apply.js';
+import { type BlobSweepResult, type LayerLinks, SweptBlobs, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
 import { removeUploads } from './apply/uploads.js';
 import { QUARANTINE_JOURNAL, Remover, type SwapCandidate, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
@@ -25,7 +25,7 @@ import { type RepositoryReclaim, type TreePlan, planTree } from './plan/planTree
 import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
-import { BLOB_FILE, LINK_FILE, Layout, hexOf } from './storage/layout.js';
+import { BLOB_FILE, LINK_FILE, Layout } from './storage/layout.js';
 import { type LockState, type RunLock, processRef } from './storage/runLock.js';
 import { findRepositories, requireRegistryRoot } from './storage/scan.js';
 import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
@@ -216,7 +216,7 @@ function problemsOf(planned: TreePlan): Problem[] {
 interface CollectStep {
   runner: GcRunner | undefined;
   /** regsweep's own sweep, instead of the runner. */
-  builtin: { root: string; planned: TreePlan; remover: Remover } | undefined;
+  builtin: { root: string; planned: TreePlan; remover: Remover; swept: SweptBlobs } | undefined;
   decision: GcDecision | undefined;
   predicted: Prediction;
   applied: ApplyResult;
@@ -226,9 +226,9 @@ interface CollectStep {
 }
 
 /** regsweep's own sweep, reported as garbage-collect is. */
-async function builtinCollect({ root, planned, remover }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
+async function builtinCollect({ root, planned, remover, swept: prepared }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
   const started = Date.now();
-  const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
+  const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), prepared, isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
   const stopped = swept.problems[0]?.message ?? null;
   const gc: GcReport = { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
   return { gc, swept };
@@ -312,27 +312,29 @@ async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?
 }
 
 /** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go; each with what it loses. */
-function swapCandidates(root: string, planned: TreePlan, builtin: boolean): SwapCandidate[] {
+function swapCandidates(root: string, apply: PreparedApply, swept: SweptBlobs | undefined): SwapCandidate[] {
   const layout = new Layout(root);
-  const removedByRepository = new Map<string, Set<string>>();
-  for (const m of planned.plan.manifests) {
-    if (m.reason === 'repository-removed') continue;
-    const going = removedByRepository.get(m.repository) ?? new Set<string>();
-    removedByRepository.set(m.repository, going.add(hexOf(m.digest)));
-  }
-  const candidates: SwapCandidate[] = [...removedByRepository]
-    .filter(([, going]) => going.size >= WORTH)
+  const removedRepositories = new Set(apply.byRepository.removals.keys());
+  const candidates: SwapCandidate[] = [...apply.going]
+    .filter(([name, going]) => going.size >= WORTH && !removedRepositories.has(name))
     .map(([name, going]) => ({ dir: layout.pathFor({ kind: 'revisions', name }), removing: (hex) => going.has(hex), leaf: LINK_FILE }));
-  if (!builtin) return candidates;
-  const byPrefix = new Map<string, Set<string>>();
-  for (const digest of planned.sweptDigests()) {
-    const hex = hexOf(digest);
-    const going = byPrefix.get(hex.slice(0, 2)) ?? new Set<string>();
-    byPrefix.set(hex.slice(0, 2), going.add(hex));
-  }
   const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  for (const [prefix, going] of byPrefix) if (going.size >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => going.has(hex), leaf: BLOB_FILE });
+  for (const [prefix, sizes] of swept?.byPrefix ?? []) if (sizes.size >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => sizes.has(hex), leaf: BLOB_FILE });
   return candidates;
+}
+
+/**
+ * Before the window, what would count inside it: the plan grouped for the
+ * apply, the blobs the sweep takes by prefix with their sizes, and the swaps
+ * announced with their spares made (and filled).
+ */
+function prepareWindow(root: string, planned: TreePlan, remover: Remover, uses: { builtin: boolean; cache: boolean }): { apply: PreparedApply; swept: SweptBlobs } {
+  const apply = prepareApply(planned.plan);
+  // The cache forgets the swept digests in the window: made now too.
+  if (uses.cache) planned.sweptDigests();
+  const swept = new SweptBlobs(uses.builtin ? planned.sweptDigests() : [], planned.sizeOf);
+  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapCandidates(root, apply, uses.builtin ? swept : undefined));
+  return { apply, swept };
 }
 
 /** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */
@@ -424,17 +426,15 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const elsewhere = otherFilesystems(root, planned.repositories);
   const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash, elsewhere });
   const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
-  // Made before the window, where they would count: the blobs the sweep takes, and directories for its swaps.
-  if (builtin || options.blobCache) planned.sweptDigests();
-  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapCandidates(root, planned, builtin !== undefined));
+  const prepared = prepareWindow(root, planned, remover, { builtin: builtin !== undefined, cache: options.blobCache !== undefined });
   const windowed = inWindow(window, options, { trash, trashes: remover.trashes, journal }, async (signal, onStarted) => {
     // The plan was made while the registry served; anything pushed since then voids it.
-    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true });
+    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true, prepared: prepared.apply });
     failpoint('window.applied');
     // A lock taken on a full disk: its record goes on disk now that the removals made room.
     options.lock?.persist();
     const uploads = stale ? await removeUploads(root, stale, remover, signal) : undefined;
-    const own = builtin ? { root, planned, remover } : undefined;
+    const own = builtin ? { root, planned, remover, swept: prepared.swept } : undefined;
     const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
     // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
     const cache = options.blobCache ? await forgetRemoved(options.blobCache, collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : undefined;

@@ -33,6 +33,8 @@ export interface ApplyOptions {
    */
   deferIndexEntries?: boolean;
   onProgress?: ProgressSink;
+  /** The plan grouped before the window (prepareApply), so the window only looks things up; made here when absent. */
+  prepared?: PreparedApply;
 }
 
 export interface ApplyResult {
@@ -144,6 +146,23 @@ class PlanByRepository {
   }
 }
 
+/** The plan grouped for the apply: what a window should not spend its time on. */
+export interface PreparedApply {
+  byRepository: PlanByRepository;
+  total: number;
+  /** The hex of the revisions each repository loses. */
+  going: Map<string, Set<string>>;
+}
+
+export function prepareApply(plan: Plan): PreparedApply {
+  const going = new Map<string, Set<string>>();
+  for (const m of plan.manifests) {
+    const set = going.get(m.repository) ?? new Set<string>();
+    going.set(m.repository, set.add(m.digest.slice('sha256:'.length)));
+  }
+  return { byRepository: new PlanByRepository(plan), total: removalCount(plan), going };
+}
+
 /** How the apply takes things out: one directory, or a repository's removed revisions together. */
 interface Removals {
   deferIndexEntries: boolean;
@@ -196,7 +215,8 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     },
     deferred: [],
   };
-  const total = removalCount(plan);
+  const prepared = options.prepared ?? prepareApply(plan);
+  const { total } = prepared;
   const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
   const removed = (spec: PathSpec): void => {
     specs.push(spec);
@@ -214,14 +234,14 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     // Most of a repository's revisions often go: together, in a fraction of the renames (Remover.takeEntries).
     async revisions(repository, manifests) {
       options.signal?.throwIfAborted();
-      const going = new Set(manifests.map((m) => m.digest.slice('sha256:'.length)));
+      const going = prepared.going.get(repository) ?? new Set<string>();
       await remover.takeEntries(layout.pathFor({ kind: 'revisions', name: repository }), (hex) => going.has(hex), 'links');
       for (const m of manifests) removed({ kind: 'revisionDir', name: repository, digest: m.digest });
     },
   };
   try {
     const changed = recheckAll(layout, plan, options.onChange);
-    const planned = new PlanByRepository(plan);
+    const planned = prepared.byRepository;
     for (const check of plan.checks) {
       const why = changed.get(check.repository);
       if (why) result.skipped.push({ repository: check.repository, message: `not purged: ${why}` });

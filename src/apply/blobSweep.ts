@@ -20,9 +20,44 @@ import { findRepositories } from '../storage/scan.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Remover } from './trash.js';
 
+/**
+ * The blobs the sweep is to take, by prefix directory, each with its size:
+ * made before the window from the mark's prediction, so that the window only
+ * looks names up. The window's re-mark takes out what revisions pushed since
+ * still need (spare). Used once.
+ */
+export class SweptBlobs {
+  /** Prefix (two hex digits) → hex → size. */
+  readonly byPrefix = new Map<string, Map<string, number>>();
+  readonly spared = { blobs: 0, bytes: 0 };
+
+  constructor(digests: readonly Digest[], sizeOf: (digest: Digest) => number) {
+    for (const digest of digests) {
+      const hex = digest.slice('sha256:'.length);
+      const prefix = hex.slice(0, 2);
+      let group = this.byPrefix.get(prefix);
+      if (!group) this.byPrefix.set(prefix, (group = new Map()));
+      group.set(hex, sizeOf(digest));
+    }
+  }
+
+  /** A predicted blob that something found since the scan needs: it stays. */
+  spare(digest: Digest): void {
+    const hex = digest.slice('sha256:'.length);
+    const group = this.byPrefix.get(hex.slice(0, 2));
+    const size = group?.get(hex);
+    if (size === undefined) return;
+    group?.delete(hex);
+    this.spared.blobs++;
+    this.spared.bytes += size;
+  }
+}
+
 export interface BlobSweepOptions {
   /** What the mark predicts the sweep frees. */
   swept: readonly Digest[];
+  /** The same, grouped before the window (made from `swept` and `sizeOf` when absent). */
+  prepared?: SweptBlobs;
   /** Did the scan's mark reach this digest? */
   isMarked(digest: Digest): boolean;
   /** The size of a blob's data as scanned. */
@@ -63,25 +98,12 @@ function unmarkedRevision(layout: Layout, repo: FoundRepository, digest: Digest)
   }
 }
 
-/** The hex of each digest, by its blob prefix directory. */
-function byPrefix(digests: Iterable<Digest>): Map<string, Set<string>> {
-  const groups = new Map<string, Set<string>>();
-  for (const digest of digests) {
-    const hex = digest.slice('sha256:'.length);
-    const prefix = hex.slice(0, 2);
-    const group = groups.get(prefix);
-    if (group) group.add(hex);
-    else groups.set(prefix, new Set([hex]));
-  }
-  return groups;
-}
-
 /**
  * Reads every revision of every repository that the mark did not reach and
  * takes what it needs out of `swept`. Returns how many were read, or the
  * problem that stops the sweep.
  */
-function remark(layout: Layout, repositories: readonly FoundRepository[], swept: Set<Digest>, options: BlobSweepOptions): { remarked: number } | { problem: Problem } {
+function remark(layout: Layout, repositories: readonly FoundRepository[], swept: SweptBlobs, options: BlobSweepOptions): { remarked: number } | { problem: Problem } {
   let remarked = 0;
   for (const repo of repositories) {
     for (const hex of names(layout.pathFor({ kind: 'revisions', name: repo.name }))) {
@@ -91,7 +113,7 @@ function remark(layout: Layout, repositories: readonly FoundRepository[], swept:
       if (!revision) continue;
       if ('problem' in revision) return revision;
       remarked++;
-      for (const needed of revision.needs) swept.delete(needed);
+      for (const needed of revision.needs) swept.spare(needed);
     }
   }
   return { remarked };
@@ -100,23 +122,19 @@ function remark(layout: Layout, repositories: readonly FoundRepository[], swept:
 export async function sweepBlobs(root: string, options: BlobSweepOptions): Promise<BlobSweepResult> {
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
-  const swept = new Set(options.swept);
-  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: { blobs: 0, bytes: 0 }, taken: new Set(), repositories, problems: [] };
+  const swept = options.prepared ?? new SweptBlobs(options.swept, options.sizeOf);
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: swept.spared, taken: new Set(), repositories, problems: [] };
   const checked = remark(layout, repositories, swept, options);
-  if ('problem' in checked) return { ...result, problems: [checked.problem] };
+  if ('problem' in checked) return { ...result, spared: { blobs: 0, bytes: 0 }, problems: [checked.problem] };
   result.remarked = checked.remarked;
-  for (const digest of options.swept) {
-    if (swept.has(digest)) continue;
-    result.spared.blobs++;
-    result.spared.bytes += options.sizeOf(digest);
-  }
   const { remover } = options;
   const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  for (const [prefix, hexes] of byPrefix(swept)) {
+  for (const [prefix, sizes] of swept.byPrefix) {
     options.signal?.throwIfAborted();
-    for (const hex of await remover.takeEntries(path.join(blobs, prefix), (name) => hexes.has(name), 'swept')) {
+    if (sizes.size === 0) continue;
+    for (const hex of await remover.takeEntries(`${blobs}${path.sep}${prefix}`, (name) => sizes.has(name), 'swept')) {
       result.blobs++;
-      result.bytes += options.sizeOf(`sha256:${hex}`);
+      result.bytes += sizes.get(hex) as number;
       result.taken.add(hex);
     }
     failpoint('blobSweep.prefix');

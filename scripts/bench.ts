@@ -144,7 +144,9 @@ async function realRunWindow(root: string, copy: string, gc: 'registry' | 'built
   execFileSync('sync');
   try {
     // The bench trees are minutes old: a grace of 0 s lets the builtin sweep take what the registry's takes.
-    const out = execFileSync(process.execPath, [path.join(projectRoot, 'bin/regsweep.js'), '--path', copy, '--yes', '--json', '--gc', gc, '--grace', '0s', '--registry-bin', gcBin], {
+    // The builtin side is the default run: no --gc at all.
+    const mode = gc === 'registry' ? ['--gc', 'registry'] : [];
+    const out = execFileSync(process.execPath, [path.join(projectRoot, 'bin/regsweep.js'), '--path', copy, '--yes', '--json', ...mode, '--grace', '0s', '--registry-bin', gcBin], {
       maxBuffer: 1 << 30,
     });
     return (JSON.parse(out.toString('utf8')) as { windowMs: number }).windowMs;
@@ -315,7 +317,9 @@ function targetsFor(results: SizeResult[]): Target[] {
   for (const r of results) {
     if (!r.windowMs || (r.name !== 'small' && r.name !== 'medium')) continue;
     const ratio = r.windowMs.builtin / r.windowMs.registry;
-    targets.push({ what: `${r.name}: the window with --gc builtin ≤ 0.1× the window with the registry's garbage-collect`, ok: ratio <= 0.1, measured: `${ratio.toFixed(3)}× (${r.windowMs.builtin} ms / ${r.windowMs.registry} ms)` });
+    // Issue 23: the default run's window on the medium tree at most 0.03× garbage-collect's; the small tree, whose fixed costs weigh more, 0.1×.
+    const target = r.name === 'medium' ? 0.03 : 0.1;
+    targets.push({ what: `${r.name}: the window of the default run (--gc builtin) ≤ ${target}× the window with the registry's garbage-collect`, ok: ratio <= target, measured: `${ratio.toFixed(3)}× (${r.windowMs.builtin} ms / ${r.windowMs.registry} ms)` });
   }
   const million = results.find((r) => r.name === 'million');
   if (million) targets.push({ what: 'million: peak RSS ≤ 400 MiB', ok: million.rssMiB <= 400, measured: `${million.rssMiB.toFixed(0)} MiB` });

@@ -9,7 +9,7 @@
  * without them it is reported as not measured), for peak RSS: only the dry
  * run is run on it.
  *
- *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets]
+ *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets] [--windows-only]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -45,19 +45,22 @@ interface Args {
   reps: number;
   markdown?: string;
   targets: boolean;
+  /** Only the maintenance windows (garbage-collect's against the default run's), on the sizes written file by file. */
+  windowsOnly: boolean;
   dir: string;
 }
 
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { sizes: { type: 'string' }, reps: { type: 'string' }, markdown: { type: 'string' }, dir: { type: 'string' }, 'no-targets': { type: 'boolean' } },
+    options: { sizes: { type: 'string' }, reps: { type: 'string' }, markdown: { type: 'string' }, dir: { type: 'string' }, 'no-targets': { type: 'boolean' }, 'windows-only': { type: 'boolean' } },
   });
   const args: Args = {
     sizes: values.sizes?.split(',') ?? ['small', 'medium', 'large'],
     reps: values.reps === undefined ? 5 : Number(values.reps),
     markdown: values.markdown,
     targets: !values['no-targets'],
+    windowsOnly: values['windows-only'] ?? false,
     dir: values.dir === undefined ? path.join(projectRoot, '.bench') : path.resolve(values.dir),
   };
   for (const s of args.sizes) if (!SIZES[s]) throw new Error(`unknown size ${s} (${Object.keys(SIZES).join(', ')})`);
@@ -429,10 +432,28 @@ function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: 
   return `${lines.join('\n')}\n`;
 }
 
+/** `--windows-only`: the window of a real run with garbage-collect against the default run's, side by side, and its targets. */
+async function windowsOnly(args: Args, gcBin: string | undefined): Promise<void> {
+  if (!gcBin) throw new Error('--windows-only needs the registry binary (docker-registry)');
+  const lines = ['| tree | window, garbage-collect | window, default run (--gc builtin) | ratio |', '| --- | ---: | ---: | ---: |'];
+  const results: SizeResult[] = [];
+  for (const name of args.sizes.filter((s) => !FROM_IMAGE.has(s))) {
+    const { root, files, revisions } = treeFor(args.dir, name, SIZES[name] as TreeSpec);
+    const windowMs = await measureWindows(root, path.join(args.dir, `${name}.window-copy`), args.reps, gcBin);
+    results.push({ name, files, revisions, regsweepMs: Number.NaN, rssMiB: 0, windowMs });
+    lines.push(`| ${name} | ${(windowMs.registry / 1000).toFixed(2)} s | ${(windowMs.builtin / 1000).toFixed(2)} s | ${(windowMs.builtin / windowMs.registry).toFixed(3)}× |`);
+  }
+  const targets = args.targets ? targetsFor(results).filter((t) => t.what.includes('window')) : [];
+  if (targets.length > 0) lines.push('', '| target | measured | met |', '| --- | ---: | --- |', ...targets.map((t) => `| ${t.what} | ${t.measured} | ${t.ok ? 'yes' : '**no**'} |`));
+  process.stdout.write(`Medians of ${Math.min(args.reps, 3)} alternating runs, each on a fresh copy (cp -a, sync).\n\n${lines.join('\n')}\n`);
+  if (targets.some((t) => !t.ok)) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   fs.mkdirSync(args.dir, { recursive: true });
   const gcBin = await findRegistryBinary(undefined);
+  if (args.windowsOnly) return windowsOnly(args, gcBin);
   const results: SizeResult[] = [];
   const notMeasured: NotMeasured[] = [];
   for (const size of args.sizes) {

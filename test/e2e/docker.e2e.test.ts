@@ -77,7 +77,7 @@ describe.skipIf(!enabled)('regsweep TARGET on a real Docker engine', () => {
     const before = await containerState(name);
     const result = await runCli([name, '--yes', '--unpause-only', ...OWN]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/Maintenance window \d+\.\d s \(regsweep's own sweep \d+\.\d s\); registry paused \d+\.\d s; total \d+\.\d s\./);
+    expect(result.stdout).toMatch(/Maintenance window \d+\.\d s \(regsweep's own sweep \d+\.\d s\); registry paused \d+\.\d s, then unpaused \(--unpause-only: its blob cache may still list swept blobs\); total \d+\.\d s\./);
     expect(await containerState(name)).toEqual({ ...before, running: true, paused: false });
   }, 120_000);
 

@@ -97,3 +97,17 @@ export function parseManifest(raw: Uint8Array, expected: Digest): ParsedManifest
       throw new ManifestError(`unknown media type ${mediaType}`);
   }
 }
+
+/** A revision's manifest as a scan reads it: parsed, its blob missing, or why it cannot be read. */
+export type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
+
+/** The bytes of a manifest's blob as a scan reads them (undefined: no blob): what is not a manifest is an error, not a throw. */
+export function manifestRead(raw: Uint8Array | undefined, digest: Digest): ManifestRead {
+  if (raw === undefined) return { missing: true };
+  try {
+    return { manifest: parseManifest(raw, digest) };
+  } catch (error) {
+    if (error instanceof ManifestError) return { error: error.message };
+    throw error;
+  }
+}

@@ -8,11 +8,11 @@
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ManifestError, UsageError } from '../errors.js';
-import type { BlobPart, Digest, FoundRepository, ParsedManifest, Problem, RepositoryState, TagState } from '../model.js';
+import { UsageError } from '../errors.js';
+import type { BlobPart, Digest, FoundRepository, Problem, RepositoryState, TagState } from '../model.js';
 import { isMissing } from '../util/errno.js';
 import { Layout, ScanPaths, digestFromHex, isRepositoryName, isTagName } from './layout.js';
-import { parseManifest } from './manifest.js';
+import { type ManifestRead, manifestRead } from './manifest.js';
 import { describeCorrupt, entries, isDirectoryEntry, mtimeOf, names, readBytes, readLink } from './read.js';
 
 /** Refuses (exit 2) a directory that is not a registry root: one that does not hold docker/registry/v2. */
@@ -152,8 +152,6 @@ function scanTags(paths: ScanPaths, repo: RepositoryState, times: boolean): void
   }
 }
 
-type ManifestRead = { manifest: ParsedManifest } | { missing: true } | { error: string };
-
 function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
   let raw: Buffer | undefined;
   try {
@@ -161,13 +159,7 @@ function readManifest(paths: ScanPaths, digest: Digest): ManifestRead {
   } catch (error) {
     return { error: (error as Error).message };
   }
-  if (raw === undefined) return { missing: true };
-  try {
-    return { manifest: parseManifest(raw, digest) };
-  } catch (error) {
-    if (error instanceof ManifestError) return { error: error.message };
-    throw error;
-  }
+  return manifestRead(raw, digest);
 }
 
 /** The blobs of one prefix directory: 32 bytes of digest and a size each, and which are recent (by their index here). */

@@ -5,16 +5,14 @@
  * the bytes are no manifest. Each distinct digest is read once, however many
  * repositories link it.
  */
-import { ManifestError } from '../../errors.js';
 import type { Digest, RepositoryState } from '../../model.js';
 import { hexOf } from '../layout.js';
-import { parseManifest } from '../manifest.js';
+import { type ManifestRead, manifestRead } from '../manifest.js';
 import type { RepositoryScan } from '../scan.js';
 import type { BucketClient } from './client.js';
 import type { BucketKeys } from './keys.js';
 import { type Limit, readObject } from './listing.js';
 
-type ManifestRead = RepositoryScan['manifests'][number][1];
 
 /** distribution 3.x refuses a manifest larger than this (maxManifestBodySize): a blob larger is no manifest, and is not downloaded to say so. */
 const MAX_MANIFEST_BYTES = 4 << 20;
@@ -24,14 +22,8 @@ async function readManifest(client: BucketClient, limit: Limit, keys: BucketKeys
   if (size === undefined) return { missing: true };
   if (size > MAX_MANIFEST_BYTES) return { error: `not a manifest: its blob holds ${size} bytes, more than a manifest may` };
   const raw = await readObject(client, limit, keys.keyFor({ kind: 'blobData', digest }));
-  // Swept since the listing: missing, as a scan that came a moment later would find it.
-  if (raw === undefined) return { missing: true };
-  try {
-    return { manifest: parseManifest(raw, digest) };
-  } catch (error) {
-    if (error instanceof ManifestError) return { error: error.message };
-    throw error;
-  }
+  // Swept since the listing (undefined): missing, as a scan that came a moment later would find it.
+  return manifestRead(raw, digest);
 }
 
 /** For each repository, in the same order, its revisions with their manifests as read. */

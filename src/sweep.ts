@@ -126,7 +126,7 @@ export interface SweepReport {
   /** `--usage`: the bytes each repository references, and what of them the prediction sweeps; absent otherwise. */
   usage?: UsageReport;
   /** Every removed directory, relative to the root (empty on a dry run). */
-  removedPaths: string[];
+  removedPaths: Iterable<string>;
   gc: GcReport;
   /** `--gc builtin`: what regsweep's own sweep did beyond the prediction; null otherwise (and on a dry run). */
   builtin: BuiltinReport | null;
@@ -228,7 +228,7 @@ interface CollectStep {
 /** regsweep's own sweep, reported as garbage-collect is. */
 async function builtinCollect({ root, planned, remover, swept: prepared }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
   const started = Date.now();
-  const swept = await sweepBlobs(root, { swept: planned.sweptDigests(), prepared, isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
+  const swept = await sweepBlobs(root, { swept: [], prepared, isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
   const stopped = swept.problems[0]?.message ?? null;
   const gc: GcReport = { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
   return { gc, swept };
@@ -308,7 +308,7 @@ async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?
   await removeIndexEntries(root, outcome.applied, remover);
   if (!links) return undefined;
   const { swept } = outcome;
-  return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? new Set(), repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
+  return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? { has: () => false }, repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
 }
 
 /** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go; each with what it loses. */
@@ -316,10 +316,10 @@ function swapCandidates(root: string, apply: PreparedApply, swept: SweptBlobs | 
   const layout = new Layout(root);
   const removedRepositories = new Set(apply.byRepository.removals.keys());
   const candidates: SwapCandidate[] = [...apply.going]
-    .filter(([name, going]) => going.size >= WORTH && !removedRepositories.has(name))
+    .filter(([name, going]) => going.count >= WORTH && !removedRepositories.has(name))
     .map(([name, going]) => ({ dir: layout.pathFor({ kind: 'revisions', name }), removing: (hex) => going.has(hex), leaf: LINK_FILE }));
   const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  for (const [prefix, sizes] of swept?.byPrefix ?? []) if (sizes.size >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => sizes.has(hex), leaf: BLOB_FILE });
+  for (const { prefix, count } of swept?.prefixes() ?? []) if (count >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => swept?.has(hex) ?? false, leaf: BLOB_FILE });
   return candidates;
 }
 
@@ -332,7 +332,7 @@ function prepareWindow(root: string, planned: TreePlan, remover: Remover, uses: 
   const apply = prepareApply(planned.plan);
   // The cache forgets the swept digests in the window: made now too.
   if (uses.cache) planned.sweptDigests();
-  const swept = new SweptBlobs(uses.builtin ? planned.sweptDigests() : [], planned.sizeOf);
+  const swept = new SweptBlobs(planned.table, (id) => uses.builtin && planned.sweeps(id));
   remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapCandidates(root, apply, uses.builtin ? swept : undefined));
   return { apply, swept };
 }

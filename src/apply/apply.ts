@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import { TreeChangedError } from '../errors.js';
 import type { Problem, ProgressSink } from '../model.js';
 import { type Plan, type PlannedIndexEntries, type PlannedIndexEntry, type PlannedManifest, type PlannedManifests, type PlannedRepository, type PlannedTag, type RepositoryCheck, plannedIndexEntries, plannedManifests } from '../plan/planner.js';
-import { Layout, type PathSpec } from '../storage/layout.js';
+import type { DigestTable } from '../storage/digestTable.js';
+import { Layout, type PathSpec, digestFromHex } from '../storage/layout.js';
 import { type LinkRead, readLink } from '../storage/read.js';
 import { isMissing, isNotEmpty } from '../util/errno.js';
 import { Remover } from './trash.js';
@@ -44,12 +45,15 @@ export interface ApplyResult {
   indexEntries: PlannedIndexEntries;
   /** Repositories left alone because the tree no longer matched the plan. */
   skipped: Problem[];
-  /** Every removed directory, as the window removed it. */
-  specs: PathSpec[];
-  /** The same relative to the root: made when asked, after the window, where the strings cost nothing. */
-  readonly paths: string[];
-  /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries). */
-  deferred: PlannedIndexEntry[];
+  /** How many directories were removed. */
+  removals: number;
+  /**
+   * Every removed directory, relative to the root, made from the lists above
+   * when read (a million removals would otherwise hold a string or an object each).
+   */
+  readonly paths: Iterable<string>;
+  /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries): positions in `from`. */
+  deferred: { from: PlannedIndexEntries; at: number[]; readonly length: number };
 }
 
 /** The tags of a repository as they are on disk now (undefined where a current link is unreadable). */
@@ -124,25 +128,71 @@ function groupBy<T extends { repository: string }>(items: Iterable<T>): Map<stri
   return groups;
 }
 
+/** The positions of a plan list's entries by repository: a number each, where objects would cost a hundred bytes. */
+function positionsBy(list: PlannedManifests | PlannedIndexEntries): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  const key = list.keys.indexOf('repository');
+  for (let i = 0; i < list.length; i++) {
+    const repository = list.valueAt(i, key) as string;
+    const at = groups.get(repository);
+    if (at) at.push(i);
+    else groups.set(repository, [i]);
+  }
+  return groups;
+}
+
 /** Removals the apply will make: three directories per removed repository, one per other entry. */
 function removalCount(plan: Plan): number {
   let total = plan.repositories.length * 3 + plan.tags.filter((t) => t.reason !== 'repository-removed').length + plan.indexEntries.length;
-  for (const m of plan.manifests) if (m.reason !== 'repository-removed') total++;
+  const reason = plan.manifests.keys.indexOf('reason');
+  for (let i = 0; i < plan.manifests.length; i++) if (plan.manifests.valueAt(i, reason) !== 'repository-removed') total++;
   return total;
 }
 
-/** The plan's entries by repository, for the apply's walk over its checks. */
+/** The plan's entries by repository, for the apply's walk over its checks: tags as they are, manifests and history entries by position. */
 class PlanByRepository {
   readonly tags: Map<string, PlannedTag[]>;
-  readonly indexEntries: Map<string, PlannedIndexEntry[]>;
-  readonly manifests: Map<string, PlannedManifest[]>;
+  readonly indexEntries: Map<string, number[]>;
+  readonly manifests: Map<string, number[]>;
   readonly removals: Map<string, PlannedRepository>;
 
   constructor(plan: Plan) {
     this.tags = groupBy(plan.tags);
-    this.indexEntries = groupBy(plan.indexEntries);
-    this.manifests = groupBy(plan.manifests);
+    this.indexEntries = positionsBy(plan.indexEntries);
+    this.manifests = positionsBy(plan.manifests);
     this.removals = new Map(plan.repositories.map((r) => [r.repository, r]));
+  }
+}
+
+/** The revisions one repository loses: their digest ids, sorted, looked up by a revision directory's name. */
+export class GoingRevisions {
+  private readonly ids: Uint32Array;
+
+  constructor(
+    private readonly table: DigestTable,
+    ids: Iterable<number>,
+  ) {
+    this.ids = Uint32Array.from(ids).sort();
+  }
+
+  get count(): number {
+    return this.ids.length;
+  }
+
+  has(hex: string): boolean {
+    const digest = digestFromHex(hex);
+    const id = digest ? this.table.find(digest) : -1;
+    if (id < 0) return false;
+    let low = 0;
+    let high = this.ids.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const at = this.ids[mid] as number;
+      if (at === id) return true;
+      if (at < id) low = mid + 1;
+      else high = mid - 1;
+    }
+    return false;
   }
 }
 
@@ -150,37 +200,38 @@ class PlanByRepository {
 export interface PreparedApply {
   byRepository: PlanByRepository;
   total: number;
-  /** The hex of the revisions each repository loses. */
-  going: Map<string, Set<string>>;
+  /** The revisions each repository loses. */
+  going: Map<string, GoingRevisions>;
 }
 
 export function prepareApply(plan: Plan): PreparedApply {
-  const going = new Map<string, Set<string>>();
-  for (const m of plan.manifests) {
-    const set = going.get(m.repository) ?? new Set<string>();
-    going.set(m.repository, set.add(m.digest.slice('sha256:'.length)));
+  const byRepository = new PlanByRepository(plan);
+  const going = new Map<string, GoingRevisions>();
+  for (const [repository, at] of byRepository.manifests) {
+    going.set(repository, new GoingRevisions(plan.manifests.table, at.map((i) => plan.manifests.digestIdAt(i))));
   }
-  return { byRepository: new PlanByRepository(plan), total: removalCount(plan), going };
+  return { byRepository, total: removalCount(plan), going };
 }
 
 /** How the apply takes things out: one directory, or a repository's removed revisions together. */
 interface Removals {
   deferIndexEntries: boolean;
   remove(spec: PathSpec): Promise<void>;
-  revisions(repository: string, manifests: readonly PlannedManifest[]): Promise<void>;
+  revisions(repository: string, count: number): Promise<void>;
 }
 
 /** Removes what the plan names of one repository, recording each removal in `result`. */
-async function applyRepository(repository: string, planned: PlanByRepository, layout: Layout, removals: Removals, result: ApplyResult): Promise<void> {
+async function applyRepository(repository: string, plan: Plan, planned: PlanByRepository, layout: Layout, removals: Removals, result: ApplyResult): Promise<void> {
   const { remove } = removals;
   const removal = planned.removals.get(repository);
+  const manifests = planned.manifests.get(repository) ?? [];
   if (removal) {
     // Only its own directories: repositories nested below it keep working.
     for (const kind of ['manifests', 'layers', 'uploads'] as const) await remove({ kind, name: repository });
     removeEmptyDirectories(layout, repository);
     result.repositories.push(removal);
     result.tags.push(...(planned.tags.get(repository) ?? []));
-    for (const m of planned.manifests.get(repository) ?? []) result.manifests.push(m);
+    for (const i of manifests) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
     return;
   }
   for (const tag of planned.tags.get(repository) ?? []) {
@@ -188,39 +239,60 @@ async function applyRepository(repository: string, planned: PlanByRepository, la
     result.tags.push(tag);
   }
   const entries = planned.indexEntries.get(repository) ?? [];
-  if (removals.deferIndexEntries) result.deferred.push(...entries);
+  if (removals.deferIndexEntries) result.deferred.at.push(...entries);
   else {
-    for (const entry of entries) {
+    for (const i of entries) {
+      const entry = plan.indexEntries.at(i) as PlannedIndexEntry;
       await remove({ kind: 'tagIndexEntryDir', name: repository, tag: entry.tag, digest: entry.digest });
       result.indexEntries.push(entry);
     }
   }
-  const manifests = planned.manifests.get(repository) ?? [];
-  if (manifests.length > 0) await removals.revisions(repository, manifests);
-  for (const manifest of manifests) result.manifests.push(manifest);
+  if (manifests.length > 0) await removals.revisions(repository, manifests.length);
+  for (const i of manifests) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
+}
+
+/** The directories an apply removed, relative to the root, made one at a time from its lists. */
+function* removedPaths(layout: Layout, result: ApplyResult): Generator<string> {
+  const relative = (spec: PathSpec): string => layout.relativePathFor(spec);
+  for (const { repository: name } of result.repositories) for (const kind of ['manifests', 'layers', 'uploads'] as const) yield relative({ kind, name });
+  for (const t of result.tags) if (t.reason !== 'repository-removed') yield relative({ kind: 'tag', name: t.repository, tag: t.tag });
+  for (const e of result.indexEntries) yield relative({ kind: 'tagIndexEntryDir', name: e.repository, tag: e.tag, digest: e.digest });
+  for (const m of result.manifests) if (m.reason !== 'repository-removed') yield relative({ kind: 'revisionDir', name: m.repository, digest: m.digest });
+}
+
+function emptyResult(layout: Layout, plan: Plan): ApplyResult {
+  const at: number[] = [];
+  const result: ApplyResult = {
+    repositories: [],
+    tags: [],
+    // The plan's digest table: the applied lists add no digest of their own.
+    manifests: plannedManifests([], plan.manifests.table),
+    indexEntries: plannedIndexEntries([], plan.indexEntries.table),
+    skipped: [],
+    removals: 0,
+    get paths() {
+      return { [Symbol.iterator]: () => removedPaths(layout, result) };
+    },
+    deferred: {
+      from: plan.indexEntries,
+      at,
+      get length() {
+        return at.length;
+      },
+    },
+  };
+  return result;
 }
 
 export async function applyPlan(root: string, plan: Plan, options: ApplyOptions = {}): Promise<ApplyResult> {
   const layout = new Layout(root);
-  const specs: PathSpec[] = [];
-  const result: ApplyResult = {
-    repositories: [],
-    tags: [],
-    manifests: plannedManifests(),
-    indexEntries: plannedIndexEntries(),
-    skipped: [],
-    specs,
-    get paths() {
-      return specs.map((spec) => layout.relativePathFor(spec));
-    },
-    deferred: [],
-  };
+  const result = emptyResult(layout, plan);
   const prepared = options.prepared ?? prepareApply(plan);
   const { total } = prepared;
   const remover = options.remover ?? Remover.open(root, { journals: options.journal ? [options.journal] : [], trash: options.trash });
-  const removed = (spec: PathSpec): void => {
-    specs.push(spec);
-    options.onProgress?.({ phase: 'apply', done: specs.length, total, unit: 'removals' });
+  const removed = (count = 1): void => {
+    result.removals += count;
+    options.onProgress?.({ phase: 'apply', done: result.removals, total, unit: 'removals' });
   };
   const removals: Removals = {
     deferIndexEntries: options.deferIndexEntries ?? false,
@@ -229,14 +301,14 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
       const dir = layout.pathFor(spec);
       if (spec.kind === 'tagIndexEntryDir') await remover.linkDirectory(dir);
       else await remover.tree(dir);
-      removed(spec);
+      removed();
     },
     // Most of a repository's revisions often go: together, in a fraction of the renames (Remover.takeEntries).
-    async revisions(repository, manifests) {
+    async revisions(repository, count) {
       options.signal?.throwIfAborted();
-      const going = prepared.going.get(repository) ?? new Set<string>();
-      await remover.takeEntries(layout.pathFor({ kind: 'revisions', name: repository }), (hex) => going.has(hex), 'links');
-      for (const m of manifests) removed({ kind: 'revisionDir', name: repository, digest: m.digest });
+      const going = prepared.going.get(repository);
+      await remover.takeEntries(layout.pathFor({ kind: 'revisions', name: repository }), (hex) => going?.has(hex) ?? false, 'links');
+      removed(count);
     },
   };
   try {
@@ -245,7 +317,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
     for (const check of plan.checks) {
       const why = changed.get(check.repository);
       if (why) result.skipped.push({ repository: check.repository, message: `not purged: ${why}` });
-      else await applyRepository(check.repository, planned, layout, removals, result);
+      else await applyRepository(check.repository, plan, planned, layout, removals, result);
     }
   } finally {
     if (!options.remover) remover.close();
@@ -260,12 +332,13 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
  */
 export async function removeIndexEntries(root: string, applied: ApplyResult, remover: Remover): Promise<void> {
   const layout = new Layout(root);
-  for (const entry of applied.deferred.splice(0)) {
+  const { from, at } = applied.deferred;
+  for (const i of at.splice(0)) {
+    const entry = from.at(i) as PlannedIndexEntry;
     const { repository: name, tag, digest } = entry;
     if (fs.existsSync(layout.pathFor({ kind: 'revisionLink', name, digest }))) continue;
-    const spec: PathSpec = { kind: 'tagIndexEntryDir', name, tag, digest };
-    await remover.linkDirectory(layout.pathFor(spec));
+    await remover.linkDirectory(layout.pathFor({ kind: 'tagIndexEntryDir', name, tag, digest }));
     applied.indexEntries.push(entry);
-    applied.specs.push(spec);
+    applied.removals++;
   }
 }

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Digest, FoundRepository, Problem } from '../model.js';
+import { DigestTable } from '../storage/digestTable.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
 import { mtimeOf, names, readBytes, readLink } from '../storage/read.js';
@@ -20,36 +21,94 @@ import { findRepositories } from '../storage/scan.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Remover } from './trash.js';
 
+/** Names (hex digests) looked up without a set of strings. */
+export interface HexSet {
+  has(hex: string): boolean;
+}
+
+const TO_TAKE = 1;
+const TAKEN = 2;
+
 /**
- * The blobs the sweep is to take, by prefix directory, each with its size:
- * made before the window from the mark's prediction, so that the window only
- * looks names up. The window's re-mark takes out what revisions pushed since
- * still need (spare). Used once.
+ * The blobs the sweep is to take, as a state per id of a digest table (the
+ * scan's own: a byte per blob where a map of names took a hundred), with a
+ * count per prefix directory: made before the window from the mark's
+ * prediction, so that the window only looks names up. The window's re-mark
+ * takes out what revisions pushed since still need (spare). Used once.
  */
 export class SweptBlobs {
-  /** Prefix (two hex digits) → hex → size. */
-  readonly byPrefix = new Map<string, Map<string, number>>();
+  /** Per digest id: TO_TAKE, TAKEN, or 0. */
+  private readonly state: Uint8Array;
+  /** Blobs still to take per prefix directory (its first byte). */
+  private readonly counts = new Int32Array(256);
   readonly spared = { blobs: 0, bytes: 0 };
+  /** The blobs taken (take), by name. */
+  readonly taken: HexSet = { has: (hex) => this.stateOf(hex) === TAKEN };
 
-  constructor(digests: readonly Digest[], sizeOf: (digest: Digest) => number) {
-    for (const digest of digests) {
-      const hex = digest.slice('sha256:'.length);
-      const prefix = hex.slice(0, 2);
-      let group = this.byPrefix.get(prefix);
-      if (!group) this.byPrefix.set(prefix, (group = new Map()));
-      group.set(hex, sizeOf(digest));
+  constructor(
+    private readonly table: DigestTable,
+    sweeps: (id: number) => boolean,
+  ) {
+    this.state = new Uint8Array(table.count);
+    for (let id = 0; id < table.count; id++) {
+      if (!sweeps(id)) continue;
+      this.state[id] = TO_TAKE;
+      this.count(id, 1);
     }
+  }
+
+  /** From digests and their sizes, in a table of their own (tests, small trees). */
+  static of(digests: readonly Digest[], sizeOf: (digest: Digest) => number): SweptBlobs {
+    const table = new DigestTable();
+    for (const digest of digests) table.setSize(table.id(digest), sizeOf(digest));
+    return new SweptBlobs(table, () => true);
+  }
+
+  /** The prefix directories that hold blobs to take, with how many. */
+  prefixes(): Array<{ prefix: string; count: number }> {
+    const out: Array<{ prefix: string; count: number }> = [];
+    this.counts.forEach((count, byte) => {
+      if (count > 0) out.push({ prefix: byte.toString(16).padStart(2, '0'), count });
+    });
+    return out;
+  }
+
+  /** Is the blob named `hex` still to be taken? */
+  has(hex: string): boolean {
+    return this.stateOf(hex) === TO_TAKE;
+  }
+
+  /** The blob named `hex` was taken: its size. */
+  take(hex: string): number {
+    const id = this.idOf(hex);
+    if (id < 0 || this.state[id] !== TO_TAKE) return 0;
+    this.state[id] = TAKEN;
+    return this.table.size(id);
   }
 
   /** A predicted blob that something found since the scan needs: it stays. */
   spare(digest: Digest): void {
-    const hex = digest.slice('sha256:'.length);
-    const group = this.byPrefix.get(hex.slice(0, 2));
-    const size = group?.get(hex);
-    if (size === undefined) return;
-    group?.delete(hex);
+    const id = this.table.find(digest);
+    if (id < 0 || this.state[id] !== TO_TAKE) return;
+    this.state[id] = 0;
+    this.count(id, -1);
     this.spared.blobs++;
-    this.spared.bytes += size;
+    this.spared.bytes += this.table.size(id);
+  }
+
+  private count(id: number, by: number): void {
+    const prefix = this.table.firstByte(id);
+    this.counts[prefix] = (this.counts[prefix] as number) + by;
+  }
+
+  private idOf(hex: string): number {
+    const digest = digestFromHex(hex);
+    return digest ? this.table.find(digest) : -1;
+  }
+
+  private stateOf(hex: string): number {
+    const id = this.idOf(hex);
+    return id < 0 ? 0 : (this.state[id] as number);
   }
 }
 
@@ -76,7 +135,7 @@ export interface BlobSweepResult {
   /** Predicted blobs those revisions still need: left in place. */
   spared: { blobs: number; bytes: number };
   /** The hex of every blob taken out, and the repositories found in the window: for sweepLayerLinks. */
-  taken: Set<string>;
+  taken: HexSet;
   repositories: readonly FoundRepository[];
   /** A revision found since the scan that could not be read: nothing was swept. */
   problems: Problem[];
@@ -122,20 +181,18 @@ function remark(layout: Layout, repositories: readonly FoundRepository[], swept:
 export async function sweepBlobs(root: string, options: BlobSweepOptions): Promise<BlobSweepResult> {
   const layout = new Layout(root);
   const repositories = findRepositories(layout, []);
-  const swept = options.prepared ?? new SweptBlobs(options.swept, options.sizeOf);
-  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: swept.spared, taken: new Set(), repositories, problems: [] };
+  const swept = options.prepared ?? SweptBlobs.of(options.swept, options.sizeOf);
+  const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: swept.spared, taken: swept.taken, repositories, problems: [] };
   const checked = remark(layout, repositories, swept, options);
   if ('problem' in checked) return { ...result, spared: { blobs: 0, bytes: 0 }, problems: [checked.problem] };
   result.remarked = checked.remarked;
   const { remover } = options;
   const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  for (const [prefix, sizes] of swept.byPrefix) {
+  for (const { prefix } of swept.prefixes()) {
     options.signal?.throwIfAborted();
-    if (sizes.size === 0) continue;
-    for (const hex of await remover.takeEntries(`${blobs}${path.sep}${prefix}`, (name) => sizes.has(name), 'swept')) {
+    for (const hex of await remover.takeEntries(`${blobs}${path.sep}${prefix}`, (name) => swept.has(name), 'swept')) {
       result.blobs++;
-      result.bytes += sizes.get(hex) as number;
-      result.taken.add(hex);
+      result.bytes += swept.take(hex);
     }
     failpoint('blobSweep.prefix');
   }
@@ -145,7 +202,7 @@ export async function sweepBlobs(root: string, options: BlobSweepOptions): Promi
 /** What sweepLayerLinks looks at. */
 export interface LayerLinks {
   /** The hex of every blob this run's sweep took. */
-  taken: ReadonlySet<string>;
+  taken: HexSet;
   /** The repositories to look in: those the window found (a repository made since holds no link of a taken blob unless it pushed that blob again). */
   repositories: readonly string[];
   /** Was there a blob with this digest when the scan ran? */

@@ -6,7 +6,7 @@
  * digests, not the size of every manifest and tag in the tree.
  */
 import type { BlobPart, Digest, Prediction, Problem, Totals } from '../model.js';
-import { Flag } from '../storage/digestTable.js';
+import { type DigestTable, Flag } from '../storage/digestTable.js';
 import { Layout } from '../storage/layout.js';
 import { type ScanOptions, walkTree } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
@@ -62,6 +62,9 @@ export interface TreePlan {
   usage?: UsageReport;
   /** The digests garbage-collect's sweep will free, sorted (a string each: made on the first call, inside the window). */
   sweptDigests(): Digest[];
+  /** The scan's digest table (ids for sweeps), and whether the sweep frees the blob of an id: no string per blob. */
+  table: DigestTable;
+  sweeps(id: number): boolean;
   /** Did the mark reach this digest (a kept revision, or what one references)? */
   isMarked(digest: Digest): boolean;
   /** Was there a blob with this digest when the scan ran? */
@@ -139,6 +142,8 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     inUse: context?.inUse ?? [],
     usage: usage?.report(),
     sweptDigests: () => (swept ??= mark.sweptDigests()),
+    table: mark.table,
+    sweeps: (id) => mark.sweeps(id),
     isMarked: (digest) => mark.isMarked(digest),
     hadBlob: (digest) => mark.hadBlob(digest),
     sizeOf: (digest) => mark.sizeOf(digest),

@@ -53,6 +53,10 @@ class DigestColumn {
     return format(this.bytes[index >>> CHUNK_BITS] as Uint8Array, (index & (CHUNK - 1)) * 32);
   }
 
+  firstByte(index: number): number {
+    return (this.bytes[index >>> CHUNK_BITS] as Uint8Array)[(index & (CHUNK - 1)) * 32] as number;
+  }
+
   /** Word `w` (0–7) of the digest at `index`. */
   word(index: number, w: number): number {
     return (this.words[index >>> CHUNK_BITS] as Uint32Array)[(index & (CHUNK - 1)) * WORDS + w] as number;
@@ -199,6 +203,11 @@ export class DigestTable {
     return this.digests.get(id);
   }
 
+  /** The first byte of a digest (its blob's prefix directory, as a number), without making a string. */
+  firstByte(id: number): number {
+    return this.digests.firstByte(id);
+  }
+
   size(id: number): number {
     return this.sizes.get(id);
   }
@@ -311,6 +320,11 @@ export class PackedList<T extends object> implements Iterable<T> {
 
   *[Symbol.iterator](): Iterator<T> {
     for (let i = 0; i < this.length; i++) yield this.at(i) as T;
+  }
+
+  /** The id in `table` of entry `index`'s digest, unchecked: no string made. */
+  digestIdAt(index: number): number {
+    return (this.fields[this.keys.indexOf(this.digestKey)] as UintColumn).get(index);
   }
 
   /** Value `key` (an index into `keys`) of entry `index`, unchecked: at() without making the entry's object. */

@@ -44,7 +44,7 @@ describe('applyPlan', () => {
     const trash = trashFor(root);
     expect(path.dirname(trash)).toBe(root);
     const result = await applyPlan(root, plan, { trash });
-    expect(result.paths).toEqual([w.layout.relativePathFor({ kind: 'revisionDir', name: 'app', digest: old.digest })]);
+    expect([...result.paths]).toEqual([w.layout.relativePathFor({ kind: 'revisionDir', name: 'app', digest: old.digest })]);
     expect(await fs.readdir(trash)).toEqual(['0']);
     expect(await fs.readFile(path.join(trash, '0', 'link'), 'utf8')).toBe(old.digest);
     expect((await scan(root)).repositories[0]?.revisions).not.toContain(old.digest);
@@ -125,7 +125,7 @@ describe('removeIndexEntries (after the window)', () => {
       expect([...applied.indexEntries].map((e) => e.digest)).toEqual([first.digest]);
       await expect(fs.stat(entry(first.digest))).rejects.toThrow();
       expect(await fs.readFile(entry(second.digest), 'utf8')).toBe(second.digest);
-      expect(applied.paths).toContain(w.layout.relativePathFor({ kind: 'tagIndexEntryDir', name: 'app', tag: 'latest', digest: first.digest }));
+      expect([...applied.paths]).toContain(w.layout.relativePathFor({ kind: 'tagIndexEntryDir', name: 'app', tag: 'latest', digest: first.digest }));
     } finally {
       remover.close();
     }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
 import { applyPlan } from '../../src/apply/apply.js';
-import { sweepBlobs, sweepLayerLinks } from '../../src/apply/blobSweep.js';
+import { SweptBlobs, sweepBlobs, sweepLayerLinks } from '../../src/apply/blobSweep.js';
 import { Remover, trashFor } from '../../src/apply/trash.js';
 import type { Digest } from '../../src/model.js';
 import { planTree } from '../../src/plan/planTree.js';
@@ -67,6 +67,20 @@ describe('sweepBlobs', () => {
     expect(await blobsLeft()).toContain(kept.digest);
     await expect(fs.stat(w.layout.pathFor({ kind: 'layerDir', name: 'app', digest: old.digest }))).rejects.toThrow();
     expect((await fs.readdir(path.join(trash, 'swept'))).length).toBe(result.blobs + links.layerLinks);
+  });
+
+  it("made before the window from the scan's own table, as a real run makes it, it takes the same blobs", async () => {
+    await w.image('app', { seed: 'new', tag: 'latest' });
+    // Blobs in every prefix directory.
+    for (let i = 0; i < 600; i++) await w.blob(seededBytes(`orphan ${i}`, 20));
+    const before = await blobsLeft();
+    const { planned, options } = await planAndApply();
+    const prepared = new SweptBlobs(planned.table, planned.sweeps);
+    const result = await sweepBlobs(root, { ...options, swept: [], prepared });
+    expect(result).toMatchObject({ blobs: planned.predicted.blobs, bytes: planned.predicted.bytes, problems: [] });
+    expect(result.blobs).toBeGreaterThanOrEqual(600);
+    expect(await blobsLeft()).toEqual(before.filter((d) => !options.swept.includes(d)));
+    expect(options.swept.every((d) => result.taken.has(d.slice('sha256:'.length)))).toBe(true);
   });
 
   it('after the window, leaves the _layers link of a blob pushed again meanwhile', async () => {

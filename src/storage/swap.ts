@@ -38,6 +38,13 @@ const LOG = 'swaps.jsonl';
 /** Swapping pays when the directory loses this many more entries than it keeps (and this process can give the new one its owner). */
 export const WORTH = 8;
 
+/**
+ * Twins a run makes at most: each holds its name in memory until the swap
+ * (about a hundred bytes), so a tree of millions keeps some 10 MiB of them and
+ * renames the rest back in the window as before.
+ */
+const MAX_TWINS = 100_000;
+
 /** Can this process give a new directory the owner and mode of `stat`? */
 function canRecreate(stat: fs.Stats): boolean {
   const uid = process.getuid?.();
@@ -102,6 +109,8 @@ export class SwapLog {
   /** Spares filled with twins of what each directory keeps, by the directory. */
   private readonly twinned = new Map<string, Twinned>();
   private made = 0;
+  /** Twins this log may still make. */
+  private twinBudget: number;
   /** A line could not be written (a full disk): no more swaps, every entry goes on its own. */
   private broken = false;
 
@@ -111,7 +120,12 @@ export class SwapLog {
   private readonly reserved = new Map<string, string>();
   private asides = 0;
 
-  constructor(private readonly trash: string) {}
+  constructor(
+    private readonly trash: string,
+    maxTwins = MAX_TWINS,
+  ) {
+    this.twinBudget = maxTwins;
+  }
 
   /**
    * Before the window: announces swaps of `dirs`, each to an aside of its own,
@@ -144,9 +158,9 @@ export class SwapLog {
   /**
    * Before the window: a spare for `dir` holding a twin of each entry that
    * `keeps` names and that is a directory of the one regular file `leaf`. Fewer
-   * twins where the filesystem has no ample room or takes no hard link (then
-   * the entries without one are renamed back in the window). False when no
-   * spare was made.
+   * twins where the filesystem has no ample room or takes no hard link, none
+   * once the run made MAX_TWINS (then the entries without one are renamed back
+   * in the window). False when no spare was made.
    */
   prepareTwins(dir: string, keeps: (name: string) => boolean, leaf: string): boolean {
     const stat = fs.statSync(dir, { throwIfNoEntry: false });
@@ -157,7 +171,8 @@ export class SwapLog {
     } catch {
       return false;
     }
-    if (!roomForTwins(this.trash, names.length) || !this.makeSpare(stat)) return false;
+    if (names.length > this.twinBudget || !roomForTwins(this.trash, names.length) || !this.makeSpare(stat)) return false;
+    this.twinBudget -= names.length;
     const spare = this.spares.get(likeness(stat))?.pop() as string;
     const twins = new Set<string>();
     this.twinned.set(dir, { spare, twins, like: likeness(stat) });

@@ -231,6 +231,30 @@ describe('twins: a spare filled before the window with what the directory keeps'
     expect(undoSwaps(trash)).toBe(0);
   });
 
+  it('makes no more twins than the run may hold in memory: a directory beyond the budget is renamed back as before, still right', async () => {
+    const dir = await entriesDir(20);
+    const trash = path.join(root, 'trash');
+    await fs.mkdir(trash);
+    const kept = ['e1', 'e2', 'e3'];
+    const dirInodes = await Promise.all(kept.map((k) => inodeOf(path.join(dir, k))));
+    const first = path.join(root, 'first');
+    await fs.mkdir(path.join(first, 'x'), { recursive: true });
+    await fs.writeFile(path.join(first, 'x', 'data'), 'x');
+    const log = new SwapLog(trash, 3);
+    try {
+      expect(log.prepareTwins(first, () => true, 'data')).toBe(true);
+      // One twin made: two left, fewer than this directory keeps.
+      expect(log.prepareTwins(dir, (name) => kept.includes(name), 'data')).toBe(false);
+      log.announce([dir]);
+      expect(log.swapOut(dir, (await fs.stat(dir)) as Stats, kept)).toBeDefined();
+    } finally {
+      log.close();
+    }
+    // No twins for it: the kept entries themselves were renamed back.
+    expect((await fs.readdir(dir)).sort()).toEqual(kept);
+    expect(await Promise.all(kept.map((k) => inodeOf(path.join(dir, k))))).toEqual(dirInodes);
+  });
+
   it('renames back what has no twin: an entry of another shape, and one new since; a twin of an entry gone since is dropped', async () => {
     const dir = await entriesDir(20);
     await fs.writeFile(path.join(dir, 'e3', 'extra'), 'x'); // two files: no twin

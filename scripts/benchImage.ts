@@ -142,6 +142,42 @@ function mount(image: string, mountPoint: string): void {
   process.stderr.write(`  mounted ${image} on ${mountPoint} in ${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(0)} ms\n`);
 }
 
+/** A writable view of a mounted image, for a real run on it: the image stays as it is. */
+export interface WritableTree {
+  root: string;
+  unmount(): void;
+}
+
+/**
+ * An overlay over the mounted image whose changes go to a tmpfs of their own
+ * (no inode limit: a real run's removals leave a whiteout per entry, millions
+ * of them). `redirect_dir` lets the run rename directories the image holds,
+ * as its swaps do; a hard link (a twin) copies its file up first.
+ */
+export function writableOverlay(image: BenchImage, dir: string, name: string): WritableTree {
+  const base = path.join(fs.realpathSync(dir), `${name}.rw`);
+  const changes = `${base}.changes`;
+  for (const m of [base, changes]) if (isMountPoint(m)) unmount(m);
+  fs.mkdirSync(changes, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16g,nr_inodes=0', 'regsweep-bench', changes], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    for (const d of ['upper', 'work']) fs.mkdirSync(path.join(changes, d));
+    fs.mkdirSync(base, { recursive: true });
+    const options = `lowerdir=${image.root},upperdir=${changes}/upper,workdir=${changes}/work,redirect_dir=on`;
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', options, base], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    unmount(changes);
+    throw err;
+  }
+  return {
+    root: base,
+    unmount: () => {
+      unmount(base);
+      unmount(changes);
+    },
+  };
+}
+
 function unmount(mountPoint: string): void {
   // `mount -o loop` set the loop device to detach itself on unmount.
   execFileSync('umount', [mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -14,7 +14,7 @@ import type { TargetKind } from './docker/locator.js';
 import { type BroughtBack, type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
 import type { Recovery } from './docker/recovery.js';
 import { startWatchdog } from './docker/watchdog.js';
-import { NotConfirmedError, RollbackError } from './errors.js';
+import { NotConfirmedError, RollbackError, UsageError } from './errors.js';
 import type { BlobCache } from './gc/blobCache.js';
 import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
 import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
@@ -32,11 +32,15 @@ import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
 import { otherFilesystems } from './storage/filesystems.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
+import type { RequestCount } from './storage/s3/client.js';
+import type { TreeSource } from './storage/walk.js';
 import { PROCESS_CLOCK, type StorageClock } from './storage/storageClock.js';
 import { failpoint } from './util/failpoint.js';
 
 export interface SweepOptions {
   target: { kind: TargetKind; name: string; root: string };
+  /** Where the tree is read from when not the filesystem root `target.root` (a bucket): dry runs only, so far. */
+  source?: TreeSource & { readonly requests?: RequestCount };
   selectors?: Selector[];
   /** `-x`: tags and repositories to remove. */
   remove?: Selector[];
@@ -125,6 +129,8 @@ export interface SweepReport {
   perRepository: RepositoryReclaim[];
   /** `--usage`: the bytes each repository references, and what of them the prediction sweeps; absent otherwise. */
   usage?: UsageReport;
+  /** Object storage: the requests the run sent, in all and by operation; null on a filesystem. */
+  requests: RequestCount | null;
   /** Every removed directory, relative to the root (empty on a dry run). */
   removedPaths: Iterable<string>;
   gc: GcReport;
@@ -370,6 +376,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     perRepository: planned.perRepository,
     usage: planned.usage,
     removedPaths: [],
+    requests: null,
     gc: gcNotRun(options.gcMode ?? (options.builtin ? 'builtin' : options.gcRunner ? 'registry' : 'none'), options.dryRun ? 'dry run' : null, decision),
     builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0, clock: options.lock?.clock ?? PROCESS_CLOCK } : null,
     recovered: options.recovered ?? null,
@@ -401,19 +408,22 @@ async function measureFreed(report: SweepReport, planned: TreePlan, options: Swe
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
   const { gcRunner } = options;
-  const root = new Layout(options.target.root).root;
-  requireRegistryRoot(root);
+  const { source } = options;
+  if (source && !options.dryRun) throw new UsageError(`${source.where}: a real run on object storage is not built yet; --dry-run shows what it would remove`);
+  const root = source ? source.where : new Layout(options.target.root).root;
+  if (!source) requireRegistryRoot(root);
   const version = gcRunner?.version ?? options.registryVersion;
   const { selectors, remove, policy, pinned, pool, onProgress } = options;
   const { builtin } = options;
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
   const now = started + (options.lock?.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
-  const planned = await planTree(root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
+  const planned = await planTree(source ?? root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
-  const stale = staleUploadsOf(root, options, started);
+  const stale = source ? undefined : staleUploadsOf(root, options, started);
   report.staleUploads = uploadAmount(stale);
+  if (source?.requests) report.requests = { total: source.requests.total, byOperation: { ...source.requests.byOperation } };
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
   const { plan, predicted, before } = planned;

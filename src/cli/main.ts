@@ -116,6 +116,7 @@ async function sweepCommand(
   const policy = await policyFrom(opts);
   const keptDigests = await pinsFromFile(opts, dryRun);
   const resolved = await resolveTarget(opts, args, log);
+  if (!dryRun && resolved.source) throw new UsageError(`${resolved.source.where}: a real run on object storage is not built yet; --dry-run shows what it would remove`);
   // A real run writes in the tree it found: one it cannot write is refused before the lock, the scan or a pause.
   if (!dryRun) requireWritableRoot(resolved.target.root, 'run');
   const selectors = resolved.repositories.map(parseSelector);
@@ -152,6 +153,7 @@ async function sweepCommand(
         confirm: dryRun || opts.yes ? undefined : confirm,
         onProgress: progress.sink,
         usage: opts.usage,
+        source: resolved.source,
         ...extra,
       });
     } finally {
@@ -160,9 +162,12 @@ async function sweepCommand(
   };
   const lockOptions = { root: target.root, engine, containers: target.containers, target: { kind: target.kind, name: target.name }, bringBack: bringBackFor(opts, target), waitMs: opts.wait, token: runId };
   const run = dryRun
-    ? sweepWith(findings(target.root, target.containers))
+    ? sweepWith(resolved.source ? {} : findings(target.root, target.containers))
     : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
-  state.report = await run.finally(() => progress.clear());
+  state.report = await run.finally(() => {
+    progress.clear();
+    resolved.source?.client.close();
+  });
   // The scan threads are done (the rescan is part of the run): their memory goes before the report is written.
   await pool.close();
   return printReport(state.report, opts);

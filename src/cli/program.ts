@@ -110,7 +110,7 @@ export function program(): Command {
     .addOption(new Option('--quarantine <duration>', 'keep what the run removes (blobs too, with --gc builtin) in the storage root this long (24h, 7d), so --restore can put it back; later runs delete it when it expires').argParser(positiveDuration))
     .option('--restore <journal>', 'put back what a journal or a quarantine directory recorded (needs --path), then exit')
     .option('--registry-bin <file>', 'with --path: the registry binary, for its version (how it enumerates repositories) and, with --gc registry, to run garbage-collect (default: registry or docker-registry on PATH)')
-    .option('--config <file>', "with --path: the registry's config.yml: its Redis cache and, with --gc registry, garbage-collect's config (default: a generated one naming --path)")
+    .option('--config <file>', "the registry's config.yml: with --path, its Redis cache and, with --gc registry, garbage-collect's config (default: a generated one naming --path); alone, the storage it names (filesystem, or an s3 bucket: --dry-run only, so far)")
     .option('--registry-image <image>', 'with --gc registry, --volume and no registry container: the image to run garbage-collect from')
     .option('--unpause-only', 'after the sweep, unpause the registry instead of restarting it (its blob cache then still lists swept blobs)')
     .addOption(new Option('--wait <duration>', "when another regsweep run holds this registry, wait this long for it (30s, 10m) instead of exiting with 75").argParser(duration))
@@ -133,6 +133,7 @@ Examples:
   regsweep --path ROOT --yes team/web hist/app      only these repositories
   regsweep --path ROOT --yes --no-gc                purge links only
   regsweep --path ROOT --dry-run --json             machine-readable report
+  regsweep --config config.yml --dry-run            the storage the registry's config names (filesystem or s3)
   regsweep registry --usage                         where the disk goes, per repository (changes nothing)
   regsweep registry --keep 10 --dry-run             keep the 10 newest tags of each repository (and latest)
   regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago

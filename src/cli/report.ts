@@ -119,8 +119,9 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   const lines: string[] = [];
   const { target } = report;
   const version = target.registryVersion ? ` (registry ${target.registryVersion})` : '';
-  const where = target.kind === 'path' ? target.root : `${target.kind} ${target.name}, storage at ${target.root}`;
-  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${where}${version}`, '');
+  const where = target.kind === 'path' || target.kind === 'bucket' ? target.root : `${target.kind} ${target.name}, storage at ${target.root}`;
+  const requests = report.requests ? `, read in ${plural(report.requests.total, 'request')}` : '';
+  lines.push(`${report.dryRun ? 'Dry run on' : 'Purged'} ${where}${version}${requests}`, '');
   lines.push(...runNotes(report));
   lines.push(...table(report.before, report.after, report.dryRun ? 'after (predicted)' : 'after'), '');
 

@@ -11,7 +11,10 @@ import { type MaintenanceWindow, type RegistryWindowOptions, registryWindow, why
 import { UsageError } from '../errors.js';
 import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
-import { localGcRunner } from '../gc/localRegistry.js';
+import { localBinaryVersion, localGcRunner } from '../gc/localRegistry.js';
+import { openBucketClient } from '../storage/s3/client.js';
+import { storageDriver } from '../storage/s3/location.js';
+import { type BucketSource, bucketSource } from '../storage/s3/source.js';
 import { checkSupportedVersion } from '../gc/version.js';
 import { redisBlobCache, redisSettings } from '../gc/redisCache.js';
 import { errnoText } from '../util/errno.js';
@@ -30,11 +33,30 @@ export interface Resolved {
   target: Target;
   repositories: string[];
   engine?: Engine;
+  /** A registry on object storage (`--config` naming the s3 driver): where its tree is read from. */
+  source?: BucketSource;
+}
+
+/** `--config FILE` alone: the storage the registry's own config names, a filesystem root or an s3 bucket. */
+async function fromConfig(config: string, args: string[], opts: CliOptions): Promise<Resolved> {
+  let text: string;
+  try {
+    text = await fs.readFile(config, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --config ${config}: ${errnoText(error)}`);
+  }
+  const storage = storageDriver(text, process.env, config);
+  if (storage.driver === 'filesystem') return { target: { kind: 'path', name: storage.rootdirectory, root: storage.rootdirectory, containers: [] }, repositories: args };
+  if (storage.driver === 'other') throw new UsageError(`${config} uses the ${storage.name} storage driver; regsweep works on filesystem and s3 storage`);
+  const client = await openBucketClient(storage.location);
+  const source = bucketSource(client, opts.concurrency);
+  return { target: { kind: 'bucket', name: client.describe, root: client.describe, containers: [] }, repositories: args, source };
 }
 
 export async function resolveTarget(opts: CliOptions, args: string[], log: (m: string) => void): Promise<Resolved> {
   if (opts.path) return { target: { kind: 'path', name: opts.path, root: opts.path, containers: [] }, repositories: args };
-  if (opts.config) throw new UsageError('--config goes with --path; a container target uses its own config');
+  if (opts.config && !opts.volume) return fromConfig(opts.config, args, opts);
+  if (opts.config) throw new UsageError('--config goes with --path, or names the storage alone; a volume target uses its container\'s config');
   // Loaded only for Docker targets: dockerode costs a tenth of a second at start-up.
   const { DockerodeEngine } = await import('../docker/dockerodeEngine.js');
   const engine = new DockerodeEngine(log);
@@ -75,7 +97,7 @@ export async function runtimeFor(resolved: Resolved, opts: CliOptions, dryRun: b
 async function registrySetup(target: Target, opts: CliOptions): Promise<{ text?: string; env: Record<string, string | undefined>; source: string }> {
   const registry = target.containers[0];
   if (registry) return { text: target.configText, env: registry.env, source: `${target.configPath ?? 'the config'} of container ${registry.name}` };
-  if (target.kind !== 'path' || !opts.config) return { env: {}, source: 'no config' };
+  if ((target.kind !== 'path' && target.kind !== 'bucket') || !opts.config) return { env: {}, source: 'no config' };
   try {
     return { text: await fs.readFile(opts.config, 'utf8'), env: process.env, source: opts.config };
   } catch (error) {
@@ -99,6 +121,12 @@ async function blobCacheFor(target: Target, opts: CliOptions, version: string | 
 /** How garbage-collect runs and what happens to the registry meanwhile, for this kind of target. */
 async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, runId: string): Promise<Runtime> {
   const { target, engine } = resolved;
+  if (target.kind === 'bucket') {
+    // A dry run so far: the version (how the registry enumerates repositories) from a local binary where there is one.
+    const version = await localBinaryVersion(opts.registryBin);
+    if (version) checkSupportedVersion(version);
+    return { registryVersion: version, window: unpausedWindow() };
+  }
   const registry = target.containers[0];
   const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
     const local = await localGcRunner({ registryBin: opts.registryBin, root: target.root, config: opts.config });

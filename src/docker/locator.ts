@@ -9,7 +9,7 @@ import { DEFAULT_ROOTDIRECTORY, IMAGE_CONFIG_PATHS, storageConfig } from '../gc/
 import { parseRegistryVersion } from '../gc/version.js';
 import type { ContainerInfo, Engine, MountInfo } from './engine.js';
 
-export type TargetKind = 'container' | 'service' | 'volume' | 'path';
+export type TargetKind = 'container' | 'service' | 'volume' | 'path' | 'bucket';
 
 export interface Target {
   kind: TargetKind;

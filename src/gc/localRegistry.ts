@@ -62,6 +62,12 @@ function run(command: string, args: string[], env: Environment, options: Omit<Co
   });
 }
 
+/** The version of the local registry binary (--registry-bin, else on PATH), or undefined where there is none. */
+export async function localBinaryVersion(explicit: string | undefined): Promise<string | undefined> {
+  const bin = await findRegistryBinary(explicit);
+  return bin ? localRegistryVersion(bin) : undefined;
+}
+
 async function localRegistryVersion(bin: string): Promise<string> {
   const { exitCode, output } = await run(bin, ['--version'], withoutRegistryOverrides(process.env));
   const version = parseRegistryVersion(output);

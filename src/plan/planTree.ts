@@ -8,7 +8,7 @@
 import type { BlobPart, Digest, Prediction, Problem, Totals } from '../model.js';
 import { type DigestTable, Flag } from '../storage/digestTable.js';
 import { Layout } from '../storage/layout.js';
-import { type ScanOptions, walkTree } from '../storage/walk.js';
+import { type ScanOptions, type TreeSource, filesystemSource } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
 import type { InUseDigest } from './pins.js';
 import { type Plan, type PlanContext, type PlanOptions, emptyPlan, planContext, planRepository, predictTotals, repositoryKeepsUntagged } from './planner.js';
@@ -99,8 +99,13 @@ export function reclaimRows(plan: Plan, mark: GlobalMark): RepositoryReclaim[] {
   return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
 }
 
-/** Scans, plans and predicts in one pass over the tree. */
-export async function planTree(root: string, options: PlanTreeOptions = {}): Promise<TreePlan> {
+function sourceOf(tree: string | TreeSource): TreeSource {
+  return typeof tree === 'string' ? filesystemSource(tree) : tree;
+}
+
+/** Scans, plans and predicts in one pass over the tree (a storage root, or any TreeSource). */
+export async function planTree(tree: string | TreeSource, options: PlanTreeOptions = {}): Promise<TreePlan> {
+  const source = sourceOf(tree);
   const mark = new GlobalMark(options.registryVersion, undefined, { builtin: options.builtin });
   const plan = emptyPlan(mark.table);
   // `-x` naming what is gone after a run died with the same work: done already, not a typo.
@@ -109,11 +114,11 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   let found: string[] = [];
   let keepsUntagged = false;
   const usage = options.usage ? new UsageTally(mark) : undefined;
-  const { counts, problems } = await walkTree(root, options, {
+  const { counts, problems } = await source.walk(options, {
     found(repositories) {
       const names = repositories.map((r) => r.name);
       found = names;
-      checkSelectedRepositories(new Layout(root).root, names, selectors);
+      checkSelectedRepositories(source.where, names, selectors);
       context = planContext(names, options);
     },
     repository({ repo, manifests }) {
@@ -130,7 +135,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
   const before = { ...counts, ...mark.totals() };
   let swept: Digest[] | undefined;
   return {
-    root: new Layout(root).root,
+    root: source.where,
     repositories: found,
     plan,
     predicted,
@@ -147,7 +152,7 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
     isMarked: (digest) => mark.isMarked(digest),
     hadBlob: (digest) => mark.hadBlob(digest),
     sizeOf: (digest) => mark.sizeOf(digest),
-    remeasure: (scan) => remeasure(root, mark, scan),
+    remeasure: (scan) => remeasure(source, mark, scan),
   };
 }
 
@@ -156,9 +161,9 @@ export async function planTree(root: string, options: PlanTreeOptions = {}): Pro
  * planned; `seen` gets each part of blobs. A walk reads each blob once (one
  * prefix directory holds its digest), so counting needs no table.
  */
-export async function measureTree(root: string, options: ScanOptions = {}, seen?: (part: BlobPart) => void): Promise<Totals> {
+export async function measureTree(tree: string | TreeSource, options: ScanOptions = {}, seen?: (part: BlobPart) => void): Promise<Totals> {
   const totals = { blobs: 0, bytes: 0 };
-  const { counts } = await walkTree(root, options, {
+  const { counts } = await sourceOf(tree).walk(options, {
     repository() {},
     blobs(part) {
       totals.blobs += part.sizes.length;
@@ -174,14 +179,14 @@ export async function measureTree(root: string, options: ScanOptions = {}, seen?
  * scan's own table (no second table of the tree): predicted ones apart from
  * kept ones, at the sizes the scan read.
  */
-async function remeasure(root: string, mark: GlobalMark, options: ScanOptions): Promise<{ after: Totals; left: BlobsLeft }> {
+async function remeasure(source: TreeSource, mark: GlobalMark, options: ScanOptions): Promise<{ after: Totals; left: BlobsLeft }> {
   const left = nothingLeft();
   const { table } = mark;
   const add = (amount: { blobs: number; bytes: number }, bytes: number): void => {
     amount.blobs++;
     amount.bytes += bytes;
   };
-  const after = await measureTree(root, options, (part) => {
+  const after = await measureTree(source, options, (part) => {
     const recent = new Set(part.recent);
     for (let i = 0; i < part.sizes.length; i++) {
       const id = table.findBytes(part.digests, i * 32);

@@ -69,6 +69,27 @@ function settle({ repo, manifests: reads }: RepositoryScan): SettledRepository {
   return { repo, manifests };
 }
 
+/** Hands a scanned repository to the visitor, counted: in name order, whichever storage it was read from. */
+export function visitRepository(scan: RepositoryScan, counts: Counts, visitor: TreeVisitor): void {
+  const settled = settle(scan);
+  counts.repositories++;
+  counts.tags += settled.repo.tags.length;
+  counts.manifests += settled.repo.revisions.length;
+  visitor.repository(settled);
+}
+
+/** A storage tree as the planner reads it: a filesystem root or a bucket, walked the same way. */
+export interface TreeSource {
+  /** Where the tree is, as reports and messages name it. */
+  readonly where: string;
+  walk(options: ScanOptions, visitor: TreeVisitor): Promise<WalkResult>;
+}
+
+/** A storage root on a filesystem. */
+export function filesystemSource(root: string): TreeSource {
+  return { where: new Layout(root).root, walk: (options, visitor) => walkTree(root, options, visitor) };
+}
+
 function byPath(a: Problem, b: Problem): number {
   return (a.path ?? '') < (b.path ?? '') ? -1 : 1;
 }
@@ -103,12 +124,9 @@ function walkRepositories(pool: ScanPool, root: string, found: readonly FoundRep
     const handOut = (): void => {
       try {
         while (!failed && ready.has(handed)) {
-          const settled = settle(ready.get(handed) as RepositoryScan);
+          const scan = ready.get(handed) as RepositoryScan;
           ready.delete(handed++);
-          counts.repositories++;
-          counts.tags += settled.repo.tags.length;
-          counts.manifests += settled.repo.revisions.length;
-          visitor.repository(settled);
+          visitRepository(scan, counts, visitor);
           options.onProgress?.({ phase, done: handed, total: found.length, unit: 'repositories' });
         }
       } catch (error) {

@@ -47,6 +47,9 @@ export interface ClientOptions {
 let sdkModule: Sdk | undefined;
 
 async function loadSdk(): Promise<Sdk> {
+  // Its warning that later SDK releases need Node 22 is for whoever upgrades the SDK (package-lock.json pins one
+  // that runs on 20), not for a user, whose stderr holds one line per error.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   sdkModule ??= await import('@aws-sdk/client-s3');
   return sdkModule;
 }

@@ -48,9 +48,8 @@ async function fromConfig(config: string, args: string[], opts: CliOptions): Pro
   const storage = storageDriver(text, process.env, config);
   if (storage.driver === 'filesystem') return { target: { kind: 'path', name: storage.rootdirectory, root: storage.rootdirectory, containers: [] }, repositories: args };
   if (storage.driver === 'other') throw new UsageError(`${config} uses the ${storage.name} storage driver; regsweep works on filesystem and s3 storage`);
-  const client = await openBucketClient(storage.location);
-  const source = bucketSource(client, opts.concurrency);
-  return { target: { kind: 'bucket', name: client.describe, root: client.describe, containers: [] }, repositories: args, source };
+  const source = bucketSource(await openBucketClient(storage.location), opts.concurrency);
+  return { target: { kind: 'bucket', name: source.where, root: source.where, containers: [] }, repositories: args, source };
 }
 
 export async function resolveTarget(opts: CliOptions, args: string[], log: (m: string) => void): Promise<Resolved> {
@@ -63,7 +62,11 @@ export async function resolveTarget(opts: CliOptions, args: string[], log: (m: s
   if (opts.volume) return { target: await reachFromHere(engine, await locateVolume(engine, opts.volume)), repositories: args, engine };
   const [name, ...repositories] = args;
   if (!name) throw new UsageError('name a registry container or service, a volume (--volume), or a storage path (--path)');
-  return { target: await reachFromHere(engine, await locateNamed(engine, name)), repositories, engine };
+  const target = await reachFromHere(engine, await locateNamed(engine, name));
+  if (!target.bucket) return { target, repositories, engine };
+  // On the s3 driver: the bucket its config and env name, reached from here as the registry reaches it.
+  const source = bucketSource(await openBucketClient(target.bucket), opts.concurrency);
+  return { target: { ...target, root: source.where }, repositories, engine, source };
 }
 
 /** How the registry comes back after the window: restart (or only unpause), or replace a swarm service's tasks. */

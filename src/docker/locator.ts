@@ -7,6 +7,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ROOTDIRECTORY, IMAGE_CONFIG_PATHS, storageConfig } from '../gc/registryConfig.js';
 import { parseRegistryVersion } from '../gc/version.js';
+import { type S3Location, storageDriver } from '../storage/s3/location.js';
 import type { ContainerInfo, Engine, MountInfo } from './engine.js';
 
 export type TargetKind = 'container' | 'service' | 'volume' | 'path' | 'bucket';
@@ -27,6 +28,8 @@ export interface Target {
   configText?: string;
   /** For a volume: its name, so a helper can mount it. */
   volume?: string;
+  /** A registry on the s3 driver: its bucket, as its config and env name it (root is then the bucket's description). */
+  bucket?: S3Location;
 }
 
 /** The config file a registry container was started with, by the rules its entrypoint follows. */
@@ -64,6 +67,7 @@ interface ContainerStorage {
   configPath?: string;
   configText?: string;
   hostRoot: string;
+  bucket?: S3Location;
 }
 
 async function storageOf(engine: Engine, container: ContainerInfo): Promise<ContainerStorage> {
@@ -81,8 +85,12 @@ async function storageOf(engine: Engine, container: ContainerInfo): Promise<Cont
   const storage = text === undefined
     ? { driver: (container.env.REGISTRY_STORAGE ?? 'filesystem').toLowerCase(), rootdirectory: container.env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ?? DEFAULT_ROOTDIRECTORY }
     : storageConfig(text, container.env, where);
+  if (storage.driver === 's3' || storage.driver === 's3aws') {
+    const found = storageDriver(text, container.env, where);
+    if (found.driver === 's3') return { containerRoot: '', hostRoot: '', configPath, configText: text, bucket: found.location };
+  }
   if (storage.driver !== 'filesystem') {
-    throw new UsageError(`${where} uses the ${storage.driver} storage driver; regsweep works only on filesystem storage`);
+    throw new UsageError(`${where} uses the ${storage.driver} storage driver; regsweep works on filesystem and s3 storage`);
   }
   const containerRoot = storage.rootdirectory ?? DEFAULT_ROOTDIRECTORY;
   const hostRoot = hostPathFor(container.mounts, containerRoot);
@@ -96,9 +104,10 @@ async function fromContainers(engine: Engine, kind: TargetKind, name: string, co
   const first = containers[0];
   if (!first) throw new UsageError(`${kind} ${name} has no container on this Docker host`);
   const storages = await Promise.all(containers.map((c) => storageOf(engine, c)));
-  const roots = new Set(storages.map((s) => s.hostRoot));
+  const roots = new Set(storages.map((s) => (s.bucket ? JSON.stringify(s.bucket) : s.hostRoot)));
   if (roots.size > 1) throw new UsageError(`the containers of ${kind} ${name} store at different places: ${[...roots].join(', ')}`);
   const storage = storages[0] as ContainerStorage;
+  if (storage.bucket) return { kind, name, root: `s3://${storage.bucket.bucket}`, containers, configPath: storage.configPath, configText: storage.configText, bucket: storage.bucket };
   return { kind, name, root: storage.hostRoot, hostRoot: storage.hostRoot, containers, containerRoot: storage.containerRoot, configPath: storage.configPath, configText: storage.configText };
 }
 
@@ -122,6 +131,7 @@ export async function locateVolume(engine: Engine, name: string): Promise<Target
   const users = await engine.containersUsingVolume(name);
   if (users.length > 0) {
     const target = await fromContainers(engine, 'volume', name, users);
+    if (target.bucket) throw new UsageError(`the registry containers using volume ${name} store in bucket ${target.bucket.bucket}, not in the volume: name the container or service`);
     const inside = path.posix.relative(volume.mountpoint, target.hostRoot as string);
     if (inside.startsWith('..') || path.posix.isAbsolute(inside)) {
       throw new UsageError(`the registry containers using volume ${name} store outside it, at ${target.hostRoot}`);

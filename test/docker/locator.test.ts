@@ -144,9 +144,9 @@ describe('locateNamed: where a registry container stores', () => {
   });
 
   it.each([
-    ['its config', { files: { '/etc/docker/registry/config.yml': 'storage:\n  s3:\n    bucket: images\n    region: eu-west-1\n' } }, /s3/],
+    ['its config', { files: { '/etc/docker/registry/config.yml': 'storage:\n  gcs:\n    bucket: images\n' } }, /gcs/],
     ['REGISTRY_STORAGE', { env: { REGISTRY_STORAGE: 'azure' }, files: { '/etc/docker/registry/config.yml': fsConfig() } }, /azure/],
-  ])('refuses a storage driver other than filesystem, named by %s (exit 2)', async (_by, spec, driver) => {
+  ])('refuses a storage driver other than filesystem and s3, named by %s (exit 2)', async (_by, spec, driver) => {
     const { engine } = withRegistry(spec);
 
     const error = await rejection(locateNamed(engine, 'registry'));
@@ -155,6 +155,16 @@ describe('locateNamed: where a registry container stores', () => {
     expect(error.exitCode).toBe(2);
     expect(error.message).toMatch(driver);
     expect(error.message).toMatch(/filesystem/);
+  });
+
+  it.each([
+    ['its config', { files: { '/etc/docker/registry/config.yml': 'storage:\n  s3:\n    bucket: images\n    region: eu-west-1\n    rootdirectory: /reg\n' } }],
+    ['REGISTRY_STORAGE and its env alone', { env: { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_BUCKET: 'images', REGISTRY_STORAGE_S3_REGION: 'eu-west-1', REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/reg' }, files: { '/etc/docker/registry/config.yml': fsConfig() } }],
+  ])('finds the bucket of a registry on the s3 driver, named by %s', async (_by, spec) => {
+    const { engine } = withRegistry(spec);
+    const target = await locateNamed(engine, 'registry');
+    expect(target).toMatchObject({ kind: 'container', root: 's3://images', bucket: { bucket: 'images', region: 'eu-west-1', rootdirectory: '/reg' } });
+    expect(target.hostRoot).toBeUndefined();
   });
 
   it('refuses a root that is on no volume or bind mount (exit 2)', async () => {

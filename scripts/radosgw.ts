@@ -1,25 +1,28 @@
 /**
- * A real S3 server for the tests: a one-node Ceph cluster (Debian's Ceph 16,
- * Pacific) with radosgw, all under one temporary directory and on 127.0.0.1
- * only. One mon, one OSD on memstore (objects in RAM), radosgw's beast
+ * A real S3 server for the tests and the bench (`--sizes s3`): a one-node
+ * Ceph cluster (Debian's Ceph 16, Pacific) with radosgw, all under one
+ * temporary directory and on 127.0.0.1 only. One mon, one OSD on memstore (objects in RAM), radosgw's beast
  * frontend on a free port; no cephx, nothing under /etc/ceph or /var/lib/ceph,
  * no systemd. Start one per test file (about 2 s) and stop it in afterAll:
  * the daemons are stopped by their pid files, then the directory goes.
  *
  * Written from shared/tools/ceph-s3.sh (the settings below are the ones it
  * found to matter, each with its reason), narrowed to what tests need: always
- * a fresh cluster, free ports, nothing kept across a stop.
+ * a fresh cluster, free ports, nothing kept across a stop. It lives in
+ * scripts/ so the bench can start one too (test/support/radosgw.ts re-exports
+ * it; scripts are built into dist/ and never import test code).
  *
  * Tests skip with a reason when the binaries are missing (`.ci/run` installs
- * radosgw, ceph-mon and ceph-osd, so in CI they run).
+ * radosgw, ceph-mon and ceph-osd, so in CI they run); the bench reports the
+ * size as not measured.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort } from './docker.js';
-import { tempDir } from './tmp.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -55,7 +58,7 @@ const RGW = 'client.rgw.s3';
 const DAEMONS = [RGW, 'osd.0', 'mon.a'] as const;
 
 function conf(dir: string, fsid: string, monPort: number, rgwPort: number): string {
-  return `# one-node, loopback-only test cluster (test/support/radosgw.ts)
+  return `# one-node, loopback-only test cluster (scripts/radosgw.ts)
 [global]
 fsid = ${fsid}
 mon host = [v2:127.0.0.1:${monPort}]
@@ -113,6 +116,20 @@ async function pidOf(dir: string, daemon: string): Promise<number | undefined> {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   return cmdline.split('\0').includes(path.join(dir, 'ceph.conf')) ? pid : undefined;
+}
+
+/** A port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close((err) => (err || port === 0 ? reject(err ?? new Error('no TCP address')) : resolve(port)));
+    });
+  });
 }
 
 const alive = (pid: number): Promise<boolean> => fs.access(`/proc/${pid}`).then(() => true, () => false);
@@ -181,7 +198,7 @@ async function stopAll(dir: string): Promise<void> {
 /** Starts a fresh cluster on free loopback ports and waits until radosgw answers with the test user in place. */
 export async function startRadosgw(): Promise<Radosgw> {
   if (RADOSGW_MISSING) throw new Error(RADOSGW_MISSING);
-  const dir = await tempDir('regsweep-rgw-');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'regsweep-rgw-'));
   const [monPort, rgwPort] = [await freePort(), await freePort()];
   try {
     await bootstrap(dir, monPort, rgwPort);

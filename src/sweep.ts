@@ -39,6 +39,8 @@ import { failpoint } from './util/failpoint.js';
 
 export interface SweepOptions {
   target: { kind: TargetKind; name: string; root: string };
+  /** The storage's clock where known without a lock (a bucket's server, from its responses); the lock's, else this process's. */
+  clock?: StorageClock;
   /** Where the tree is read from when not the filesystem root `target.root` (a bucket): dry runs only, so far. */
   source?: TreeSource & { readonly requests?: RequestCount };
   selectors?: Selector[];
@@ -378,7 +380,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     removedPaths: [],
     requests: null,
     gc: gcNotRun(options.gcMode ?? (options.builtin ? 'builtin' : options.gcRunner ? 'registry' : 'none'), options.dryRun ? 'dry run' : null, decision),
-    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0, clock: options.lock?.clock ?? PROCESS_CLOCK } : null,
+    builtin: options.builtin ? { recent: planned.predicted.recent, remarked: 0, spared: { blobs: 0, bytes: 0 }, layerLinks: 0, danglingLinks: 0, clock: options.lock?.clock ?? options.clock ?? PROCESS_CLOCK } : null,
     recovered: options.recovered ?? null,
     lock: options.lockState ? lockReport(options.lockState) : null,
     quarantine: null,
@@ -416,7 +418,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const { selectors, remove, policy, pinned, pool, onProgress } = options;
   const { builtin } = options;
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
-  const now = started + (options.lock?.clock ?? PROCESS_CLOCK).offsetMs;
+  const now = started + (options.lock?.clock ?? options.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
   const planned = await planTree(source ?? root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;

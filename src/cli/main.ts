@@ -154,6 +154,8 @@ async function sweepCommand(
         onProgress: progress.sink,
         usage: opts.usage,
         source: resolved.source,
+        // A bucket's LastModified are on its server's clock: so is the grace's "now".
+        clock: await resolved.source?.clock(),
         ...extra,
       });
     } finally {

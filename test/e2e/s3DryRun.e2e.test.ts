@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, registryBinary } from '../../scripts/registryClient.js';
+import { RegistryClient, pushImage, registryBinary } from '../../scripts/registryClient.js';
 import { freePort } from '../support/docker.js';
 import { runCli } from '../support/cli.js';
 import { RADOSGW_MISSING, type Radosgw, startRadosgw } from '../support/radosgw.js';
@@ -122,6 +122,36 @@ describe.skipIf(skip !== undefined)('a dry run on a bucket, from the registry co
       expect(await keysOf(rgw, bucket)).toEqual(keys);
     }, 240_000);
   }
+
+  it.skipIf(V2_BIN === undefined)("the grace on the S3 server's clock: a process clock two hours fast does not make fresh blobs look old", async () => {
+    const bucket = 'dry-clock';
+    await rgw.createBucket(bucket);
+    const registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg');
+    const config = path.join(dir, `${bucket}.yml`);
+    try {
+      const client = new RegistryClient(registry.url);
+      // Pushed twice: the first image's blobs are unreferenced, and fresh.
+      await pushImage(client, 'app', { tag: 'latest', seed: 'clock-a' });
+      await pushImage(client, 'app', { tag: 'latest', seed: 'clock-b' });
+      await fs.writeFile(config, registry.configText);
+    } finally {
+      await registry.stop();
+    }
+    const args = ['--config', config, '--dry-run', '--json', '--grace', '30m', '--registry-bin', V2_BIN as string];
+    const skewed = await runCli(args, { env: ENV, wrap: ['faketime', '-f', '+2h'] });
+    expect(skewed.code, skewed.stderr).toBe(0);
+    const report = JSON.parse(skewed.stdout) as Report & { builtin: { recent: { blobs: number }; clock: { source: string; offsetMs: number } } };
+    expect(report.plan.manifests).toHaveLength(1);
+    // On this process's clock the blobs would be two hours old, past the grace, and predicted swept.
+    expect(report.predicted.blobs).toBe(0);
+    expect(report.builtin.recent.blobs).toBeGreaterThan(0);
+    expect(report.builtin.clock.source).toBe('storage');
+    expect(Math.abs(report.builtin.clock.offsetMs + 2 * 3_600_000)).toBeLessThan(60_000);
+    // Without the skew the same: nothing fresh is predicted swept, the offset about 0.
+    const plain = JSON.parse((await runCli(args, { env: ENV })).stdout) as typeof report;
+    expect(plain.predicted.blobs).toBe(0);
+    expect(Math.abs(plain.builtin.clock.offsetMs)).toBeLessThan(5_000);
+  }, 120_000);
 
   it('refuses a driver it does not know, and a bucket it cannot reach: exit 2, one line', async () => {
     const azure = path.join(dir, 'azure.yml');

@@ -4,8 +4,10 @@
  * filesystem walk hands a tree, repositories in name order, then the blobs.
  */
 import type { Counts } from '../../model.js';
+import type { StorageClock } from '../storageClock.js';
 import { type ScanOptions, type TreeSource, type TreeVisitor, type WalkResult, visitRepository } from '../walk.js';
 import type { BucketClient, RequestCount } from './client.js';
+import { ServerClock } from './clock.js';
 import { inventoryBucket } from './inventory.js';
 
 /** Requests in flight at once when the run names no --concurrency: an object store answers many side by side. */
@@ -15,6 +17,8 @@ export interface BucketSource extends TreeSource {
   readonly client: BucketClient;
   /** Every request sent to the bucket so far, retries included. */
   readonly requests: RequestCount;
+  /** The S3 server's clock (from the Date of its responses), which wrote the LastModified the grace compares with. */
+  clock(): Promise<StorageClock>;
 }
 
 /** `concurrency`: requests in flight at once (the run's --concurrency where it names one). */
@@ -23,6 +27,7 @@ export function bucketSource(client: BucketClient, concurrency = DEFAULT_REQUEST
     client,
     where: client.describe,
     requests: client.requests,
+    clock: () => ServerClock.of(client).measure(),
     async walk(options: ScanOptions, visitor: TreeVisitor): Promise<WalkResult> {
       const inventory = await inventoryBucket(client, { times: options.times, recentAfter: options.recentAfter, concurrency });
       visitor.found?.(inventory.found);

@@ -9,9 +9,14 @@
  * without them it is reported as not measured), for peak RSS: only the dry
  * run is run on it.
  *
+ * `--sizes s3` writes the small tree's shape at 60 repositories into a bucket
+ * of a real Ceph radosgw started for the run, and sets regsweep's dry run on
+ * it against the registry's garbage-collect --dry-run, time and requests
+ * (benchS3.ts); without radosgw it is reported as not measured.
+ *
  *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets] [--windows-only]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,12 +26,13 @@ import { applyPlan } from '../src/apply/apply.js';
 import { emptyTrash, trashFor } from '../src/apply/trash.js';
 import { findRegistryBinary } from '../src/gc/localRegistry.js';
 import { planTree } from '../src/plan/planTree.js';
+import { type Run, median, medianMs, medianRssMiB, regsweep, rounds, timed } from './benchRuns.js';
 import { type BenchImage, MissingPrerequisite, mountBenchImage, writableOverlay } from './benchImage.js';
+import { type S3Result, measureS3, renderS3, s3Targets } from './benchS3.js';
 import { type TreeSpec, writeBenchTree } from './benchTree.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../..');
-const cli = path.join(projectRoot, 'dist/src/cli/main.js');
 
 const SIZES: Record<string, TreeSpec> = {
   tiny: { repositories: 4, tagsPerRepository: 10, revisionsPerTag: 3 },
@@ -35,10 +41,14 @@ const SIZES: Record<string, TreeSpec> = {
   large: { repositories: 600, tagsPerRepository: 10, revisionsPerTag: 8 },
   // 1042 × 100 × 8 revisions, one tag in ten a list of two images (three revisions): 1,000,320.
   million: { repositories: 1042, tagsPerRepository: 100, revisionsPerTag: 8 },
+  // Issue 24's bucket: 60 × 10 × 8, 5,760 manifests, written into a radosgw bucket; not a default size.
+  s3: { repositories: 60, tagsPerRepository: 10, revisionsPerTag: 8 },
 };
 
 /** Too large to write file by file: mounted from an image, read-only; a real run works on an overlay of it. */
 const FROM_IMAGE = new Set(['million']);
+/** Written into a bucket of a radosgw started for the run. */
+const ON_S3 = new Set(['s3']);
 
 interface Args {
   sizes: string[];
@@ -71,49 +81,12 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-interface Run {
-  ms: number;
-  maxRssKiB?: number;
-}
-
-/** Wall time of a child process from spawn to exit; its peak RSS when it reports one on fd 3. */
-function timed(command: string, argv: string[], withRss = false): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe', withRss ? 'pipe' : 'ignore'] });
-    let err = '';
-    let rss = '';
-    child.stderr?.on('data', (c) => (err += c));
-    (child.stdio[3] as NodeJS.ReadableStream | null)?.on('data', (c) => (rss += c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (code !== 0 || (withRss && !/^\d+$/.test(rss.trim()))) {
-        return reject(new Error(`${path.basename(command)} exited ${code}${withRss ? ` (peak RSS ${JSON.stringify(rss)})` : ''}: ${err.slice(0, 400)}`));
-      }
-      resolve(withRss ? { ms, maxRssKiB: Number(rss.trim()) } : { ms });
-    });
-  });
-}
-
-// The real CLI, in a fresh process; after it finishes it reports its peak RSS (KiB) on fd 3.
-const RUNNER = `import { main } from ${JSON.stringify(cli)};
-import fs from 'node:fs';
-await main(process.argv);
-fs.writeSync(3, String(process.resourceUsage().maxRSS));`;
-
 const regsweepDryRun = (root: string, threads?: number): Promise<Run> =>
-  timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', '--path', root, '--dry-run', '--no-gc', '--json', ...(threads ? ['--concurrency', String(threads)] : [])], true);
+  regsweep(['--path', root, '--dry-run', '--no-gc', '--json', ...(threads ? ['--concurrency', String(threads)] : [])]);
 /** A real run as a user starts one (the default sweep), for its peak RSS. */
-const regsweepRealRun = (root: string): Promise<Run> => timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', '--path', root, '--yes', '--json', '--grace', '0s'], true);
+const regsweepRealRun = (root: string): Promise<Run> => regsweep(['--path', root, '--yes', '--json', '--grace', '0s']);
 const findFloor = (root: string): Promise<Run> => timed('find', [root, '-type', 'f', '-printf', '%s\\n']);
 const gcDryRun = (bin: string, config: string): Promise<Run> => timed(bin, ['garbage-collect', '--dry-run', config]);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function countFiles(root: string): number {
   let n = 0;
@@ -211,32 +184,6 @@ interface SizeResult {
   /** The maintenance window of a real run (report.windowMs), with the registry's garbage-collect and with --gc builtin. */
   windowMs?: { registry: number; builtin: number };
 }
-
-/**
- * Each contender's runs (none for one left undefined): one unmeasured round
- * first, which warms the page cache for all alike, then `reps` rounds.
- */
-async function rounds<K extends string>(name: string, reps: number, contenders: Record<K, (() => Promise<Run>) | undefined>, warmUp = true): Promise<Record<K, Run[]>> {
-  const runs = {} as Record<K, Run[]>;
-  const entries: Array<[K, () => Promise<Run>]> = [];
-  for (const [key, run] of Object.entries(contenders) as Array<[K, (() => Promise<Run>) | undefined]>) {
-    runs[key] = [];
-    if (run) entries.push([key, run]);
-  }
-  if (warmUp) for (const [, run] of entries) await run();
-  for (let rep = 0; rep < reps; rep++) {
-    // Interleaved, and the order rotates, so drift on a shared machine hits every contender.
-    for (let k = 0; k < entries.length; k++) {
-      const [key, run] = entries[(rep + k) % entries.length] as [K, () => Promise<Run>];
-      runs[key].push(await run());
-    }
-    process.stderr.write(`  ${name}: round ${rep + 1}/${reps}\n`);
-  }
-  return runs;
-}
-
-const medianMs = (runs: Run[]): number => median(runs.map((r) => r.ms));
-const medianRssMiB = (runs: Run[]): number => median(runs.map((r) => (r.maxRssKiB ?? 0) / 1024));
 
 async function measureTree(name: string, args: Args, gcBin: string | undefined): Promise<SizeResult> {
   const spec = SIZES[name] as TreeSpec;
@@ -408,7 +355,7 @@ function proactiveReclaim(): string | undefined {
 
 type ConcurrencyResult = Awaited<ReturnType<typeof measureConcurrency>>;
 
-function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: ConcurrencyResult, targets: Target[], args: Args, gcBin: string | undefined): string {
+function render(results: SizeResult[], s3: S3Result[], notMeasured: NotMeasured[], concurrency: ConcurrencyResult, targets: Target[], args: Args, gcBin: string | undefined): string {
   const lines: string[] = [];
   lines.push(`Machine: ${machine(args.dir)}`);
   const reclaim = proactiveReclaim();
@@ -418,9 +365,11 @@ function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: 
       : `Medians of ${args.reps} interleaved rounds after one warm-up round; page cache warm.`,
   );
   lines.push(gcBin ? `Registry: ${gcBin}` : 'Registry: no binary found; garbage-collect --dry-run not measured');
-  lines.push('');
-  lines.push('| tree | files | revisions | regsweep dry run | peak RSS | find floor | ratio to find | gc --dry-run | ratio to gc | µs per file | apply (paused) | emptying the trash (serving) |');
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  if (results.length > 0) {
+    lines.push('');
+    lines.push('| tree | files | revisions | regsweep dry run | peak RSS | find floor | ratio to find | gc --dry-run | ratio to gc | µs per file | apply (paused) | emptying the trash (serving) |');
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  }
   for (const r of results) {
     const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
     lines.push(
@@ -432,6 +381,7 @@ function render(results: SizeResult[], notMeasured: NotMeasured[], concurrency: 
     lines.push('', `${fromImage.join(', ')}: a read-only squashfs image, loop-mounted; regsweep's dry run once per round, no warm-up (no find or garbage-collect --dry-run), then one real run (\`--yes --grace 0s\`, the default sweep) on an overlay of the image whose changes go to a tmpfs.`);
     for (const r of results.filter((x) => x.real)) lines.push('', `${r.name}, real run: ${((r.real?.ms ?? 0) / 1000).toFixed(0)} s, peak RSS ${(r.real?.rssMiB ?? 0).toFixed(0)} MiB.`);
   }
+  lines.push(...renderS3(s3, args.reps));
   for (const n of notMeasured) lines.push('', `${n.name}: not measured (${n.reason}).`);
   const windows = results.filter((r) => r.windowMs);
   if (windows.length > 0) {
@@ -460,7 +410,7 @@ async function windowsOnly(args: Args, gcBin: string | undefined): Promise<void>
   if (!gcBin) throw new Error('--windows-only needs the registry binary (docker-registry)');
   const lines = ['| tree | window, garbage-collect | window, default run (--gc builtin) | ratio |', '| --- | ---: | ---: | ---: |'];
   const results: SizeResult[] = [];
-  for (const name of args.sizes.filter((s) => !FROM_IMAGE.has(s))) {
+  for (const name of args.sizes.filter((s) => !FROM_IMAGE.has(s) && !ON_S3.has(s))) {
     const { root, files, revisions } = treeFor(args.dir, name, SIZES[name] as TreeSpec);
     const windowMs = await measureWindows(root, path.join(args.dir, `${name}.window-copy`), args.reps, gcBin);
     results.push({ name, files, revisions, regsweepMs: Number.NaN, rssMiB: 0, windowMs });
@@ -478,15 +428,22 @@ async function main(): Promise<void> {
   const gcBin = await findRegistryBinary(undefined);
   if (args.windowsOnly) return windowsOnly(args, gcBin);
   const results: SizeResult[] = [];
+  const s3: S3Result[] = [];
   const notMeasured: NotMeasured[] = [];
   for (const size of args.sizes) {
+    if (ON_S3.has(size)) {
+      const outcome = await measureS3(size, SIZES[size] as TreeSpec, args.reps, gcBin);
+      if ('reason' in outcome) notMeasured.push(outcome);
+      else s3.push(outcome);
+      continue;
+    }
     const outcome = FROM_IMAGE.has(size) ? await measureImage(size, args) : await measureTree(size, args, gcBin);
     if ('reason' in outcome) notMeasured.push(outcome);
     else results.push(outcome);
   }
   const concurrency = args.sizes.includes('medium') ? await measureConcurrency(args) : [];
-  const targets = args.targets ? targetsFor(results) : [];
-  const text = render(results, notMeasured, concurrency, targets, args, gcBin);
+  const targets = args.targets ? [...targetsFor(results), ...s3Targets(s3)] : [];
+  const text = render(results, s3, notMeasured, concurrency, targets, args, gcBin);
   process.stdout.write(text);
   if (args.markdown) {
     const doc = `# Benchmarks\n\nMeasured by \`npm run bench -- --sizes ${args.sizes.join(',')} --reps ${args.reps}\` on ${new Date().toISOString().slice(0, 10)}.\nTimes are wall-clock medians; every ratio compares runs made side by side in the same session.\n\n${text}`;

@@ -1,9 +1,9 @@
 /**
  * A real S3 server for the tests and the bench (`--sizes s3`): a one-node
  * Ceph cluster (Debian's Ceph 16, Pacific) with radosgw, all under one
- * temporary directory and on 127.0.0.1 only. One mon, one OSD on memstore (objects in RAM), radosgw's beast
- * frontend on a free port; no cephx, nothing under /etc/ceph or /var/lib/ceph,
- * no systemd. Start one per test file (about 2 s) and stop it in afterAll:
+ * temporary directory and on 127.0.0.1 only. One mon, one OSD on memstore
+ * (objects in RAM), radosgw's beast frontend on a free port; no cephx,
+ * nothing under /etc/ceph or /var/lib/ceph, no systemd. Start one per test file (about 2 s) and stop it in afterAll:
  * the daemons are stopped by their pid files, then the directory goes.
  *
  * Written from shared/tools/ceph-s3.sh (the settings below are the ones it

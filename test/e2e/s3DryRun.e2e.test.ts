@@ -110,6 +110,11 @@ describe.skipIf(skip !== undefined)('a dry run on a bucket, from the registry co
       expect(s3.requests?.total).toBeGreaterThan(0);
       expect(Object.keys(s3.requests?.byOperation ?? {}).sort()).toEqual(expect.arrayContaining(['GetObject', 'ListObjectsV2']));
       expect(await keysOf(rgw, bucket)).toEqual(keys);
+      // --usage: where the bytes go, the same on both.
+      const usage = async (where: string[]): Promise<unknown> => (JSON.parse((await runCli([...where, '--usage', '--json', '--grace', '0s', '--registry-bin', bin as string], { env: ENV })).stdout) as { usage: unknown }).usage;
+      const usageOnBucket = await usage(['--config', config]);
+      expect(usageOnBucket).toBeTruthy();
+      expect(usageOnBucket).toEqual(await usage(['--path', root]));
       // The human report names the bucket and the requests.
       const human = await runCli(['--config', config, '--dry-run', '--registry-bin', bin as string], { env: ENV });
       expect(human.stdout.split('\n')[0]).toMatch(new RegExp(`^Dry run on s3://${bucket}.* \\(registry ${version.replace(/\./g, '\\.')}\\), read in \\d+ requests$`));

@@ -428,6 +428,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (source?.requests) report.requests = { total: source.requests.total, byOperation: { ...source.requests.byOperation } };
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
+  // Until the rescan the scan threads have nothing to do: their memory is given back meanwhile.
+  await options.pool?.rest();
   const { plan, predicted, before } = planned;
   const window = options.window ?? unpausedWindow();
   const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };

@@ -52,8 +52,8 @@ export interface ApplyResult {
    * when read (a million removals would otherwise hold a string or an object each).
    */
   readonly paths: Iterable<string>;
-  /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries): positions in `from`. */
-  deferred: { from: PlannedIndexEntries; at: number[]; readonly length: number };
+  /** History entries of the applied repositories left for removeIndexEntries (deferIndexEntries): runs of positions in `from`. */
+  deferred: { from: PlannedIndexEntries; at: Runs; readonly length: number };
 }
 
 /** The tags of a repository as they are on disk now (undefined where a current link is unreadable). */
@@ -128,15 +128,33 @@ function groupBy<T extends { repository: string }>(items: Iterable<T>): Map<stri
   return groups;
 }
 
-/** The positions of a plan list's entries by repository: a number each, where objects would cost a hundred bytes. */
-function positionsBy(list: PlannedManifests | PlannedIndexEntries): Map<string, number[]> {
-  const groups = new Map<string, number[]>();
+/**
+ * Positions in a plan list as runs `[from, to, from, to…]` (to exclusive): the
+ * planner lists a repository's entries together, so a repository's positions
+ * are one run, two numbers where a number per entry took megabytes.
+ */
+type Runs = number[];
+
+function* positionsIn(runs: Runs): Generator<number> {
+  for (let r = 0; r < runs.length; r += 2) for (let i = runs[r] as number; i < (runs[r + 1] as number); i++) yield i;
+}
+
+function countOf(runs: Runs): number {
+  let n = 0;
+  for (let r = 0; r < runs.length; r += 2) n += (runs[r + 1] as number) - (runs[r] as number);
+  return n;
+}
+
+/** The positions of a plan list's entries by repository, as runs. */
+function positionsBy(list: PlannedManifests | PlannedIndexEntries): Map<string, Runs> {
+  const groups = new Map<string, Runs>();
   const key = list.keys.indexOf('repository');
   for (let i = 0; i < list.length; i++) {
     const repository = list.valueAt(i, key) as string;
-    const at = groups.get(repository);
-    if (at) at.push(i);
-    else groups.set(repository, [i]);
+    const runs = groups.get(repository);
+    if (!runs) groups.set(repository, [i, i + 1]);
+    else if (runs[runs.length - 1] === i) runs[runs.length - 1] = i + 1;
+    else runs.push(i, i + 1);
   }
   return groups;
 }
@@ -152,8 +170,8 @@ function removalCount(plan: Plan): number {
 /** The plan's entries by repository, for the apply's walk over its checks: tags as they are, manifests and history entries by position. */
 class PlanByRepository {
   readonly tags: Map<string, PlannedTag[]>;
-  readonly indexEntries: Map<string, number[]>;
-  readonly manifests: Map<string, number[]>;
+  readonly indexEntries: Map<string, Runs>;
+  readonly manifests: Map<string, Runs>;
   readonly removals: Map<string, PlannedRepository>;
 
   constructor(plan: Plan) {
@@ -208,7 +226,7 @@ export function prepareApply(plan: Plan): PreparedApply {
   const byRepository = new PlanByRepository(plan);
   const going = new Map<string, GoingRevisions>();
   for (const [repository, at] of byRepository.manifests) {
-    going.set(repository, new GoingRevisions(plan.manifests.table, at.map((i) => plan.manifests.digestIdAt(i))));
+    going.set(repository, new GoingRevisions(plan.manifests.table, Array.from(positionsIn(at), (i) => plan.manifests.digestIdAt(i))));
   }
   return { byRepository, total: removalCount(plan), going };
 }
@@ -231,7 +249,7 @@ async function applyRepository(repository: string, plan: Plan, planned: PlanByRe
     removeEmptyDirectories(layout, repository);
     result.repositories.push(removal);
     result.tags.push(...(planned.tags.get(repository) ?? []));
-    for (const i of manifests) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
+    for (const i of positionsIn(manifests)) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
     return;
   }
   for (const tag of planned.tags.get(repository) ?? []) {
@@ -241,14 +259,15 @@ async function applyRepository(repository: string, plan: Plan, planned: PlanByRe
   const entries = planned.indexEntries.get(repository) ?? [];
   if (removals.deferIndexEntries) result.deferred.at.push(...entries);
   else {
-    for (const i of entries) {
+    for (const i of positionsIn(entries)) {
       const entry = plan.indexEntries.at(i) as PlannedIndexEntry;
       await remove({ kind: 'tagIndexEntryDir', name: repository, tag: entry.tag, digest: entry.digest });
       result.indexEntries.push(entry);
     }
   }
-  if (manifests.length > 0) await removals.revisions(repository, manifests.length);
-  for (const i of manifests) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
+  const count = countOf(manifests);
+  if (count > 0) await removals.revisions(repository, count);
+  for (const i of positionsIn(manifests)) result.manifests.push(plan.manifests.at(i) as PlannedManifest);
 }
 
 /** The directories an apply removed, relative to the root, made one at a time from its lists. */
@@ -261,7 +280,7 @@ function* removedPaths(layout: Layout, result: ApplyResult): Generator<string> {
 }
 
 function emptyResult(layout: Layout, plan: Plan): ApplyResult {
-  const at: number[] = [];
+  const at: Runs = [];
   const result: ApplyResult = {
     repositories: [],
     tags: [],
@@ -277,7 +296,7 @@ function emptyResult(layout: Layout, plan: Plan): ApplyResult {
       from: plan.indexEntries,
       at,
       get length() {
-        return at.length;
+        return countOf(at);
       },
     },
   };
@@ -333,7 +352,7 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
 export async function removeIndexEntries(root: string, applied: ApplyResult, remover: Remover): Promise<void> {
   const layout = new Layout(root);
   const { from, at } = applied.deferred;
-  for (const i of at.splice(0)) {
+  for (const i of positionsIn(at.splice(0))) {
     const entry = from.at(i) as PlannedIndexEntry;
     const { repository: name, tag, digest } = entry;
     if (fs.existsSync(layout.pathFor({ kind: 'revisionLink', name, digest }))) continue;

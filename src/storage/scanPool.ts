@@ -18,6 +18,8 @@ export interface ScanPool {
   repository(root: string, found: FoundRepository, times: boolean): Promise<RepositoryScan>;
   /** `recentAfter`: note blobs whose data is newer (ms since the epoch; Infinity: none). */
   blobs(root: string, prefixes: string[], recentAfter: number): Promise<BlobPart>;
+  /** Between walks: the worker threads end (their memory goes), and start again on the next unit of work. */
+  rest(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ const inlinePool: ScanPool = {
   threads: 1,
   repository: async (root, found, times) => scanRepository(root, found, times),
   blobs: async (root, prefixes, recentAfter) => scanBlobPrefixes(root, prefixes, recentAfter),
+  rest: async () => {},
   close: async () => {},
 };
 
@@ -47,7 +50,9 @@ type Outcome = { result: unknown } | { error: Error };
  * thread ran no faster than this thread alone.
  */
 class WorkerPool implements ScanPool {
-  private readonly workers: Worker[];
+  private workers: Worker[];
+  /** The workers were ended by rest(): they start again with the next task. */
+  private resting = false;
   /** Tasks not yet given to a thread. */
   private readonly queue: ScanTask[] = [];
   /** Tasks given out and not yet answered, by id. */
@@ -73,6 +78,15 @@ class WorkerPool implements ScanPool {
 
   blobs(root: string, prefixes: string[], recentAfter: number): Promise<BlobPart> {
     return this.submit<BlobPart>({ kind: 'blobs', root, prefixes, recentAfter });
+  }
+
+  async rest(): Promise<void> {
+    if (this.resting || this.failed || this.pending.size > 0 || this.queue.length > 0) return;
+    this.resting = true;
+    const ending = this.workers;
+    this.workers = [];
+    this.load.clear();
+    await Promise.all(ending.map((w) => w.terminate()));
   }
 
   async close(): Promise<void> {
@@ -106,6 +120,10 @@ class WorkerPool implements ScanPool {
 
   private submit<T>(work: ScanWork): Promise<T> {
     if (this.failed) return Promise.reject(this.failed);
+    if (this.resting) {
+      this.resting = false;
+      this.workers = Array.from({ length: this.threads - 1 }, () => this.startWorker());
+    }
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { GoingRevisions } from '../../src/apply/apply.js';
+import { GoingRevisions, prepareApply } from '../../src/apply/apply.js';
+import { emptyPlan } from '../../src/plan/planner.js';
 import { SweptBlobs } from '../../src/apply/blobSweep.js';
 import type { Digest } from '../../src/model.js';
 import { DigestTable } from '../../src/storage/digestTable.js';
@@ -75,5 +76,24 @@ describe('GoingRevisions', () => {
     expect(digests.filter((d) => going.has(hexOf(d)))).toEqual(digests.filter((_, i) => i % 7 !== 0));
     expect(going.has('not-a-digest')).toBe(false);
     expect(going.has(hexOf(digestOf('elsewhere')))).toBe(false);
+  });
+});
+
+describe('prepareApply', () => {
+  it("groups a plan's revisions by repository, listed together or not", () => {
+    const table = new DigestTable();
+    const plan = emptyPlan(table);
+    const digests = Array.from({ length: 9 }, (_, i) => digestOf(`rev ${i}`));
+    // a, a, b, a, c, c, b, a, a: runs of a repository interleaved with others.
+    const repos = ['a', 'a', 'b', 'a', 'c', 'c', 'b', 'a', 'a'];
+    repos.forEach((repository, i) => plan.manifests.push({ repository, digest: digests[i] as Digest, reason: 'untagged' }));
+    const prepared = prepareApply(plan);
+    for (const repository of ['a', 'b', 'c']) {
+      const going = prepared.going.get(repository) as GoingRevisions;
+      const mine = digests.filter((_, i) => repos[i] === repository);
+      expect(going.count).toBe(mine.length);
+      expect(digests.filter((d) => going.has(hexOf(d)))).toEqual(mine);
+    }
+    expect(prepared.total).toBe(9);
   });
 });

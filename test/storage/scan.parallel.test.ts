@@ -115,6 +115,7 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
     threads: started.threads,
     repository: (...args) => (tasks++, started.repository(...args)),
     blobs: (...args) => (tasks++, started.blobs(...args)),
+    rest: () => started.rest(),
     close: async () => {
       closed++;
     },
@@ -128,6 +129,12 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
     const planned = await planTree(root, { pool });
     expect(tasks).toBeGreaterThan(afterFirst);
     expect(await measureTree(root, { pool })).toEqual(planned.before);
+    // Rested between walks (a real run's window), its workers start again for the next.
+    await pool.rest();
+    await pool.rest();
+    const rested = tasks;
+    expect(await measureTree(root, { pool })).toEqual(planned.before);
+    expect(tasks).toBeGreaterThan(rested);
     expect(closed).toBe(0);
   } finally {
     await started.close();
@@ -144,14 +151,22 @@ it('reads in this thread too, next to the workers, and gets the same inventory',
     threads: pool.threads,
     repository: (...args) => (all++, pool.repository(...args)),
     blobs: (...args) => (all++, pool.blobs(...args)),
+    rest: () => pool.rest(),
     close: () => pool.close(),
   };
+  let afterRest = { local: 0, all: 0 };
   try {
     expect(await scan(root, { pool: counted })).toEqual(await scan(root, { concurrency: 1 }));
+    // Rested (its worker ended), the next walk starts a worker again: not everything runs here.
+    await counted.rest();
+    const before = { local, all };
+    expect(await scan(root, { pool: counted })).toEqual(await scan(root, { concurrency: 1 }));
+    afterRest = { local: local - before.local, all: all - before.all };
   } finally {
     await pool.close();
   }
   expect(local).toBeGreaterThan(0);
   // The worker took its share: at least the units handed to it before this thread took any.
   expect(local).toBeLessThan(all);
+  expect(afterRest.local).toBeLessThan(afterRest.all);
 });

@@ -21,6 +21,7 @@ import { errnoOf, isNoSpace, isNotEmpty } from '../util/errno.js';
 import { failpoint } from '../util/failpoint.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
+import { removeTree } from '../util/removeTree.js';
 
 const TRASH_PREFIX = '.regsweep-trash-';
 const QUARANTINE_PREFIX = '.regsweep-quarantine-';
@@ -61,11 +62,11 @@ function entriesOf(base: string, prefix: string): string[] {
 export function emptyTrash(root: string, now = Date.now(), elsewhere: readonly string[] = []): string[] {
   const base = new Layout(root).root;
   for (const dir of [base, ...elsewhere].flatMap((where) => entriesOf(where, TRASH_PREFIX))) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
     failpoint('trash.emptied');
   }
   const expired = entriesOf(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
-  for (const dir of expired) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of expired) removeTree(dir);
   return expired;
 }
 

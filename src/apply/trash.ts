@@ -223,7 +223,7 @@ export class Remover {
     for (const bin of this.bins) {
       if (quarantineExpiry(bin.dir) !== undefined) continue;
       undoSwaps(bin.dir);
-      fs.rmSync(bin.dir, { recursive: true, force: true });
+      removeTree(bin.dir);
     }
   }
 

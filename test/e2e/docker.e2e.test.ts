@@ -284,18 +284,21 @@ describe.skipIf(!enabled)('faults: the registry ends running and unpaused, no he
     expect(await containerState(name)).toMatchObject({ running: true, paused: false });
   }, 120_000);
 
-  it('an s3 registry is refused: one line, exit 2, container untouched', async () => {
-    const name = uniqueName('reg-s3');
+  it.each([
+    ['s3', /^regsweep: s3:\/\/b at AWS S3 \(us-east-1\): a real run on object storage is not built yet; --dry-run shows what it would remove$/],
+    ['gcs', /^regsweep: container .* uses the gcs storage driver; regsweep works on filesystem and s3 storage$/],
+  ])('a real run on a %s registry is refused before any request: one line, exit 2, container untouched', async (driver, message) => {
+    const name = uniqueName(`reg-${driver}`);
     await docker().createContainer({
       name,
       Image: 'registry:2',
-      Env: ['REGISTRY_STORAGE=s3', 'REGISTRY_STORAGE_S3_BUCKET=b', 'REGISTRY_STORAGE_S3_REGION=us-east-1'],
+      Env: [`REGISTRY_STORAGE=${driver}`, ...(driver === 's3' ? ['REGISTRY_STORAGE_S3_BUCKET=b', 'REGISTRY_STORAGE_S3_REGION=us-east-1'] : ['REGISTRY_STORAGE_GCS_BUCKET=b'])],
       Labels: { [TEST_LABEL]: '1' },
       HostConfig: { NetworkMode: 'none' },
     });
-    const result = await runCli([name, '--yes']);
+    const result = await runCli([name, '--yes'], { env: { AWS_EC2_METADATA_DISABLED: 'true' } });
     expect(result.code).toBe(2);
-    expect(result.stderr.trim()).toMatch(/^regsweep: container .* uses the s3 storage driver; regsweep works only on filesystem storage$/);
+    expect(result.stderr.trim()).toMatch(message);
     expect((await docker().getContainer(name).inspect()).State.Status).toBe('created');
   });
 

@@ -7,7 +7,6 @@
  */
 import type { BlobPart, Digest, Prediction, Problem, Totals } from '../model.js';
 import { type DigestTable, Flag } from '../storage/digestTable.js';
-import { Layout } from '../storage/layout.js';
 import { type ScanOptions, type TreeSource, filesystemSource } from '../storage/walk.js';
 import { GlobalMark } from './globalMark.js';
 import type { InUseDigest } from './pins.js';

@@ -290,6 +290,20 @@ export interface AcquireOptions {
   token?: string;
 }
 
+/** This run's record as a lock holds it (on a filesystem or in a bucket), with nothing paused yet. */
+export function holderRecord(options: AcquireOptions): HolderRecord {
+  return {
+    regsweep: 'lock',
+    token: options.token ?? crypto.randomUUID(),
+    startedAt: new Date().toISOString(),
+    place: placeHere(),
+    process: processRef(process.pid),
+    target: options.target,
+    paused: [],
+    bringBack: options.bringBack,
+  };
+}
+
 /** Runs `take`; 'no room' when the disk is full (ENOSPC, EDQUOT). */
 function orNoRoom(take: () => boolean): boolean | 'no room' {
   try {
@@ -337,16 +351,7 @@ export class RunLock {
    */
   static async acquire(root: string, options: AcquireOptions): Promise<RunLock> {
     const file = lockPath(root);
-    const record: HolderRecord = {
-      regsweep: 'lock',
-      token: options.token ?? crypto.randomUUID(),
-      startedAt: new Date().toISOString(),
-      place: placeHere(),
-      process: processRef(process.pid),
-      target: options.target,
-      paused: [],
-      bringBack: options.bringBack,
-    };
+    const record = holderRecord(options);
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (;;) {
       const name = await holdHostName(new Layout(root).root);

@@ -34,9 +34,8 @@
  * heartbeat to have been silent for `staleMs`, so that needs a run that
  * stalled that long and then released.
  */
-import crypto from 'node:crypto';
 import { BusyError } from '../../errors.js';
-import { type AcquireOptions, type HolderRecord, STALE_MS, busyMessage, holderAlive, placeHere, processRef } from '../runLock.js';
+import { type AcquireOptions, type HolderRecord, STALE_MS, busyMessage, holderAlive, holderRecord, placeHere } from '../runLock.js';
 import type { StorageClock } from '../storageClock.js';
 import type { BucketClient } from './client.js';
 import { bucketError } from './client.js';
@@ -158,16 +157,7 @@ export class BucketLock {
    * A live holder: waits up to `waitMs`, then BusyError (exit 75).
    */
   static async acquire(client: BucketClient, options: BucketAcquireOptions): Promise<BucketLock> {
-    const record: HolderRecord = {
-      regsweep: 'lock',
-      token: options.token ?? crypto.randomUUID(),
-      startedAt: new Date().toISOString(),
-      place: placeHere(),
-      process: processRef(process.pid),
-      target: options.target,
-      paused: [],
-      bringBack: options.bringBack,
-    };
+    const record = holderRecord(options);
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (;;) {
       const taken = await BucketLock.tryAcquire(client, record, options);

@@ -30,11 +30,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { RegistryClient, pushImage, startRegistry } from './registryClient.js';
 import { REGSWEEP, type RegistryBinary, Rng, type TreeSummary, buildTree, cleanEnv, copyTree, pullAll } from './stress.js';
+import { freePort } from './ports.js';
 
 export type Shape = 'path' | 'container';
 
@@ -144,16 +144,6 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function answers(url: string): Promise<boolean> {
   try {

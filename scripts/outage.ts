@@ -17,13 +17,13 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { type LoadResult, type PullTarget, startPullLoad } from './pullLoad.js';
 import { RegistryClient, pushImage } from './registryClient.js';
+import { freePort } from './ports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = path.resolve(here, '../../bin/regsweep.js');
@@ -43,15 +43,6 @@ const CASES: Case[] = [
   { name: 'restart, --gc registry', env: [], args: ['--gc', 'registry'] },
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 async function serving(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

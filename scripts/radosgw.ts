@@ -18,7 +18,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freePort } from './ports.js';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -118,19 +118,6 @@ async function pidOf(dir: string, daemon: string): Promise<number | undefined> {
   return cmdline.split('\0').includes(path.join(dir, 'ceph.conf')) ? pid : undefined;
 }
 
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close((err) => (err || port === 0 ? reject(err ?? new Error('no TCP address')) : resolve(port)));
-    });
-  });
-}
 
 const alive = (pid: number): Promise<boolean> => fs.access(`/proc/${pid}`).then(() => true, () => false);
 

@@ -22,7 +22,6 @@
  * so all traffic stays on loopback. Every container created here carries the label
  * `TEST_LABEL=1`, so `removeContainers({ label: TEST_LABEL })` sweeps them all.
  */
-import { createServer } from 'node:net';
 import Dockerode from 'dockerode';
 import { inject } from 'vitest';
 
@@ -88,23 +87,7 @@ function statusCodeOf(err: unknown): number | undefined {
   return undefined;
 }
 
-/** A TCP port free on 127.0.0.1 right now (bound, read, released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('freePort: no TCP address'));
-        return;
-      }
-      srv.close((err) => (err ? reject(err) : resolvePort(addr.port)));
-    });
-  });
-}
+export { freePort } from '../../scripts/ports.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -12,6 +12,8 @@ import { RollbackError } from './errors.js';
 import type { Problem } from './model.js';
 import { type AcquireOptions, type LockState, RunLock, inspectLock, readRecoveryNote } from './storage/runLock.js';
 import { requireRegistryRoot } from './storage/scan.js';
+import type { BucketClient } from './storage/s3/client.js';
+import { BucketLock } from './storage/s3/lock.js';
 
 export interface ExclusiveOptions extends AcquireOptions {
   root: string;
@@ -42,21 +44,53 @@ export async function exclusively<T>(options: ExclusiveOptions, body: (lock: Run
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let keep = false;
-  try {
-    const recovered = lock.previous
-      ? await recoverRun(lock.previous, options.engine, 'takeover')
-      : (readRecoveryNote(options.root, !options.keepRecoveryNote) as Recovery | undefined);
-    if (options.engine) await refusePausedByOthers(options.engine, options.containers.filter((c) => c.running));
-    return await body(lock, recovered);
-  } catch (error) {
-    keep = error instanceof RollbackError;
-    throw error;
-  } finally {
+  const recover = async (): Promise<Recovery | undefined> =>
+    lock.previous ? recoverRun(lock.previous, options.engine, 'takeover') : (readRecoveryNote(options.root, !options.keepRecoveryNote) as Recovery | undefined);
+  return holding(options, recover, (recovered) => body(lock, recovered), (keep) => {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (keep) lock.abandon();
     else lock.release();
+  });
+}
+
+/**
+ * `exclusively` for a registry on a bucket: its lock is an object beside
+ * docker/ (storage/s3/lock.ts), a dead holder's taken over after its
+ * heartbeat stopped and what it paused brought back first. There is no trash
+ * and no journal to recover: a bucket's removals are deletes.
+ */
+export async function exclusivelyOnBucket<T>(client: BucketClient, options: Omit<ExclusiveOptions, 'root' | 'keepRecoveryNote'>, body: (lock: BucketLock, recovered: Recovery | undefined) => Promise<T>): Promise<T> {
+  const lock = await BucketLock.acquire(client, options);
+  const recover = async (): Promise<Recovery | undefined> => (lock.previous ? recoverRun(lock.previous.record, options.engine, 'takeover') : undefined);
+  return holding(options, recover, (recovered) => body(lock, recovered), async (keep) => {
+    await lock.settled();
+    if (keep) lock.abandon();
+    else await lock.release();
+  });
+}
+
+/**
+ * Holding a lock: recovers what a dead run left, refuses registry containers
+ * paused by someone else, runs `body`, then `end` (keep: the registry could
+ * not be brought back, so the lock's record stays for whoever comes next).
+ */
+async function holding<T>(
+  options: { engine?: Engine; containers: readonly ContainerInfo[] },
+  recover: () => Promise<Recovery | undefined>,
+  body: (recovered: Recovery | undefined) => Promise<T>,
+  end: (keep: boolean) => Promise<void> | void,
+): Promise<T> {
+  let keep = false;
+  try {
+    const recovered = await recover();
+    if (options.engine) await refusePausedByOthers(options.engine, options.containers.filter((c) => c.running));
+    return await body(recovered);
+  } catch (error) {
+    keep = error instanceof RollbackError;
+    throw error;
+  } finally {
+    await end(keep);
   }
 }
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type ApplyResult, type PreparedApply, applyPlan, prepareApply, removeIndexEntries } from './apply/apply.js';
 import { type BlobSweepResult, type LayerLinks, SweptBlobs, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
+import { type BucketWindowResult, applyOnBucket } from './apply/bucketApply.js';
 import { removeUploads } from './apply/uploads.js';
 import { QUARANTINE_JOURNAL, Remover, type SwapCandidate, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
 import type { TargetKind } from './docker/locator.js';
@@ -26,14 +27,14 @@ import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
 import { BLOB_FILE, LINK_FILE, Layout } from './storage/layout.js';
-import { type LockState, type RunLock, processRef } from './storage/runLock.js';
+import { type HeldLock, type LockState, processRef } from './storage/runLock.js';
 import { findRepositories, requireRegistryRoot } from './storage/scan.js';
 import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
 import { otherFilesystems } from './storage/filesystems.js';
 import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
 import type { RequestCount } from './storage/s3/client.js';
-import type { TreeSource } from './storage/walk.js';
+import type { BucketSource } from './storage/s3/source.js';
 import { PROCESS_CLOCK, type StorageClock } from './storage/storageClock.js';
 import { failpoint } from './util/failpoint.js';
 
@@ -41,8 +42,8 @@ export interface SweepOptions {
   target: { kind: TargetKind; name: string; root: string };
   /** The storage's clock where known without a lock (a bucket's server, from its responses); the lock's, else this process's. */
   clock?: StorageClock;
-  /** Where the tree is read from when not the filesystem root `target.root` (a bucket): dry runs only, so far. */
-  source?: TreeSource & { readonly requests?: RequestCount };
+  /** The registry's bucket, when its storage is not the filesystem root `target.root`: read from and written to instead. */
+  source?: BucketSource;
   selectors?: Selector[];
   /** `-x`: tags and repositories to remove. */
   remove?: Selector[];
@@ -70,7 +71,7 @@ export interface SweepOptions {
   /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
   pool?: ScanPool;
   /** The lock this run holds (a real run): its record says what to bring back should the run die. */
-  lock?: RunLock;
+  lock?: HeldLock;
   /** The registry is reached through the Docker engine: its watchdog must ask the engine too. */
   docker?: boolean;
   /** What this run recovered of a dead run before its own work. */
@@ -409,9 +410,8 @@ async function measureFreed(report: SweepReport, planned: TreePlan, options: Swe
 
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
-  const { gcRunner } = options;
-  const { source } = options;
-  if (source && !options.dryRun) throw new UsageError(`${source.where}: a real run on object storage is not built yet; --dry-run shows what it would remove`);
+  const { gcRunner, source } = options;
+  if (source && !options.dryRun) refuseOnBucket(source, options);
   const root = source ? source.where : new Layout(options.target.root).root;
   if (!source) requireRegistryRoot(root);
   const version = gcRunner?.version ?? options.registryVersion;
@@ -425,7 +425,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const report = plannedReport(options, planned, version, decision);
   const stale = source ? undefined : staleUploadsOf(root, options, started);
   report.staleUploads = uploadAmount(stale);
-  if (source?.requests) report.requests = { total: source.requests.total, byOperation: { ...source.requests.byOperation } };
+  if (source) report.requests = requestsOf(source);
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
   // Until the rescan the scan threads have nothing to do: their memory is given back meanwhile.
@@ -434,6 +434,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const window = options.window ?? unpausedWindow();
   const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
+  if (source) return bucketRun(source, options, { report, planned, window, decision, now, started });
 
   const trash = trashFor(root, options.quarantineMs);
   // Parts of the tree on other filesystems: a trash in each, since a rename cannot cross into one beside docker/.
@@ -518,4 +519,73 @@ function reportOutcome(report: SweepReport, planned: TreePlan, outcome: Outcome)
   if (gc.ran && gc.exitCode !== 0) report.problems.push({ message: `garbage-collect exited with ${gc.exitCode}: ${lastLine(gc.output)}` });
   report.pausedMs = outcome.pausedMs;
   report.staleUploads = uploadAmount(outcome.uploads);
+}
+
+function requestsOf(source: BucketSource): RequestCount {
+  return { total: source.requests.total, byOperation: { ...source.requests.byOperation } };
+}
+
+/** What a run on a bucket cannot do yet: refused before anything is read (UsageError, exit 2). */
+function refuseOnBucket(source: BucketSource, options: SweepOptions): void {
+  const refuse = (what: string): never => {
+    throw new UsageError(`${source.where}: ${what} is not built for object storage yet`);
+  };
+  if (options.gcRunner || options.gcMode === 'registry') refuse("the registry's garbage-collect (--gc registry)");
+  if (options.quarantineMs !== undefined) refuse('--quarantine');
+  if (options.journal) refuse('--journal');
+  if (options.staleUploadsMs !== undefined) refuse('--stale-uploads');
+}
+
+interface BucketRun {
+  report: SweepReport;
+  planned: TreePlan;
+  window: MaintenanceWindow;
+  decision: GcDecision | undefined;
+  /** The scan's start on the storage's clock. */
+  now: number;
+  started: number;
+}
+
+/** Why the own sweep does not run on this plan, or undefined when it does. */
+function sweepSkipped(options: SweepOptions, predicted: Prediction, plan: Plan): string | undefined {
+  if (!options.builtin) return '--no-gc';
+  if (predicted.blockedBy.length > 0) return `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`;
+  if (plan.manifests.length === 0 && plan.repositories.length === 0 && predicted.blobs === 0) return 'nothing to collect';
+  return undefined;
+}
+
+/** The window's work on a bucket (bucketApply.ts): the plan's removals and the own sweep, then the Redis cache. */
+async function bucketWindow(source: BucketSource, options: SweepOptions, run: BucketRun, signal: AbortSignal): Promise<BucketWindowResult & { gc: GcReport; cleared: number | null; cacheProblem?: Problem }> {
+  const { planned, decision } = run;
+  const { plan } = planned;
+  const skipped = sweepSkipped(options, planned.predicted, plan);
+  const mode: GcMode = options.builtin ? 'builtin' : 'none';
+  const recentAfter = run.now - (options.builtin?.graceMs ?? 0);
+  const sweep = skipped ? undefined : { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore: recentAfter };
+  const started = Date.now();
+  const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, signal, onProgress: options.onProgress });
+  const stopped = skipped ?? done.swept?.problems[0]?.message ?? (done.problems.length > 0 ? (done.problems[done.problems.length - 1] as Problem).message : null);
+  const ran = sweep !== undefined && stopped === null;
+  const gc: GcReport = skipped ? gcNotRun(mode, skipped, decision) : { ...gcNotRun(mode, stopped, decision), ran, command: ['regsweep', '--gc', 'builtin'], exitCode: ran ? 0 : null, durationMs: Date.now() - started };
+  const cache = options.blobCache ? await forgetRemoved(options.blobCache, ran ? planned.sweptDigests() : [], unlinkedByRepository(done.applied)) : undefined;
+  return { ...done, gc, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
+}
+
+/**
+ * A real run on a bucket, from the window on: the same report as on a
+ * filesystem, with nothing left to do after the window (no trash: a bucket's
+ * removals are deletes) but the rescan.
+ */
+async function bucketRun(source: BucketSource, options: SweepOptions, run: BucketRun): Promise<SweepReport> {
+  const { report, planned } = run;
+  const windowed = await inWindow(run.window, options, { trash: '', trashes: [], journal: undefined }, (signal) => bucketWindow(source, options, run, signal));
+  const { value: outcome, pausedMs, windowMs, broughtBack } = windowed;
+  report.windowMs = windowMs;
+  report.broughtBack = broughtBack ?? null;
+  report.problems.push(...outcome.problems);
+  reportOutcome(report, planned, { ...outcome, uploads: undefined, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
+  await measureFreed(report, planned, options, { now: run.now, gc: outcome.gc, spared: outcome.swept?.spared });
+  report.requests = requestsOf(source);
+  report.durationMs = Date.now() - run.started;
+  return report;
 }

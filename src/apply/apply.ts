@@ -135,7 +135,7 @@ function groupBy<T extends { repository: string }>(items: Iterable<T>): Map<stri
  */
 type Runs = number[];
 
-function* positionsIn(runs: Runs): Generator<number> {
+export function* positionsIn(runs: Runs): Generator<number> {
   for (let r = 0; r < runs.length; r += 2) for (let i = runs[r] as number; i < (runs[r + 1] as number); i++) yield i;
 }
 
@@ -279,7 +279,8 @@ function* removedPaths(layout: Layout, result: ApplyResult): Generator<string> {
   for (const m of result.manifests) if (m.reason !== 'repository-removed') yield relative({ kind: 'revisionDir', name: m.repository, digest: m.digest });
 }
 
-function emptyResult(layout: Layout, plan: Plan): ApplyResult {
+/** An apply's result with nothing removed yet; `layout` makes its removed paths. */
+export function emptyResult(layout: Layout, plan: Plan): ApplyResult {
   const at: Runs = [];
   const result: ApplyResult = {
     repositories: [],

@@ -73,6 +73,11 @@ export class SweptBlobs {
     return out;
   }
 
+  /** Every blob still to take, as its digest: where a sweep removes by name (a bucket's keys) rather than by listing. */
+  *toTake(): Generator<Digest> {
+    for (let id = 0; id < this.state.length; id++) if (this.state[id] === TO_TAKE) yield this.table.digest(id);
+  }
+
   /** Is the blob named `hex` still to be taken? */
   has(hex: string): boolean {
     return this.stateOf(hex) === TO_TAKE;

@@ -15,7 +15,7 @@ import { parseSelector } from '../plan/selectors.js';
 import { requireRegistryRoot } from '../storage/scan.js';
 import { type ScanPool, openScanPool } from '../storage/scanPool.js';
 import { requireWritableStorage } from '../storage/writable.js';
-import { exclusively, findings } from '../exclusiveRun.js';
+import { exclusively, exclusivelyOnBucket, findings } from '../exclusiveRun.js';
 import { type SweepOptions, type SweepPreview, type SweepReport, sweep } from '../sweep.js';
 import { type CliOptions, program } from './program.js';
 import { pinsFromFile, pinsInUse } from './inUse.js';
@@ -116,9 +116,12 @@ async function sweepCommand(
   const policy = await policyFrom(opts);
   const keptDigests = await pinsFromFile(opts, dryRun);
   const resolved = await resolveTarget(opts, args, log);
-  if (!dryRun && resolved.source) throw new UsageError(`${resolved.source.where}: a real run on object storage is not built yet; --dry-run shows what it would remove`);
   // A real run writes in the tree it found: one it cannot write is refused before the lock, the scan or a pause.
-  if (!dryRun) requireWritableRoot(resolved.target.root, 'run');
+  if (!dryRun && !resolved.source) requireWritableRoot(resolved.target.root, 'run');
+  if (!dryRun && resolved.source && resolved.target.kind === 'service') {
+    // Its replicas may serve the bucket from other hosts, where no pause of this engine reaches them.
+    throw new UsageError(`service ${resolved.target.name} stores in ${resolved.source.where}: a real run would sweep under replicas it cannot pause (on other hosts); holding them read-only is not built yet`);
+  }
   const selectors = resolved.repositories.map(parseSelector);
   const runId = randomUUID();
   const { target, engine } = resolved;
@@ -163,9 +166,12 @@ async function sweepCommand(
     }
   };
   const lockOptions = { root: target.root, engine, containers: target.containers, target: { kind: target.kind, name: target.name }, bringBack: bringBackFor(opts, target), waitMs: opts.wait, token: runId };
+  const { source } = resolved;
   const run = dryRun
-    ? sweepWith(resolved.source ? {} : findings(target.root, target.containers))
-    : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
+    ? sweepWith(source ? {} : findings(target.root, target.containers))
+    : source
+      ? exclusivelyOnBucket(source.client, lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }))
+      : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
   state.report = await run.finally(() => {
     progress.clear();
     resolved.source?.client.close();

@@ -29,7 +29,19 @@ function heard(said: string): { record?: HolderRecord; done: boolean } {
   return { record, done };
 }
 
+/**
+ * A lock in a bucket (`s3://…`): this process has no way into it. The registry
+ * is brought back by the record the run told; the lock stays until its
+ * heartbeat is stale, and the next run takes it over and reports it.
+ */
+async function recoverFromBucket(told: HolderRecord | undefined): Promise<void> {
+  if (!told) return;
+  const engine = mode === 'docker' ? new (await import('./dockerodeEngine.js')).DockerodeEngine() : undefined;
+  await recoverRun(told, engine, 'watchdog');
+}
+
 async function recover(told: HolderRecord | undefined): Promise<void> {
+  if (root.startsWith('s3://')) return recoverFromBucket(told);
   const state = inspectLock(root);
   // Released, or taken over by a run that recovers itself; no file at all: the run took its lock on a full disk.
   if (state ? state.record.token !== token : told === undefined) return;

@@ -315,7 +315,29 @@ function orNoRoom(take: () => boolean): boolean | 'no room' {
 }
 
 /** The lock this run holds: updated as the run goes, renewed by a heartbeat, released at its end. */
-export class RunLock {
+/** What changes in a holder's record as its run goes. */
+export type RecordChange = Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>;
+
+/**
+ * What a run needs of the lock it holds, on a filesystem (RunLock) or a
+ * bucket (s3/lock.ts): a record updated before each step, told at once to a
+ * listener (the watchdog), and where the watchdog finds it.
+ */
+export interface HeldLock {
+  /** Where the lock is: a storage root, or a bucket (`s3://…`). */
+  readonly root: string;
+  readonly token: string;
+  /** The storage's clock, where the lock could read it. */
+  readonly clock?: StorageClock;
+  /** Set while the maintenance window runs. */
+  inWindow: boolean;
+  watch(listener: ((record: Readonly<HolderRecord>) => void) | undefined): void;
+  update(change: RecordChange): void;
+  /** A lock taken on a full disk: its record written once there is room (true where it is). */
+  persist(): boolean;
+}
+
+export class RunLock implements HeldLock {
   private timer: NodeJS.Timeout | undefined;
   /** Set while the maintenance window runs: its own signal handling brings the registry back first. */
   inWindow = false;
@@ -406,7 +428,7 @@ export class RunLock {
    * Records more of what the run did, before it does it: in the lock file
    * where there is room, and always with the listener (the watchdog).
    */
-  update(change: Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>): void {
+  update(change: RecordChange): void {
     this.record = { ...this.record, ...change };
     this.listener?.(this.record);
     if (!this.onDisk) {

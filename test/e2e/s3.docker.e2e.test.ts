@@ -4,16 +4,19 @@
  * radosgw, configured the way compose files do it (a config file mounted, the
  * keys in REGISTRY_STORAGE_S3_* env). `regsweep NAME --dry-run` finds the
  * bucket from the container's config and env and plans as `--config` does;
- * a real run is refused before anything is paused.
+ * a real run pauses the container for its window, removes and sweeps in the
+ * bucket, and brings it back serving every kept image whole. A run killed
+ * (SIGKILL) inside its window leaves the registry paused for no longer than
+ * its watchdog takes to bring it back, and the next run finishes its work.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../../scripts/registryClient.js';
+import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
 import { dockerAvailable, freePort, removeContainers, runRegistryContainer, uniqueName } from '../support/docker.js';
-import { containerState } from '../support/e2eRegistry.js';
+import { containerState, expectServesWhole, pollUntil } from '../support/e2eRegistry.js';
 import { RADOSGW_MISSING, type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, startRadosgw } from '../support/radosgw.js';
 import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
@@ -26,6 +29,13 @@ interface Report {
   plan: { manifests: Array<{ repository: string; digest: string }> };
   predicted: { blobs: number; bytes: number };
   requests: { total: number } | null;
+}
+
+interface RealReport extends Report {
+  freed: { blobs: number; bytes: number } | null;
+  pausedMs: number;
+  broughtBack: { how: string } | null;
+  problems: unknown[];
 }
 
 describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry container on the s3 driver', () => {
@@ -42,7 +52,7 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('a dry run finds the bucket from its config and env, plans as --config does; a real run is refused, the registry untouched', async () => {
+  it('a dry run finds the bucket from its config and env, plans as --config does; a real run removes it, paused, and the registry serves every kept image', async () => {
     const bucket = 'container-s3';
     await rgw.createBucket(bucket);
     // The file names the bucket and endpoint; the keys come from the env, as a compose file passes secrets.
@@ -75,10 +85,58 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     expect(viaConfig.plan.manifests).toEqual(report.plan.manifests);
     expect(viaConfig.predicted).toEqual(report.predicted);
 
-    const real = await runCli([name, '--yes'], { env: ENV });
-    expect(real.code).toBe(2);
-    expect(real.stderr.trim().split('\n')).toHaveLength(1);
-    expect(real.stderr).toMatch(/a real run on object storage is not built yet/);
+    const real = await runCli([name, '--yes', '--json', '--grace', '0s'], { env: ENV });
+    expect(real.stderr).toBe('');
+    expect(real.code).toBe(0);
+    const done = JSON.parse(real.stdout) as RealReport;
+    expectValidReport(done);
+    expect(done.problems).toEqual([]);
+    expect(done.plan.manifests).toEqual(report.plan.manifests);
+    expect(done.freed).toEqual(report.predicted);
+    expect(done.pausedMs).toBeGreaterThan(0);
+    // Its blob descriptor cache is in its memory: restarted, so it forgets the swept blobs.
+    expect(done.broughtBack?.how).toBe('restarted');
     expect(await containerState(name)).toMatchObject({ running: true, paused: false });
+    await expectServesWhole(port, scenario);
   }, 240_000);
+
+  it('a run killed in its window: the watchdog brings the registry back, the next run finishes the work', async () => {
+    const bucket = 'container-s3-kill';
+    await rgw.createBucket(bucket);
+    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: '/', accesskey: S3_ACCESS_KEY, secretkey: S3_SECRET_KEY };
+    const config = path.join(dir, 'kill.yml');
+    await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true } }, http: { addr: ':5000' } }));
+    const name = uniqueName('reg-s3-kill');
+    names.push(name);
+    const port = await freePort();
+    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`] });
+    const client = new RegistryClient(`http://127.0.0.1:${port}`);
+    const scenario = await pushMixedScenario(client);
+    // The points a run passes, learned from a whole run (the same shape of work as the one killed below).
+    const points = path.join(dir, 'points');
+    const learn = await runCli([name, '--yes', '--grace', '0s'], { env: { ...ENV, REGSWEEP_CRASH_COUNT: points } });
+    expect(learn.code, learn.stderr).toBe(0);
+    const lines = (await fs.readFile(points, 'utf8')).trim().split('\n');
+    const at = lines.find((l) => l.endsWith(' bucket.removed'))?.split(' ')[0];
+    expect(at).toBeDefined();
+
+    await pushImage(client, 'app', { tag: 'latest', seed: 'kill-a' });
+    const kept = await pushImage(client, 'app', { tag: 'latest', seed: 'kill-b' });
+    const killed = await runCli([name, '--yes', '--grace', '0s'], { env: { ...ENV, REGSWEEP_CRASH_AT: at as string } });
+    expect(killed.signal).toBe('SIGKILL');
+    await pollUntil('the registry serving again', 20_000, async () => {
+      const state = await containerState(name);
+      return state.running && !state.paused ? state : undefined;
+    });
+    const next = await runCli([name, '--yes', '--json', '--grace', '0s', '--wait', '60s'], { env: ENV });
+    expect(next.code, next.stderr).toBe(0);
+    const after = JSON.parse(next.stdout) as RealReport & { recovered: { by: string } | null };
+    expect(after.recovered?.by).toBe('takeover');
+    // The killed run removed its revision; its blobs are this run's to sweep, and go.
+    expect(after.plan.manifests).toEqual([]);
+    expect(after.predicted.blobs).toBeGreaterThan(0);
+    expect(after.freed).toEqual(after.predicted);
+    await expectServesWhole(port, scenario);
+    await client.pullWhole('app', kept.descriptor.digest);
+  }, 300_000);
 });

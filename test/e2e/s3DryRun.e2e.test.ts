@@ -4,25 +4,20 @@
  * driver, and the same scenario is pushed through a registry on a filesystem
  * root. regsweep's dry run must plan and predict the same on both (the
  * storage below is not the planner's business), count the requests it sent,
- * and refuse what it cannot do yet (a real run on a bucket), a driver it does
- * not know and a bucket it cannot reach with exit 2, changing nothing.
+ * and refuse a driver it does not know and a bucket it cannot reach with exit
+ * 2, changing nothing. Real runs: s3RealRun.e2e.test.ts.
  */
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RegistryClient, pushImage, registryBinary } from '../../scripts/registryClient.js';
 import { freePort } from '../support/docker.js';
 import { runCli } from '../support/cli.js';
-import { RADOSGW_MISSING, type Radosgw, startRadosgw } from '../support/radosgw.js';
-import { startS3Registry } from '../support/s3Registry.js';
-import { RegistryOnRoot, pushMixedScenario } from '../support/scenario.js';
+import { RADOSGW_MISSING } from '../support/radosgw.js';
+import { keysOf, pushOnBucketAndDisk, registryVersions, startS3Registry, withRadosgw } from '../support/s3Registry.js';
 import { expectValidReport } from '../support/schema.js';
-import { tempDir } from '../support/tmp.js';
 
 const V2_BIN = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 const ENV = { AWS_EC2_METADATA_DISABLED: 'true' };
 
 interface Report {
@@ -41,56 +36,15 @@ function planOf(r: Report): object {
   return { manifests: sorted(r.plan.manifests), tags: sorted(r.plan.tags), indexEntries: sorted(r.plan.indexEntries), predicted: r.predicted, before: r.before, perRepository: r.perRepository, problems: r.problems };
 }
 
-/** Every key under the bucket, as the registry wrote it (to see that nothing changed). */
-async function keysOf(rgw: Radosgw, bucket: string): Promise<string[]> {
-  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await rgw.client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) keys.push(`${o.Key} ${o.ETag} ${o.Size}`);
-    token = page.NextContinuationToken;
-  } while (token);
-  return keys.sort();
-}
-
 const skip = RADOSGW_MISSING ? `radosgw tests skipped: ${RADOSGW_MISSING}` : undefined;
 
 describe.skipIf(skip !== undefined)('a dry run on a bucket, from the registry config', () => {
-  let rgw: Radosgw;
-  let dir: string;
-  beforeAll(async () => {
-    rgw = await startRadosgw();
-    dir = await tempDir('regsweep-s3-dry-');
-  }, 60_000);
-  afterAll(async () => {
-    await rgw?.stop();
-    if (dir) await fs.rm(dir, { recursive: true, force: true });
-  });
-
-  const versions: Array<[string, string | undefined, string]> = [
-    ['2.8.2', V2_BIN, 'dry-v2'],
-    ['3.0.0', V3_BIN && existsSync(V3_BIN) ? V3_BIN : undefined, 'dry-v3'],
-  ];
+  const at = withRadosgw('regsweep-s3-dry-');
+  const versions = registryVersions('dry');
   for (const [version, bin, bucket] of versions) {
     it.skipIf(bin === undefined)(`${version}: the same plan and prediction as on a filesystem, the requests counted, the bucket unchanged`, async () => {
-      await rgw.createBucket(bucket);
-      const registry = await startS3Registry(bin as string, rgw, bucket, '/reg');
-      const config = path.join(dir, `${bucket}.yml`);
-      try {
-        const scenario = await pushMixedScenario(new RegistryClient(registry.url));
-        await fs.writeFile(config, registry.configText);
-      } finally {
-        await registry.stop();
-      }
-      const root = path.join(dir, `${bucket}-fs`);
-      await fs.mkdir(root);
-      const onRoot = new RegistryOnRoot(() => root, bin);
-      try {
-        await pushMixedScenario(await onRoot.serve());
-      } finally {
-        await onRoot.stop();
-      }
+      const { rgw, dir } = at;
+      const { config, root } = await pushOnBucketAndDisk(bin as string, rgw, bucket, dir);
       const keys = await keysOf(rgw, bucket);
       const onBucket = await runCli(['--config', config, '--dry-run', '--json', '--grace', '0s', '--registry-bin', bin as string], { env: ENV });
       expect(onBucket.stderr).toBe('');
@@ -119,16 +73,11 @@ describe.skipIf(skip !== undefined)('a dry run on a bucket, from the registry co
       const human = await runCli(['--config', config, '--dry-run', '--registry-bin', bin as string], { env: ENV });
       expect(human.stdout.split('\n')[0]).toMatch(new RegExp(`^Dry run on s3://${bucket}.* \\(registry ${version.replace(/\./g, '\\.')}\\), read in \\d+ requests$`));
 
-      // A real run on a bucket: refused before anything, exit 2, one line.
-      const real = await runCli(['--config', config, '--yes'], { env: ENV });
-      expect(real.code).toBe(2);
-      expect(real.stderr.trim().split('\n')).toHaveLength(1);
-      expect(real.stderr).toMatch(/a real run on object storage is not built yet; --dry-run shows what it would remove/);
-      expect(await keysOf(rgw, bucket)).toEqual(keys);
     }, 240_000);
   }
 
   it.skipIf(V2_BIN === undefined)("the grace on the S3 server's clock: a process clock two hours fast does not make fresh blobs look old", async () => {
+    const { rgw, dir } = at;
     const bucket = 'dry-clock';
     await rgw.createBucket(bucket);
     const registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg');
@@ -159,6 +108,7 @@ describe.skipIf(skip !== undefined)('a dry run on a bucket, from the registry co
   }, 120_000);
 
   it('refuses a driver it does not know, and a bucket it cannot reach: exit 2, one line', async () => {
+    const { dir } = at;
     const azure = path.join(dir, 'azure.yml');
     await fs.writeFile(azure, 'version: 0.1\nstorage:\n  azure:\n    accountname: a\n    accountkey: b\n    container: c\n');
     const other = await runCli(['--config', azure, '--dry-run'], { env: ENV });

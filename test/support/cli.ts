@@ -6,6 +6,8 @@ export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 export interface CliRun {
   code: number | null;
+  /** The signal that ended it, if one did. */
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -23,7 +25,7 @@ export function runCli(args: string[], options: { input?: string; env?: NodeJS.P
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code, stdout, stderr, ...(signal ? { signal } : {}) }));
     child.stdin.end(options.input ?? '');
   });
 }

@@ -10,9 +10,14 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
+import { afterAll, beforeAll } from 'vitest';
+import { RegistryClient, registryBinary } from '../../scripts/registryClient.js';
 import { freePort } from './docker.js';
-import { type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY } from './radosgw.js';
+import { type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, startRadosgw } from './radosgw.js';
+import { RegistryOnRoot, type Scenario, pushMixedScenario } from './scenario.js';
 import { tempDir } from './tmp.js';
 
 export interface S3Registry {
@@ -89,4 +94,67 @@ export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string,
       await fs.rm(configDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Every key of a bucket with its ETag and size, sorted: to see what a run changed. */
+export async function keysOf(rgw: Radosgw, bucket: string): Promise<string[]> {
+  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await rgw.client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) keys.push(`${o.Key} ${o.ETag} ${o.Size}`);
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys.sort();
+}
+
+const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
+
+/** The registry versions a bucket test runs on: version, binary (undefined where missing), and a bucket name of its own. */
+export function registryVersions(prefix: string): Array<[string, string | undefined, string]> {
+  return [
+    ['2.8.2', registryBinary(), `${prefix}-v2`],
+    ['3.0.0', existsSync(V3_BIN) ? V3_BIN : undefined, `${prefix}-v3`],
+  ];
+}
+
+/** A radosgw and a scratch directory for the tests of one describe block, started before them and gone after. */
+export function withRadosgw(prefix: string): { readonly rgw: Radosgw; readonly dir: string } {
+  const held = {} as { rgw: Radosgw; dir: string };
+  beforeAll(async () => {
+    held.rgw = await startRadosgw();
+    held.dir = await tempDir(prefix);
+  }, 60_000);
+  afterAll(async () => {
+    await held.rgw?.stop();
+    if (held.dir) await fs.rm(held.dir, { recursive: true, force: true });
+  });
+  return held;
+}
+
+/**
+ * The mixed scenario pushed through `bin` twice: into `bucket` (below /reg; the
+ * config it served with written to `dir`) and onto a filesystem root in `dir`.
+ */
+export async function pushOnBucketAndDisk(bin: string, rgw: Radosgw, bucket: string, dir: string): Promise<{ config: string; root: string; scenario: Scenario }> {
+  await rgw.createBucket(bucket);
+  const config = path.join(dir, `${bucket}.yml`);
+  const registry = await startS3Registry(bin, rgw, bucket, '/reg');
+  let scenario: Scenario;
+  try {
+    scenario = await pushMixedScenario(new RegistryClient(registry.url));
+    await fs.writeFile(config, registry.configText);
+  } finally {
+    await registry.stop();
+  }
+  const root = path.join(dir, `${bucket}-fs`);
+  await fs.mkdir(root);
+  const onRoot = new RegistryOnRoot(() => root, bin);
+  try {
+    await pushMixedScenario(await onRoot.serve());
+  } finally {
+    await onRoot.stop();
+  }
+  return { config, root, scenario };
 }

@@ -87,6 +87,21 @@ interface Listed {
   repositories: RepositoryKeys[];
 }
 
+/** Every repository's keys as a flat listing per top-level name shows them (`keepKeys`: with every key, for a real run's removals). */
+export async function listRepositoryKeys(client: BucketClient, limit: Limit, keys: BucketKeys, keepKeys = false, tops?: string[]): Promise<RepositoryKeys[]> {
+  const index = new RepositoryIndex(keepKeys);
+  const names = tops ?? (await listDirectories(client, limit, keys.repositories));
+  // Top-level names starting with `_` are never walked: no repository can be below them.
+  await Promise.all(
+    names.filter((t) => !t.startsWith('_')).map((t) =>
+      listFlat(client, limit, `${keys.repositories}${t}/`, (page) => {
+        for (const object of page) index.add(BucketKeys.below(keys.repositories, object.key), object);
+      }),
+    ),
+  );
+  return index.repositories();
+}
+
 async function listBucket(client: BucketClient, limit: Limit, keys: BucketKeys, recentAfter: number): Promise<Listed> {
   const [prefixes, tops] = await Promise.all([listDirectories(client, limit, keys.blobs), listDirectories(client, limit, keys.repositories)]);
   if (prefixes.length === 0 && tops.length === 0) {
@@ -94,13 +109,9 @@ async function listBucket(client: BucketClient, limit: Limit, keys: BucketKeys, 
   }
   // One accumulator per prefix directory, each filled page by page in key order, joined in prefix order.
   const perPrefix = prefixes.map(() => ({ hex: [] as string[], sizes: [] as number[], recent: [] as number[], problems: [] as Problem[] }));
-  const index = new RepositoryIndex();
-  await Promise.all([
+  const [repositories] = await Promise.all([
+    listRepositoryKeys(client, limit, keys, false, tops),
     ...prefixes.map((p, i) => listFlat(client, limit, `${keys.blobs}${p}/`, (page) => blobsOf(keys, p, page, recentAfter, perPrefix[i] as BlobAccumulator))),
-    // Top-level names starting with `_` are never walked: no repository can be below them.
-    ...tops.filter((t) => !t.startsWith('_')).map((t) => listFlat(client, limit, `${keys.repositories}${t}/`, (page) => {
-      for (const object of page) index.add(BucketKeys.below(keys.repositories, object.key), object);
-    })),
   ]);
   const into: BlobAccumulator = { hex: [], sizes: [], recent: [], problems: [] };
   for (const part of perPrefix) {
@@ -116,11 +127,11 @@ async function listBucket(client: BucketClient, limit: Limit, keys: BucketKeys, 
   into.hex.forEach((hex, i) => Buffer.from(digests.buffer, i * 32, 32).write(hex, 'hex'));
   const blobSizes = new Map(into.hex.map((hex, i) => [hex, into.sizes[i] as number]));
   const problems = into.problems.sort((a, b) => ((a.path ?? '') < (b.path ?? '') ? -1 : 1));
-  return { blobs: { digests, sizes: Float64Array.from(into.sizes), recent: into.recent, problems }, blobSizes, repositories: index.repositories() };
+  return { blobs: { digests, sizes: Float64Array.from(into.sizes), recent: into.recent, problems }, blobSizes, repositories };
 }
 
 /** The content of a link object: from its ETag when that is the MD5 of what it must hold, else read (its first 128 bytes). */
-async function linkContent(client: BucketClient, limit: Limit, object: ListedObject, expected: readonly Digest[]): Promise<LinkContent> {
+export async function linkContent(client: BucketClient, limit: Limit, object: ListedObject, expected: readonly Digest[]): Promise<LinkContent> {
   if (object.size === 'sha256:'.length + 64) {
     const known = expected.find((d) => createHash('md5').update(d).digest('hex') === object.etag);
     if (known) return { digest: known };

@@ -35,7 +35,7 @@
  * stalled that long and then released.
  */
 import { BusyError } from '../../errors.js';
-import { type AcquireOptions, type HolderRecord, STALE_MS, busyMessage, holderAlive, holderRecord, placeHere } from '../runLock.js';
+import { type AcquireOptions, type HeldLock, type HolderRecord, type RecordChange, STALE_MS, busyMessage, holderAlive, holderRecord, placeHere } from '../runLock.js';
 import type { StorageClock } from '../storageClock.js';
 import type { BucketClient } from './client.js';
 import { bucketError } from './client.js';
@@ -132,8 +132,14 @@ async function replaceIfUnchanged(client: BucketClient, key: string, body: Uint8
 }
 
 /** The lock this run holds on a bucket: updated as the run goes, renewed by a heartbeat, released at its end. */
-export class BucketLock {
+export class BucketLock implements HeldLock {
   private timer: NodeJS.Timeout | undefined;
+  /** Set while the maintenance window runs. */
+  inWindow = false;
+  /** Told every version of the record at once (the watchdog), before the bucket has it. */
+  private listener: ((record: Readonly<HolderRecord>) => void) | undefined;
+  /** Updates not yet written to the bucket, written in order after each other. */
+  private pending: Promise<void> = Promise.resolve();
   /** Writes to the lock one at a time (heartbeats, updates, release), each after the one before. */
   private chain: Promise<unknown> = Promise.resolve();
   private lost: string | undefined;
@@ -273,8 +279,41 @@ export class BucketLock {
     if (this.lost) throw new BusyError(`the lock at ${new BucketKeys(this.client.location).display(this.key)} was ${this.lost}: stopping`);
   }
 
-  /** Records more of what the run did, before it does it. */
-  async update(change: Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>): Promise<void> {
+  /** Where the watchdog is told the lock is: the bucket and key, never a path on this host. */
+  get root(): string {
+    return new BucketKeys(this.client.location).display(this.key);
+  }
+
+  /** `listener` is told the record now and at every note, until the run releases the lock. */
+  watch(listener: ((record: Readonly<HolderRecord>) => void) | undefined): void {
+    this.listener = listener;
+    listener?.(this.record);
+  }
+
+  /**
+   * HeldLock's update: the listener (the watchdog) is told at once; the
+   * bucket is written after the writes before it, and `settled` says how
+   * that went (a lost lock is found there, and by the next heartbeat).
+   */
+  update(change: RecordChange): void {
+    this.listener?.({ ...this.record, ...change });
+    this.pending = this.pending.then(() => this.save(change)).catch(() => {
+      // Lost, or the server unreachable for a moment: checkHeld and the next heartbeat say so.
+    });
+  }
+
+  /** The notes so far written to the bucket (or given up on). */
+  settled(): Promise<void> {
+    return this.pending;
+  }
+
+  /** No full disk on a bucket: the record is written as it changes. */
+  persist(): boolean {
+    return true;
+  }
+
+  /** Records more of what the run did, before it does it: written to the bucket when this resolves. */
+  async save(change: RecordChange): Promise<void> {
     await this.serial(async () => {
       this.checkHeld();
       const record = { ...this.record, ...change };

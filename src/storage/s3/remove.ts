@@ -21,9 +21,9 @@ import { bucketError } from './client.js';
 import { bounded, listFlat } from './listing.js';
 
 /** The most keys one DeleteObjects request may carry. */
-export const MAX_BATCH = 1000;
+const MAX_BATCH = 1000;
 
-export interface RemovalFailure {
+interface RemovalFailure {
   key: string;
   /** The server's error code for this key (`AccessDenied`, `InternalError`…). */
   code: string;

@@ -38,6 +38,10 @@ export interface RepositoryKeys {
   /** The entries of `_manifests/revisions/sha256/`. */
   revisions: Map<string, EntryKeys>;
   tags: Map<string, TagKeys>;
+  /** With `keepKeys`: every key of its own `_layers`, `_manifests` and `_uploads`, in key order (what removing it takes). */
+  keys?: string[];
+  /** With `keepKeys`: its `_layers/sha256/<hex>/link` objects, by hex. */
+  layerLinks?: Map<string, ListedObject>;
 }
 
 function entryOf<T>(map: Map<string, T>, name: string, make: () => T): T {
@@ -78,6 +82,11 @@ function noteManifestsKey(repo: RepositoryKeys, r: readonly string[], object: Li
 /** Repositories as their keys come in, in any order. */
 export class RepositoryIndex {
   private readonly byName = new Map<string, RepositoryKeys>();
+  /** With keepKeys: `_uploads` keys by the directory above them (a repository or not: only `_layers` and `_manifests` make one). */
+  private readonly uploads = new Map<string, string[]>();
+
+  /** `keepKeys`: also keep every key of each repository (a real run's removals), and its `_layers` links. */
+  constructor(private readonly keepKeys = false) {}
 
   /** One key, as its components below `repositories/`. */
   add(components: readonly string[], object: ListedObject): void {
@@ -85,11 +94,15 @@ export class RepositoryIndex {
     // Not below a repository directory: no `_` component, one at the top (never walked), or the key itself is the `_` entry (a file, not a directory).
     if (at <= 0 || at === components.length - 1) return;
     const own = components[at];
-    if (own !== '_layers' && own !== '_manifests') return;
     const name = components.slice(0, at).join('/');
-    const repo = entryOf(this.byName, name, () => ({ name, hasLayers: false, hasManifests: false, hasTagsDir: false, revisions: new Map(), tags: new Map() }));
+    if (own === '_uploads' && this.keepKeys) entryOf(this.uploads, name, () => []).push(object.key);
+    if (own !== '_layers' && own !== '_manifests') return;
+    const repo = entryOf(this.byName, name, () => ({ name, hasLayers: false, hasManifests: false, hasTagsDir: false, revisions: new Map(), tags: new Map(), ...(this.keepKeys ? { keys: [], layerLinks: new Map() } : {}) }));
+    repo.keys?.push(object.key);
     if (own === '_layers') {
       repo.hasLayers = true;
+      const r = components.slice(at + 1);
+      if (r.length === 3 && r[0] === 'sha256' && r[2] === 'link') repo.layerLinks?.set(r[1] as string, object);
       return;
     }
     repo.hasManifests = true;
@@ -98,6 +111,8 @@ export class RepositoryIndex {
 
   /** Every directory holding `_layers` or `_manifests`, in the order a walk of sorted directories meets them. */
   repositories(): RepositoryKeys[] {
+    for (const [name, keys] of this.uploads) this.byName.get(name)?.keys?.push(...keys);
+    this.uploads.clear();
     return [...this.byName.values()].sort((a, b) => byComponents(a.name, b.name));
   }
 }

@@ -17,6 +17,8 @@ export interface BucketSource extends TreeSource {
   readonly client: BucketClient;
   /** Every request sent to the bucket so far, retries included. */
   readonly requests: RequestCount;
+  /** Requests in flight at once. */
+  readonly concurrency: number;
   /** The S3 server's clock (from the Date of its responses), which wrote the LastModified the grace compares with. */
   clock(): Promise<StorageClock>;
 }
@@ -27,6 +29,7 @@ export function bucketSource(client: BucketClient, concurrency = DEFAULT_REQUEST
     client,
     where: client.describe,
     requests: client.requests,
+    concurrency,
     clock: () => ServerClock.of(client).measure(),
     async walk(options: ScanOptions, visitor: TreeVisitor): Promise<WalkResult> {
       const inventory = await inventoryBucket(client, { times: options.times, recentAfter: options.recentAfter, concurrency });

@@ -173,7 +173,7 @@ describe.skipIf(skip !== undefined)('the run lock on a real radosgw bucket', () 
   it('records updates, finds a lock taken over at its next write, and leaves the new holder alone at release', async () => {
     const c = await freshBucket();
     const lock = await acquire(c, { heartbeatMs: 300 });
-    await lock.update({ paused: [{ id: 'c1', name: 'registry' }] });
+    await lock.save({ paused: [{ id: 'c1', name: 'registry' }] });
     expect((await inspectBucketLock(c))?.record.paused).toEqual([{ id: 'c1', name: 'registry' }]);
     const before = (await readBack(c, lock.key))?.modified ?? 0;
     await new Promise((r) => setTimeout(r, 1_600));
@@ -182,7 +182,7 @@ describe.skipIf(skip !== undefined)('the run lock on a real radosgw bucket', () 
 
     const usurper = foreignRecord('usurper', true);
     await writeLock(c, usurper);
-    const lost = await failure(lock.update({ journal: '/tmp/j' }));
+    const lost = await failure(lock.save({ journal: '/tmp/j' }));
     expect(lost).toBeInstanceOf(BusyError);
     expect((lost as Error).message).toMatch(/^the lock at s3:\/\/lock-\d+\/registry\/root\/\.regsweep\.lock was taken over by another run: stopping$/);
     await lock.release();

@@ -98,7 +98,7 @@ describe('the lock on a server that ignores conditional writes', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
       expect(lock.conditions).toEqual({ ifNoneMatch: false, ifMatch: 'ignored' });
       expect((await inspectBucketLock(client))?.record.token).toBe(lock.token);
-      await lock.update({ journal: '/tmp/journal' });
+      await lock.save({ journal: '/tmp/journal' });
       expect((await inspectBucketLock(client))?.record.journal).toBe('/tmp/journal');
       const second = await BucketLock.acquire(client, options).then(
         () => undefined,

@@ -530,7 +530,6 @@ function refuseOnBucket(source: BucketSource, options: SweepOptions): void {
   const refuse = (what: string): never => {
     throw new UsageError(`${source.where}: ${what} is not built for object storage yet`);
   };
-  if (options.gcRunner || options.gcMode === 'registry') refuse("the registry's garbage-collect (--gc registry)");
   if (options.quarantineMs !== undefined) refuse('--quarantine');
   if (options.journal) refuse('--journal');
   if (options.staleUploadsMs !== undefined) refuse('--stale-uploads');
@@ -554,20 +553,35 @@ function sweepSkipped(options: SweepOptions, predicted: Prediction, plan: Plan):
   return undefined;
 }
 
-/** The window's work on a bucket (bucketApply.ts): the plan's removals and the own sweep, then the Redis cache. */
-async function bucketWindow(source: BucketSource, options: SweepOptions, run: BucketRun, signal: AbortSignal): Promise<BucketWindowResult & { gc: GcReport; cleared: number | null; cacheProblem?: Problem }> {
+type BucketOutcome = BucketWindowResult & { gc: GcReport; cleared: number | null; cacheProblem?: Problem };
+
+/** The own sweep's report on a bucket, as garbage-collect's is reported. */
+function bucketSweepReport(options: SweepOptions, run: BucketRun, done: BucketWindowResult, skipped: string | undefined, started: number): GcReport {
+  const mode: GcMode = options.builtin ? 'builtin' : 'none';
+  if (skipped) return gcNotRun(mode, skipped, run.decision);
+  const stopped = done.swept?.problems[0]?.message ?? (done.problems.length > 0 ? (done.problems[done.problems.length - 1] as Problem).message : null);
+  return { ...gcNotRun(mode, stopped, run.decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
+}
+
+/**
+ * The window's work on a bucket (bucketApply.ts): the plan's removals, then
+ * the own sweep or the registry's garbage-collect (with the registry's own
+ * config: it reaches the bucket as the registry does), then the Redis cache.
+ */
+async function bucketWindow(source: BucketSource, options: SweepOptions, run: BucketRun, window: { signal: AbortSignal; onStarted: (pid: number) => void }): Promise<BucketOutcome> {
   const { planned, decision } = run;
   const { plan } = planned;
-  const skipped = sweepSkipped(options, planned.predicted, plan);
-  const mode: GcMode = options.builtin ? 'builtin' : 'none';
-  const recentAfter = run.now - (options.builtin?.graceMs ?? 0);
-  const sweep = skipped ? undefined : { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore: recentAfter };
+  const { gcRunner: runner } = options;
+  const skipped = runner ? 'the registry collects' : sweepSkipped(options, planned.predicted, plan);
+  const staleBefore = run.now - (options.builtin?.graceMs ?? 0);
+  const sweep = skipped ? undefined : { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore };
   const started = Date.now();
+  const { signal, onStarted } = window;
   const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, signal, onProgress: options.onProgress });
-  const stopped = skipped ?? done.swept?.problems[0]?.message ?? (done.problems.length > 0 ? (done.problems[done.problems.length - 1] as Problem).message : null);
-  const ran = sweep !== undefined && stopped === null;
-  const gc: GcReport = skipped ? gcNotRun(mode, skipped, decision) : { ...gcNotRun(mode, stopped, decision), ran, command: ['regsweep', '--gc', 'builtin'], exitCode: ran ? 0 : null, durationMs: Date.now() - started };
-  const cache = options.blobCache ? await forgetRemoved(options.blobCache, ran ? planned.sweptDigests() : [], unlinkedByRepository(done.applied)) : undefined;
+  const gc = runner
+    ? (await collectGarbage({ runner, builtin: undefined, decision, predicted: planned.predicted, applied: done.applied, signal, onProgress: options.onProgress, onStarted })).gc
+    : bucketSweepReport(options, run, done, skipped, started);
+  const cache = options.blobCache ? await forgetRemoved(options.blobCache, gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(done.applied)) : undefined;
   return { ...done, gc, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
 }
 
@@ -578,7 +592,7 @@ async function bucketWindow(source: BucketSource, options: SweepOptions, run: Bu
  */
 async function bucketRun(source: BucketSource, options: SweepOptions, run: BucketRun): Promise<SweepReport> {
   const { report, planned } = run;
-  const windowed = await inWindow(run.window, options, { trash: '', trashes: [], journal: undefined }, (signal) => bucketWindow(source, options, run, signal));
+  const windowed = await inWindow(run.window, options, { trash: '', trashes: [], journal: undefined }, (signal, onStarted) => bucketWindow(source, options, run, { signal, onStarted }));
   const { value: outcome, pausedMs, windowMs, broughtBack } = windowed;
   report.windowMs = windowMs;
   report.broughtBack = broughtBack ?? null;

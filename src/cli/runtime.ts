@@ -125,7 +125,13 @@ async function blobCacheFor(target: Target, opts: CliOptions, version: string | 
 async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, runId: string): Promise<Runtime> {
   const { target, engine } = resolved;
   if (target.kind === 'bucket') {
-    // A dry run so far: the version (how the registry enumerates repositories) from a local binary where there is one.
+    // The registry's own config names the bucket: garbage-collect runs with it, as the registry would.
+    if (opts.gc === 'registry' && !dryRun) {
+      const local = await localGcRunner({ registryBin: opts.registryBin, config: opts.config });
+      if (!local) throw new UsageError(`no way to run garbage-collect for ${target.name}: install a registry binary, pass --registry-bin, or leave out --gc registry (regsweep's own sweep needs none)`);
+      return { gcRunner: local, registryVersion: local.version, window: unpausedWindow() };
+    }
+    // The version (how the registry enumerates repositories) from a local binary where there is one.
     const version = await localBinaryVersion(opts.registryBin);
     if (version) checkSupportedVersion(version);
     return { registryVersion: version, window: unpausedWindow() };
@@ -149,7 +155,8 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     const version = asked ? await containerRegistryVersion(engine, registry) : undefined;
     // Refused whoever sweeps: regsweep's own sweep reads the same layout garbage-collect does.
     if (version) checkSupportedVersion(version);
-    return { gcRunner: opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId) : undefined, registryVersion: version, window };
+    const gcRunner = opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId, target.bucket !== undefined) : undefined;
+    return { gcRunner, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.
   if (opts.registryImage && target.volume) {

@@ -206,7 +206,7 @@ export class DockerodeEngine implements Engine {
       Cmd: options.cmd,
       Env: options.env,
       Labels: { [HELPER_LABEL]: 'true', ...options.labels },
-      HostConfig: { VolumesFrom: options.volumesFrom, Binds: options.binds, NetworkMode: 'none', AutoRemove: false },
+      HostConfig: { VolumesFrom: options.volumesFrom, Binds: options.binds, NetworkMode: options.network ?? 'none', AutoRemove: false },
     });
     this.log(`created helper container ${short(container.id)} from ${short(options.image)}: ${options.cmd.join(' ')}`);
     const onAbort = (): void => {

@@ -52,6 +52,8 @@ export interface RunOnceOptions {
   volumesFrom?: string[];
   binds?: string[];
   labels?: Record<string, string>;
+  /** Its network (default `none`): `container:<id>` joins the registry's, to reach the bucket as the registry does. */
+  network?: string;
   signal?: AbortSignal;
   onOutput?: (text: string) => void;
 }

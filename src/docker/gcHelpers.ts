@@ -18,7 +18,8 @@ function envList(env: Record<string, string>): string[] {
  * that container, its environment (so REGISTRY_* overrides apply as they do to
  * the registry) and its config path. Removed when done, whatever happens.
  */
-export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string, runId: string): GcRunner {
+/** `reachesBucket`: the registry stores in a bucket, so the helper joins its network (its volumes alone hold no blobs). */
+export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string, runId: string, reachesBucket = false): GcRunner {
   checkSupportedVersion(version);
   return {
     version,
@@ -31,6 +32,7 @@ export function containerGcRunner(engine: Engine, registry: ContainerInfo, confi
         env: envList(registry.env),
         volumesFrom: [registry.id],
         labels: { 'io.regsweep.for': registry.name, [RUN_LABEL]: runId },
+        ...(reachesBucket ? { network: `container:${registry.id}` } : {}),
         signal,
         onOutput,
       });

@@ -129,7 +129,8 @@ async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
 
 export interface LocalGcRunnerOptions {
   registryBin?: string;
-  root: string;
+  /** The filesystem root it collects; absent: the storage `config` names (a bucket), as it names it. */
+  root?: string;
   config?: string;
 }
 
@@ -139,10 +140,12 @@ export async function localGcRunner(options: LocalGcRunnerOptions): Promise<GcRu
   if (!bin) return undefined;
   const version = await localRegistryVersion(bin);
   checkSupportedVersion(version);
-  if (options.config) await checkConfigMatchesRoot(options.config, options.root, process.env);
+  const { root, config } = options;
+  if (root === undefined && config === undefined) throw new Error('localGcRunner needs a root or a config');
+  if (config && root !== undefined) await checkConfigMatchesRoot(config, root, process.env);
   return {
     version,
     where: bin,
-    collect: (collect) => runLocalGc({ ...collect, bin, root: options.root, config: options.config }),
+    collect: (collect) => runLocalGc({ ...collect, bin, root: root ?? '', config }),
   };
 }

@@ -100,6 +100,29 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     await expectServesWhole(port, scenario);
   }, 240_000);
 
+  it("--gc registry: garbage-collect runs in a helper on the registry's network, with its config and env, while it is paused", async () => {
+    const bucket = 'container-s3-gc';
+    await rgw.createBucket(bucket);
+    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: '/reg' };
+    const config = path.join(dir, 'gc.yml');
+    await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true } }, http: { addr: ':5000' } }));
+    const name = uniqueName('reg-s3-gc');
+    names.push(name);
+    const port = await freePort();
+    const keys = [`REGISTRY_STORAGE_S3_ACCESSKEY=${S3_ACCESS_KEY}`, `REGISTRY_STORAGE_S3_SECRETKEY=${S3_SECRET_KEY}`];
+    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env: keys });
+    const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
+    const run = await runCli([name, '--yes', '--json', '--grace', '0s', '--gc', 'registry'], { env: ENV });
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as RealReport & { gc: { mode: string; ran: boolean; exitCode: number | null } };
+    expect(report.gc).toMatchObject({ mode: 'registry', ran: true, exitCode: 0 });
+    expect(report.predicted.blobs).toBeGreaterThan(0);
+    expect(report.freed).toEqual(report.predicted);
+    expect(report.problems).toEqual([]);
+    expect(await containerState(name)).toMatchObject({ running: true, paused: false });
+    await expectServesWhole(port, scenario);
+  }, 240_000);
+
   it('a run killed in its window: the watchdog brings the registry back, the next run finishes the work', async () => {
     const bucket = 'container-s3-kill';
     await rgw.createBucket(bucket);

@@ -7,9 +7,9 @@
  * the tree: every kept digest pulls whole through the registry again, every
  * purged one is gone. A second run finds nothing; a run while another holds
  * the bucket's lock exits 75; what is not built for buckets is refused with
- * exit 2, the bucket unchanged.
+ * exit 2, the bucket unchanged. `--gc registry` runs the registry's own
+ * garbage-collect on the bucket, with the registry's config.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RegistryClient, registryBinary } from '../../scripts/registryClient.js';
@@ -17,8 +17,8 @@ import { openBucketClient } from '../../src/storage/s3/client.js';
 import { BucketLock } from '../../src/storage/s3/lock.js';
 import { runCli } from '../support/cli.js';
 import { RADOSGW_MISSING, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY } from '../support/radosgw.js';
-import { keysOf, pushOnBucketAndDisk, registryVersions, startS3Registry, withRadosgw } from '../support/s3Registry.js';
-import { type Scenario, pushMixedScenario } from '../support/scenario.js';
+import { keysOf, pushOnBucket, pushOnBucketAndDisk, registryVersions, startS3Registry, withRadosgw } from '../support/s3Registry.js';
+import type { Scenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 
 const V2_BIN = registryBinary();
@@ -105,18 +105,32 @@ describe.skipIf(skip !== undefined)('a real run on a bucket, from the registry c
     }, 300_000);
   }
 
+  for (const [version, bin, bucket] of registryVersions('gc')) {
+    it.skipIf(bin === undefined)(`${version}: --gc registry runs the registry's garbage-collect on the bucket with its own config, and frees what was predicted`, async () => {
+      const { rgw, dir } = at;
+      const { config, scenario } = await pushOnBucket(bin as string, rgw, bucket, dir);
+      const run = await runCli(['--config', config, '--yes', '--json', '--grace', '0s', '--gc', 'registry', '--registry-bin', bin as string], { env: ENV });
+      expect(run.code, run.stderr).toBe(0);
+      const report = JSON.parse(run.stdout) as Report & { gc: { exitCode: number | null; command: string[] | null } };
+      expectValidReport(report);
+      expect(report.gc).toMatchObject({ mode: 'registry', ran: true, exitCode: 0 });
+      expect(report.gc.command).toContain(config);
+      expect(report.predicted.blobs).toBeGreaterThan(0);
+      expect(report.freed).toEqual(report.predicted);
+      expect(report.problems).toEqual([]);
+      const registry = await startS3Registry(bin as string, rgw, bucket, '/reg');
+      try {
+        await expectPurged(new RegistryClient(registry.url), scenario);
+      } finally {
+        await registry.stop();
+      }
+    }, 240_000);
+  }
+
   it.skipIf(V2_BIN === undefined)('one run at a time: a second run exits 75 while the lock is held; options not built for buckets exit 2; nothing changes', async () => {
     const { rgw, dir } = at;
     const bucket = 'real-lock';
-    await rgw.createBucket(bucket);
-    const config = path.join(dir, `${bucket}.yml`);
-    const registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg');
-    try {
-      await pushMixedScenario(new RegistryClient(registry.url));
-      await fs.writeFile(config, registry.configText);
-    } finally {
-      await registry.stop();
-    }
+    const { config } = await pushOnBucket(V2_BIN as string, rgw, bucket, dir);
     const keys = await keysOf(rgw, bucket);
     const location = { bucket, region: S3_REGION, endpoint: rgw.endpoint, forcePathStyle: true, rootdirectory: '/reg', credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY }, secure: false, skipVerify: false };
     const client = await openBucketClient(location);
@@ -134,7 +148,6 @@ describe.skipIf(skip !== undefined)('a real run on a bucket, from the registry c
       [['--quarantine', '1d'], '--quarantine'],
       [['--journal', path.join(dir, 'journal')], '--journal'],
       [['--stale-uploads', '1d'], '--stale-uploads'],
-      [['--gc', 'registry', '--registry-bin', V2_BIN as string], '--gc registry'],
     ] as const) {
       const refused = await runCli(['--config', config, '--yes', ...option], { env: ENV });
       expect(refused.code, refused.stderr).toBe(2);

@@ -133,21 +133,23 @@ export function withRadosgw(prefix: string): { readonly rgw: Radosgw; readonly d
   return held;
 }
 
-/**
- * The mixed scenario pushed through `bin` twice: into `bucket` (below /reg; the
- * config it served with written to `dir`) and onto a filesystem root in `dir`.
- */
-export async function pushOnBucketAndDisk(bin: string, rgw: Radosgw, bucket: string, dir: string): Promise<{ config: string; root: string; scenario: Scenario }> {
+/** The mixed scenario pushed through `bin` into `bucket` (below /reg), with the config it served with written to `dir`. */
+export async function pushOnBucket(bin: string, rgw: Radosgw, bucket: string, dir: string): Promise<{ config: string; scenario: Scenario }> {
   await rgw.createBucket(bucket);
   const config = path.join(dir, `${bucket}.yml`);
   const registry = await startS3Registry(bin, rgw, bucket, '/reg');
-  let scenario: Scenario;
   try {
-    scenario = await pushMixedScenario(new RegistryClient(registry.url));
+    const scenario = await pushMixedScenario(new RegistryClient(registry.url));
     await fs.writeFile(config, registry.configText);
+    return { config, scenario };
   } finally {
     await registry.stop();
   }
+}
+
+/** The same, and the same scenario onto a filesystem root in `dir`. */
+export async function pushOnBucketAndDisk(bin: string, rgw: Radosgw, bucket: string, dir: string): Promise<{ config: string; root: string; scenario: Scenario }> {
+  const { config, scenario } = await pushOnBucket(bin, rgw, bucket, dir);
   const root = path.join(dir, `${bucket}-fs`);
   await fs.mkdir(root);
   const onRoot = new RegistryOnRoot(() => root, bin);

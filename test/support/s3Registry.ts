@@ -27,8 +27,8 @@ export interface S3Registry {
   stop(): Promise<void>;
 }
 
-/** The registry's config for a bucket of this radosgw. */
-function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, port: number): string {
+/** The registry's config for a bucket of this radosgw; `redis`: its blob descriptor cache in Redis (this `redis` section), else in memory. */
+function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, port: number, redis?: Record<string, unknown>): string {
   return dump({
     version: '0.1',
     log: { level: 'warn', accesslog: { disabled: true } },
@@ -46,16 +46,17 @@ function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, p
       },
       delete: { enabled: true },
       redirect: { disable: true },
-      cache: { blobdescriptor: 'inmemory' },
+      cache: { blobdescriptor: redis ? 'redis' : 'inmemory' },
     },
+    ...(redis ? { redis } : {}),
     http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
   });
 }
 
 /** Serves the bucket with `bin` until stop(). */
-export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string, rootdirectory = '/'): Promise<S3Registry> {
+export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string, rootdirectory = '/', redis?: Record<string, unknown>): Promise<S3Registry> {
   const port = await freePort();
-  const configText = s3RegistryConfig(rgw, bucket, rootdirectory, port);
+  const configText = s3RegistryConfig(rgw, bucket, rootdirectory, port, redis);
   const configDir = await tempDir('regsweep-s3-registry-');
   const configPath = path.join(configDir, 'config.yml');
   await fs.writeFile(configPath, configText);

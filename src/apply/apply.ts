@@ -345,10 +345,15 @@ export async function applyPlan(root: string, plan: Plan, options: ApplyOptions 
   return result;
 }
 
+const isCurrent = (link: LinkRead, digest: string): boolean => 'digest' in link && link.digest === digest;
+
 /**
  * After the window, while the registry serves: the tag history entries
- * applyPlan left (deferIndexEntries). An entry whose revision is linked again
- * (the digest was pushed again since the window) stays: that push wrote it.
+ * applyPlan left (deferIndexEntries). An entry the digest's push since the
+ * window wrote again stays: an `untagged` entry's revision went in the window,
+ * so its link back means a push; a `history` entry's revision stays (another
+ * tag or a child keeps it), so only the tag naming it again as its current
+ * one means a push there.
  */
 export async function removeIndexEntries(root: string, applied: ApplyResult, remover: Remover): Promise<void> {
   const layout = new Layout(root);
@@ -356,7 +361,7 @@ export async function removeIndexEntries(root: string, applied: ApplyResult, rem
   for (const i of positionsIn(at.splice(0))) {
     const entry = from.at(i) as PlannedIndexEntry;
     const { repository: name, tag, digest } = entry;
-    if (fs.existsSync(layout.pathFor({ kind: 'revisionLink', name, digest }))) continue;
+    if (entry.reason === 'untagged' ? fs.existsSync(layout.pathFor({ kind: 'revisionLink', name, digest })) : isCurrent(readLink(layout.pathFor({ kind: 'tagCurrentLink', name, tag })), digest)) continue;
     await remover.linkDirectory(layout.pathFor({ kind: 'tagIndexEntryDir', name, tag, digest }));
     applied.indexEntries.push(entry);
     applied.removals++;

@@ -130,6 +130,34 @@ describe('removeIndexEntries (after the window)', () => {
       remover.close();
     }
   });
+
+  it('takes a history entry whose revision another tag keeps, but not once its tag names that digest again', async () => {
+    // `kept` was latest before `newest`, and `stable` still names it: its revision stays, latest's history entry goes.
+    const kept = await w.image('app', { seed: 'kept', tag: 'latest' });
+    await w.tag('app', 'stable', kept.digest);
+    const older = await w.image('web', { seed: 'older', tag: 'latest' });
+    await w.tag('web', 'stable', older.digest);
+    await w.image('app', { seed: 'newest', tag: 'latest' });
+    await w.image('web', { seed: 'newer', tag: 'latest' });
+    const { plan } = await planOf();
+    expect(plan.manifests.length).toBe(0);
+    expect([...plan.indexEntries].map((e) => `${e.repository}:${e.tag}@${e.digest} ${e.reason}`).sort()).toEqual([`app:latest@${kept.digest} history`, `web:latest@${older.digest} history`]);
+    const remover = Remover.open(root, { trash: trashFor(root) });
+    try {
+      const applied = await applyPlan(root, plan, { remover, deferIndexEntries: true });
+      // Since the window, web:latest was pushed back to `older`.
+      await w.tag('web', 'latest', older.digest);
+
+      await removeIndexEntries(root, applied, remover);
+
+      expect([...applied.indexEntries].map((e) => e.digest)).toEqual([kept.digest]);
+      const entry = (name: string, digest: typeof kept.digest) => w.layout.pathFor({ kind: 'tagIndexEntryLink', name, tag: 'latest', digest });
+      await expect(fs.stat(entry('app', kept.digest))).rejects.toThrow();
+      expect(await fs.readFile(entry('web', older.digest), 'utf8')).toBe(older.digest);
+    } finally {
+      remover.close();
+    }
+  });
 });
 
 describe('Remover', () => {

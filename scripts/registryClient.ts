@@ -164,6 +164,8 @@ interface RegistryConfigOptions {
   redis?: Record<string, unknown>;
   /** `http.secret` (default random): the same one lets an upload started before a restart go on after it. */
   secret?: string;
+  /** The storage driver's section and any beside it, e.g. `{ s3: { bucket, … }, redirect: { disable: true } }` (default `{ filesystem: { rootdirectory: root } }`). */
+  driver?: Record<string, unknown>;
 }
 
 function registryConfig(root: string, port: number, opts: RegistryConfigOptions = {}): string {
@@ -172,7 +174,7 @@ function registryConfig(root: string, port: number, opts: RegistryConfigOptions 
     // warn keeps failures readable; access logs would only be noise.
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: {
-      filesystem: { rootdirectory: root },
+      ...(opts.driver ?? { filesystem: { rootdirectory: root } }),
       delete: { enabled: true },
       // As in the official image: this cache is what hides swept blobs (see DOMAIN.md).
       cache: { blobdescriptor: opts.blobdescriptor ?? 'inmemory' },
@@ -183,10 +185,13 @@ function registryConfig(root: string, port: number, opts: RegistryConfigOptions 
   });
 }
 
-/** The caller's environment minus `REGISTRY_*`, which would override the config file. */
+/**
+ * The caller's environment minus `REGISTRY_*`, which would override the config
+ * file, and `AWS_CA_BUNDLE` (2.8.2's s3 driver panics on this machine's).
+ */
 function registryEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.toUpperCase().startsWith('REGISTRY_')),
+    Object.entries(process.env).filter(([key]) => !key.toUpperCase().startsWith('REGISTRY_') && key !== 'AWS_CA_BUNDLE'),
   );
 }
 

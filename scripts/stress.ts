@@ -1,7 +1,9 @@
 /**
  * `npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]`:
  * proof by difference of `--gc builtin` against the registry's own garbage-collect.
- * (`npm run stress -- --crash N` kills real runs instead: scripts/crash.ts.)
+ * (`npm run stress -- --crash N` kills real runs instead: scripts/crash.ts;
+ * `npm run stress -- --s3 --seeds N` runs the same scenarios on a radosgw
+ * bucket against a disk: scripts/stressS3.ts.)
  *
  * For each seed and registry version:
  *  1. A seeded PRNG chooses a small scenario (nested repository names, tag
@@ -44,7 +46,6 @@ import {
   type Platform,
   MediaTypes,
   RegistryClient,
-  type RunningRegistry,
   blobBytes,
   digestOf,
   pushImage,
@@ -153,6 +154,8 @@ interface Pushed {
   digest: string;
   kind: 'image' | 'index';
   mediaType: string;
+  /** Bytes of the manifest as pushed. */
+  size: number;
   children: string[];
   subject?: string;
   deleted: boolean;
@@ -190,6 +193,9 @@ const ACTIONS = {
 } as const;
 type Action = keyof typeof ACTIONS;
 
+/** A registry config's storage driver section, `{ s3: { … } }`; a filesystem root when absent. */
+export type StorageDriver = Record<string, unknown>;
+
 const hexOf = (digest: string): string => digest.slice(digest.indexOf(':') + 1);
 
 class TreeGenerator {
@@ -199,7 +205,8 @@ class TreeGenerator {
   private counter = 0;
 
   constructor(
-    private readonly registry: RunningRegistry,
+    /** The registry's `http://127.0.0.1:PORT`: everything is read back through it, whatever its storage driver. */
+    private readonly url: string,
     private readonly client: RegistryClient,
     private readonly rng: Rng,
     private readonly seed: number,
@@ -301,7 +308,7 @@ class TreeGenerator {
     });
     if (!opts.subject) this.features.images++;
     const d = pushed.descriptor;
-    return this.record(repo, { digest: d.digest, kind: 'image', mediaType: d.mediaType, children: [], subject: opts.subject?.digest }, opts.tag);
+    return this.record(repo, { digest: d.digest, kind: 'image', mediaType: d.mediaType, size: d.size, children: [], subject: opts.subject?.digest }, opts.tag);
   }
 
   private async multiArch(repo: Repo, format: 'docker' | 'oci'): Promise<void> {
@@ -324,17 +331,27 @@ class TreeGenerator {
       children: children.map((c, i) => ({ ...this.descriptor(c), platform: PLATFORMS[i % PLATFORMS.length] })),
     });
     this.features[format === 'docker' ? 'lists' : 'indexes']++;
-    this.record(repo, { digest: d.digest, kind: 'index', mediaType: d.mediaType, children: children.map((c) => c.digest) }, tag);
+    this.record(repo, { digest: d.digest, kind: 'index', mediaType: d.mediaType, size: d.size, children: children.map((c) => c.digest) }, tag);
   }
 
-  private blobPath(digest: string): string {
-    const hex = hexOf(digest);
-    return path.join(this.registry.root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
-  }
-
-  /** A pushed manifest's descriptor, its size read back from the storage. */
+  /** A pushed manifest's descriptor. */
   private descriptor(m: Pushed): Descriptor {
-    return { mediaType: m.mediaType, digest: m.digest, size: statSync(this.blobPath(m.digest)).size };
+    return { mediaType: m.mediaType, digest: m.digest, size: m.size };
+  }
+
+  /** A manifest's bytes as the registry serves them (exactly as pushed). */
+  private async manifestBytes(repo: Repo, m: Pushed): Promise<Buffer> {
+    const got = await this.client.getManifest(repo.name, m.digest);
+    if (got.status !== 200 || digestOf(got.body) !== m.digest) throw new Error(`GET manifest ${repo.name}@${m.digest}: HTTP ${got.status}, ${digestOf(got.body)}`);
+    return got.body;
+  }
+
+  /** A blob's bytes through the registry (its storage may be a bucket). */
+  private async blob(repo: Repo, digest: string): Promise<Buffer> {
+    const res = await fetch(`${this.url}/v2/${repo.name}/blobs/${digest}`, { redirect: 'error' });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200 || digestOf(bytes) !== digest) throw new Error(`GET blob ${repo.name}@${digest}: HTTP ${res.status}`);
+    return bytes;
   }
 
   private async referrer(repo: Repo): Promise<void> {
@@ -359,7 +376,7 @@ class TreeGenerator {
         children: [this.descriptor(child)],
       });
       this.features.referrerIndexes++;
-      this.record(repo, { digest: d.digest, kind: 'index', mediaType: d.mediaType, children: [child.digest], subject: subject.digest }, fallback);
+      this.record(repo, { digest: d.digest, kind: 'index', mediaType: d.mediaType, size: d.size, children: [child.digest], subject: subject.digest }, fallback);
       return;
     }
     await this.image(repo, { subject: this.descriptor(subject), tag: fallback });
@@ -371,7 +388,8 @@ class TreeGenerator {
     const tag = `sha256-${ghost}.sig`;
     const pushed = await pushImage(this.client, repo.name, { seed: this.name('ghost-sig'), tag, format: 'oci', layers: 1 });
     this.features.danglingFallbackTags++;
-    this.record(repo, { digest: pushed.descriptor.digest, kind: 'image', mediaType: pushed.descriptor.mediaType, children: [] }, tag);
+    const d = pushed.descriptor;
+    this.record(repo, { digest: d.digest, kind: 'image', mediaType: d.mediaType, size: d.size, children: [] }, tag);
   }
 
   /**
@@ -391,12 +409,12 @@ class TreeGenerator {
 
   /** An upload started and fed some bytes, never finished: it stays under _uploads. */
   private async unfinishedUpload(name: string): Promise<void> {
-    const start = await fetch(`${this.registry.url}/v2/${name}/blobs/uploads/`, { method: 'POST', redirect: 'error' });
+    const start = await fetch(`${this.url}/v2/${name}/blobs/uploads/`, { method: 'POST', redirect: 'error' });
     await start.body?.cancel();
     const location = start.headers.get('location');
     if (start.status !== 202 || !location) throw new Error(`start upload to ${name}: HTTP ${start.status}`);
-    const url = new URL(location, this.registry.url);
-    if (url.origin !== new URL(this.registry.url).origin) throw new Error(`upload redirected to ${url.href}`);
+    const url = new URL(location, this.url);
+    if (url.origin !== new URL(this.url).origin) throw new Error(`upload redirected to ${url.href}`);
     const patch = await fetch(url, {
       method: 'PATCH',
       redirect: 'error',
@@ -414,7 +432,7 @@ class TreeGenerator {
     const target = this.live(repo, (m) => m.digest !== repo.tags.get(tag) && this.intact(repo, m));
     if (target.length === 0) return void (await this.image(repo, { tag }));
     const m = this.rng.pick(target);
-    await this.client.pushManifest(repo.name, tag, await fs.readFile(this.blobPath(m.digest)), m.mediaType);
+    await this.client.pushManifest(repo.name, tag, await this.manifestBytes(repo, m), m.mediaType);
     this.features.repointed++;
     this.tag(repo, tag, m.digest);
   }
@@ -450,7 +468,7 @@ class TreeGenerator {
     const tag = this.rng.chance(0.6) ? this.rng.pick(TAGS) : undefined;
     const d = await this.client.pushManifest(repo.name, tag ?? digestOf(body), body, MediaTypes.dockerManifest);
     this.features.foreignLayers++;
-    this.record(repo, { digest: d.digest, kind: 'image', mediaType: d.mediaType, children: [] }, tag);
+    this.record(repo, { digest: d.digest, kind: 'image', mediaType: d.mediaType, size: d.size, children: [] }, tag);
   }
 
   /**
@@ -482,7 +500,7 @@ class TreeGenerator {
   }
 
   private async copy(from: Repo, to: Repo, m: Pushed, tag: string | undefined): Promise<void> {
-    const bytes = await fs.readFile(this.blobPath(m.digest));
+    const bytes = await this.manifestBytes(from, m);
     if (m.kind === 'index') {
       for (const child of m.children) {
         const pushed = from.manifests.get(child);
@@ -493,10 +511,10 @@ class TreeGenerator {
       const json = JSON.parse(bytes.toString('utf8')) as { config: Descriptor; layers: Array<Descriptor & { urls?: string[] }> };
       // A foreign layer is not pushed (its bytes may not even be here).
       const blobs = [json.config, ...json.layers.filter((l) => !l.urls?.length)];
-      for (const blob of blobs) await this.client.pushBlob(to.name, await fs.readFile(this.blobPath(blob.digest)));
+      for (const blob of blobs) await this.client.pushBlob(to.name, await this.blob(from, blob.digest));
     }
     await this.client.pushManifest(to.name, tag ?? m.digest, bytes, m.mediaType);
-    this.record(to, { digest: m.digest, kind: m.kind, mediaType: m.mediaType, children: m.children, subject: m.subject }, tag);
+    this.record(to, { digest: m.digest, kind: m.kind, mediaType: m.mediaType, size: m.size, children: m.children, subject: m.subject }, tag);
   }
 
   private purgeArgs(): string[] {
@@ -521,18 +539,19 @@ class TreeGenerator {
 }
 
 /**
- * Serves `root` with `bin`, pushes the scenario of `seed` and stops the
- * registry. The registry refuses manifests whose layers carry URLs unless
+ * Serves `root` with `bin` (or the storage `driver` names, e.g. an s3
+ * bucket), pushes the scenario of `seed` and stops the registry. The
+ * registry refuses manifests whose layers carry URLs unless
  * `validation.manifests.urls.allow` says otherwise, and startRegistry drops
  * REGISTRY_* variables: a wrapper script in `work` sets it.
  */
-export async function buildTree(root: string, seed: number, bin: string, work: string): Promise<TreeSummary> {
+export async function buildTree(root: string, seed: number, bin: string, work: string, driver?: StorageDriver): Promise<TreeSummary> {
   const wrapper = path.join(work, 'registry-allowing-layer-urls');
   const quoted = `'${bin.replaceAll("'", `'\\''`)}'`;
   await fs.writeFile(wrapper, `#!/bin/sh\nREGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW='["^https://"]'\nexport REGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW\nexec ${quoted} "$@"\n`, { mode: 0o755 });
-  const registry = await startRegistry(root, { bin: wrapper });
+  const registry = await startRegistry(root, { bin: wrapper, driver });
   try {
-    return await new TreeGenerator(registry, new RegistryClient(registry.url), new Rng(seed), seed).generate();
+    return await new TreeGenerator(registry.url, new RegistryClient(registry.url), new Rng(seed), seed).generate();
   } finally {
     await registry.stop();
   }
@@ -541,7 +560,7 @@ export async function buildTree(root: string, seed: number, bin: string, work: s
 // ---------------------------------------------------------------------------
 // What a storage tree holds, read straight from the files
 
-interface Listing {
+export interface Listing {
   /** Digests whose blobs/…/<hex>/data exists. */
   blobs: Set<string>;
   /** Anything else under blobs/ than <alg>/<2 hex>/<hex>/data (an emptied blob directory, a stray file). */
@@ -563,7 +582,7 @@ interface Listing {
 type Category = keyof Listing;
 const CATEGORIES: Category[] = ['blobs', 'blobOther', 'revisions', 'tags', 'tagIndex', 'layers', 'uploads', 'other'];
 
-async function filesUnder(dir: string): Promise<string[]> {
+export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
@@ -612,7 +631,7 @@ function withContent(key: string, expected: string, content: string): string {
   return content === expected ? key : `${key} -> ${JSON.stringify(content)}`;
 }
 
-async function listTree(root: string): Promise<Listing> {
+export async function listTree(root: string): Promise<Listing> {
   const listing = Object.fromEntries(CATEGORIES.map((c) => [c, new Set<string>()])) as unknown as Listing;
   const v2 = path.join(root, 'docker/registry/v2');
   for (const rel of await filesUnder(path.join(v2, 'blobs'))) {
@@ -631,7 +650,7 @@ async function listTree(root: string): Promise<Listing> {
 // ---------------------------------------------------------------------------
 // The comparison
 
-interface Difference {
+export interface Difference {
   /** What differs: a listing category, or `prediction`, `pull`, `run`. */
   what: string;
   /** Entries only on A (regsweep --gc builtin). */
@@ -641,7 +660,7 @@ interface Difference {
   note?: string;
 }
 
-function setDifference(what: string, a: Set<string>, b: Set<string>, note?: string): Difference | undefined {
+export function setDifference(what: string, a: Set<string>, b: Set<string>, note?: string): Difference | undefined {
   const onlyInA = [...a].filter((x) => !b.has(x)).sort();
   const onlyInB = [...b].filter((x) => !a.has(x)).sort();
   return onlyInA.length + onlyInB.length > 0 ? { what, onlyInA, onlyInB, ...(note ? { note } : {}) } : undefined;
@@ -697,7 +716,7 @@ export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toUpperCase().startsWith('REGISTRY_')));
 }
 
-interface Ran {
+export interface Ran {
   command: string[];
   code: number | null;
   stdout: string;
@@ -716,7 +735,7 @@ function run(command: string, args: string[]): Promise<Ran> {
   });
 }
 
-const regsweep = (args: string[]): Promise<Ran> => run(process.execPath, [REGSWEEP, ...args]);
+export const regsweep = (args: string[]): Promise<Ran> => run(process.execPath, [REGSWEEP, ...args]);
 
 async function writeConfig(file: string, root: string): Promise<void> {
   await fs.writeFile(file, dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: root }, delete: { enabled: true } } }));
@@ -759,9 +778,9 @@ export async function findRegistries(): Promise<RegistryBinary[]> {
   return [...found].map(([version, bin]) => ({ version, bin }));
 }
 
-/** Pulls every ref (`repository:tag` or `repository@digest`) whole from `root` served by `bin`; the failures, each `ref: why`. */
-export async function pullAll(root: string, bin: string, refs: string[]): Promise<{ ok: number; failed: string[] }> {
-  const registry = await startRegistry(root, { bin });
+/** Pulls every ref (`repository:tag` or `repository@digest`) whole from `root` (or `driver`'s storage) served by `bin`; the failures, each `ref: why`. */
+export async function pullAll(root: string, bin: string, refs: string[], driver?: StorageDriver): Promise<{ ok: number; failed: string[] }> {
+  const registry = await startRegistry(root, { bin, driver });
   try {
     const client = new RegistryClient(registry.url);
     const failed: string[] = [];
@@ -779,16 +798,19 @@ export async function pullAll(root: string, bin: string, refs: string[]): Promis
   }
 }
 
+/** Pulls refs whole from one side: how many pulled, and the failures, each `ref: why`. */
+export type Puller = (refs: string[]) => Promise<{ ok: number; failed: string[] }>;
+
 /**
  * Pulls every ref from A; what fails there is pulled from B too. A ref that
  * fails on A only is a difference; one that fails on both was broken by the
  * scenario itself (an index whose child was deleted through the API).
  */
-async function comparePulls(s: Sides, bin: string, refs: string[]): Promise<{ ok: number; failedOnBoth: string[]; difference?: Difference }> {
-  const onA = await pullAll(s.a, bin, refs);
+export async function comparePulls(pullA: Puller, pullB: Puller, refs: string[]): Promise<{ ok: number; failedOnBoth: string[]; difference?: Difference }> {
+  const onA = await pullA(refs);
   if (onA.failed.length === 0) return { ok: onA.ok, failedOnBoth: [] };
   const refOf = (failure: string): string => failure.slice(0, failure.indexOf(': '));
-  const onB = await pullAll(s.b, bin, onA.failed.map(refOf));
+  const onB = await pullB(onA.failed.map(refOf));
   const failsOnB = new Set(onB.failed.map(refOf));
   const onlyA = onA.failed.filter((f) => !failsOnB.has(refOf(f)));
   const both = onA.failed.filter((f) => failsOnB.has(refOf(f))).map(refOf);
@@ -799,7 +821,8 @@ async function comparePulls(s: Sides, bin: string, refs: string[]): Promise<{ ok
   };
 }
 
-function pullRefs(listing: Listing): string[] {
+/** Every tag and revision a tree holds, as refs to pull. */
+export function pullRefs(listing: Listing): string[] {
   const tags = [...listing.tags].map((t) => t.split(' -> ')[0] as string);
   const revisions = [...listing.revisions].map((r) => r.split(' -> ')[0] as string);
   return [...tags.sort(), ...revisions.sort()];
@@ -843,7 +866,7 @@ interface Sides {
   log: Record<string, string>;
 }
 
-function problemsOf(ran: Ran): string[] {
+export function problemsOf(ran: Ran): string[] {
   try {
     const report = JSON.parse(ran.stdout) as { problems?: Array<{ message?: string } | string> };
     return (report.problems ?? []).map((p) => (typeof p === 'string' ? p : (p.message ?? JSON.stringify(p))));
@@ -852,7 +875,7 @@ function problemsOf(ran: Ran): string[] {
   }
 }
 
-function runFailure(what: string, ran: Ran): Difference {
+export function runFailure(what: string, ran: Ran): Difference {
   return { what: 'run', onlyInA: [], onlyInB: [], note: `${what} exited ${ran.code}: ${(ran.stderr || ran.stdout).trim().split('\n').slice(-5).join(' | ')}` };
 }
 
@@ -923,7 +946,8 @@ export async function runSeed(opts: SeedOptions): Promise<SeedResult> {
     if (sides.predicted !== undefined && sides.predicted !== swept) {
       differences.push({ what: 'prediction', onlyInA: [], onlyInB: [], note: `regsweep on A predicted ${sides.predicted} blobs swept, A lost ${swept}` });
     }
-    const pulls = await comparePulls(s, opts.registry.bin, pullRefs(a));
+    const { bin } = opts.registry;
+    const pulls = await comparePulls((refs) => pullAll(s.a, bin, refs), (refs) => pullAll(s.b, bin, refs), pullRefs(a));
     if (pulls.difference) differences.push(pulls.difference);
     const result: SeedResult = {
       seed: opts.seed,
@@ -954,10 +978,22 @@ export async function runSeed(opts: SeedOptions): Promise<SeedResult> {
 // ---------------------------------------------------------------------------
 // Reporting and the command line
 
-function featureList(f: Record<Feature, number>): string {
+export function featureList(f: Record<Feature, number>): string {
   return FEATURES.filter((k) => f[k] > 0)
     .map((k) => `${k} ${f[k]}`)
     .join(', ');
+}
+
+/** Every differing entry on each side, the sides named by `names` (`A (…)`, `B (…)`: the first word is the short name). */
+export function differenceLines(differences: Difference[], names: [string, string]): string[] {
+  const [a, b] = names.map((n) => n.split(' ')[0] as string);
+  const lines: string[] = [];
+  for (const d of differences) {
+    lines.push(`  ${d.what}: ${d.onlyInA.length} only in ${names[0]}, ${d.onlyInB.length} only in ${names[1]}${d.note ? ` — ${d.note}` : ''}`);
+    for (const x of d.onlyInA) lines.push(`    ${a} only: ${x}`);
+    for (const x of d.onlyInB) lines.push(`    ${b} only: ${x}`);
+  }
+  return lines;
 }
 
 /** One line per seed, then on a difference every differing entry on each side. */
@@ -971,11 +1007,7 @@ export function formatResult(r: SeedResult): string {
   const lines = [head, `  scenario: ${featureList(r.summary.features)}`];
   if (r.pulls.failedOnBoth.length > 0) lines.push(`  broken on both sides alike, by the scenario: ${r.pulls.failedOnBoth.join(', ')}`);
   if (r.problems.a.length + r.problems.b.length > 0) lines.push(`  problems reported: A ${JSON.stringify(r.problems.a)} B ${JSON.stringify(r.problems.b)}`);
-  for (const d of r.differences) {
-    lines.push(`  ${d.what}: ${d.onlyInA.length} only in A (builtin), ${d.onlyInB.length} only in B (registry)${d.note ? ` — ${d.note}` : ''}`);
-    for (const x of d.onlyInA) lines.push(`    A only: ${x}`);
-    for (const x of d.onlyInB) lines.push(`    B only: ${x}`);
-  }
+  lines.push(...differenceLines(r.differences, ['A (builtin)', 'B (registry)']));
   if (r.keptAt) lines.push(`  trees kept in ${r.keptAt}`);
   return `${lines.join('\n')}\n`;
 }
@@ -989,6 +1021,8 @@ interface Args {
   crash?: number;
   shapes: string[];
   pick: string;
+  /** `--s3`: the scenarios on a radosgw bucket against the same on a disk (scripts/stressS3.ts). */
+  s3: boolean;
 }
 
 function wholeNumber(name: string, value: string | undefined, fallback: number): number {
@@ -1000,8 +1034,9 @@ function wholeNumber(name: string, value: string | undefined, fallback: number):
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' }, crash: { type: 'string' }, shapes: { type: 'string' }, pick: { type: 'string' } },
+    options: { seeds: { type: 'string' }, first: { type: 'string' }, versions: { type: 'string' }, 'keep-failures': { type: 'string' }, crash: { type: 'string' }, shapes: { type: 'string' }, pick: { type: 'string' }, s3: { type: 'boolean' } },
   });
+  if (values.s3 && values.crash !== undefined) throw new Error('--s3 and --crash do not go together');
   const shapes = (values.shapes ?? 'path,container').split(',').filter(Boolean);
   for (const shape of shapes) if (shape !== 'path' && shape !== 'container') throw new Error(`--shapes takes path and container, not ${shape}`);
   const pick = values.pick ?? 'uniform';
@@ -1014,6 +1049,7 @@ function parseArgs(argv: string[]): Args {
     crash: values.crash === undefined ? undefined : wholeNumber('crash', values.crash, 0),
     shapes,
     pick,
+    s3: values.s3 ?? false,
   };
 }
 
@@ -1022,7 +1058,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
   } catch (error) {
-    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]\n       npm run stress -- --crash N [--first S] [--shapes path,container] [--pick uniform|kinds] [--keep-failures DIR]`);
+    console.error(`stress: ${(error as Error).message}\nusage: npm run stress -- [--s3] --seeds N [--first S] [--versions 2.8.2,3.0.0] [--keep-failures DIR]\n       npm run stress -- --crash N [--first S] [--shapes path,container] [--pick uniform|kinds] [--keep-failures DIR]`);
     return 2;
   }
   const registries = await findRegistries();
@@ -1036,6 +1072,10 @@ async function main(argv: string[]): Promise<number> {
   if (args.crash !== undefined) {
     const { crashMain } = await import('./crash.js');
     return crashMain({ kills: args.crash, first: args.first, shapes: args.shapes as Array<'path' | 'container'>, registry: usable[0] as RegistryBinary, pick: args.pick as 'uniform' | 'kinds', keepFailures: args.keepFailures });
+  }
+  if (args.s3) {
+    const { s3Main } = await import('./stressS3.js');
+    return s3Main({ seeds: args.seeds, first: args.first, registries: usable, keepFailures: args.keepFailures });
   }
   const different: string[] = [];
   const started = Date.now();

@@ -35,6 +35,7 @@ import { WORTH } from './storage/swap.js';
 import type { ScanPool } from './storage/scanPool.js';
 import type { RequestCount } from './storage/s3/client.js';
 import type { BucketSource } from './storage/s3/source.js';
+import { findStaleUploadsInBucket } from './storage/s3/uploads.js';
 import { PROCESS_CLOCK, type StorageClock } from './storage/storageClock.js';
 import { failpoint } from './util/failpoint.js';
 
@@ -346,12 +347,24 @@ function prepareWindow(root: string, planned: TreePlan, remover: Remover, uses: 
   return { apply, swept };
 }
 
+/** The repositories the arguments name, or undefined for all. */
+function namedRepositories(options: SweepOptions): Set<string> | undefined {
+  const named = new Set((options.selectors ?? []).map((s) => s.repository));
+  return named.size > 0 ? named : undefined;
+}
+
 /** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */
 function staleUploadsOf(root: string, options: SweepOptions, now: number): StaleUpload[] | undefined {
   if (options.staleUploadsMs === undefined) return undefined;
-  const named = new Set((options.selectors ?? []).map((s) => s.repository));
-  const repositories = findRepositories(new Layout(root), []).filter((r) => named.size === 0 || named.has(r.name));
+  const named = namedRepositories(options);
+  const repositories = findRepositories(new Layout(root), []).filter((r) => !named || named.has(r.name));
   return findStaleUploads(root, repositories, now - options.staleUploadsMs);
+}
+
+/** A dry run on a bucket: its stale uploads, read now (a real run finds them in its window: bucketApply.ts). */
+async function staleInBucket(source: BucketSource, options: SweepOptions, now: number): Promise<StaleUpload[] | undefined> {
+  if (options.staleUploadsMs === undefined) return undefined;
+  return findStaleUploadsInBucket(source.client, source.concurrency, now - options.staleUploadsMs, namedRepositories(options));
 }
 
 function uploadAmount(uploads: readonly StaleUpload[] | undefined): SweepReport['staleUploads'] {
@@ -424,7 +437,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = source ? undefined : staleUploadsOf(root, options, started);
-  report.staleUploads = uploadAmount(stale);
+  report.staleUploads = uploadAmount(source && options.dryRun ? await staleInBucket(source, options, started) : stale);
   if (source) report.requests = requestsOf(source);
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
@@ -532,7 +545,6 @@ function refuseOnBucket(source: BucketSource, options: SweepOptions): void {
   };
   if (options.quarantineMs !== undefined) refuse('--quarantine');
   if (options.journal) refuse('--journal');
-  if (options.staleUploadsMs !== undefined) refuse('--stale-uploads');
 }
 
 interface BucketRun {
@@ -577,7 +589,8 @@ async function bucketWindow(source: BucketSource, options: SweepOptions, run: Bu
   const sweep = skipped ? undefined : { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore };
   const started = Date.now();
   const { signal, onStarted } = window;
-  const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, signal, onProgress: options.onProgress });
+  const uploads = options.staleUploadsMs === undefined ? undefined : { before: run.started - options.staleUploadsMs, repositories: namedRepositories(options) };
+  const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, uploads, signal, onProgress: options.onProgress });
   const gc = runner
     ? (await collectGarbage({ runner, builtin: undefined, decision, predicted: planned.predicted, applied: done.applied, signal, onProgress: options.onProgress, onStarted })).gc
     : bucketSweepReport(options, run, done, skipped, started);
@@ -597,7 +610,7 @@ async function bucketRun(source: BucketSource, options: SweepOptions, run: Bucke
   report.windowMs = windowMs;
   report.broughtBack = broughtBack ?? null;
   report.problems.push(...outcome.problems);
-  reportOutcome(report, planned, { ...outcome, uploads: undefined, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
+  reportOutcome(report, planned, { ...outcome, uploads: outcome.uploads, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
   await measureFreed(report, planned, options, { now: run.now, gc: outcome.gc, spared: outcome.swept?.spared });
   report.requests = requestsOf(source);
   report.durationMs = Date.now() - run.started;

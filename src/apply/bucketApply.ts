@@ -31,6 +31,8 @@ import { BucketKeys } from '../storage/s3/keys.js';
 import { type Limit, bounded, readObject } from '../storage/s3/listing.js';
 import { type Removal, removeKeys, removeUnless } from '../storage/s3/remove.js';
 import type { RepositoryKeys } from '../storage/s3/repositoryKeys.js';
+import { abortMultipart, staleUploadsIn } from '../storage/s3/uploads.js';
+import type { StaleUpload } from '../storage/uploads.js';
 import { type ApplyResult, type PreparedApply, emptyResult, positionsIn, prepareApply } from './apply.js';
 import type { BlobSweepResult, SweptBlobs } from './blobSweep.js';
 
@@ -50,6 +52,8 @@ export interface BucketApplyOptions {
   concurrency?: number;
   prepared?: PreparedApply;
   sweep?: BucketSweep;
+  /** `--stale-uploads`: uploads started before this (ms since the epoch) go, in these repositories (all when absent). */
+  uploads?: { before: number; repositories?: ReadonlySet<string> };
   signal?: AbortSignal;
   onProgress?: ProgressSink;
 }
@@ -59,6 +63,8 @@ export interface BucketWindowResult {
   /** The own sweep, when there was one. */
   swept?: BlobSweepResult;
   links: { layerLinks: number; dangling: number };
+  /** With `uploads`: the stale uploads removed. */
+  uploads?: StaleUpload[];
   /** Keys the server refused, and a sweep left undone because of them. */
   problems: Problem[];
 }
@@ -202,6 +208,18 @@ async function sweepBucket(client: BucketClient, keys: BucketKeys, repos: readon
   return { blobs: removed.removed.length, bytes, links: { layerLinks: unlinked.removed.length, dangling: old.removed.length }, problems };
 }
 
+/** `--stale-uploads`: removes the stale uploads of `repos` (their refused keys into `problems`); returns those that went whole. */
+async function removeStaleUploads(client: BucketClient, limit: Limit, repos: readonly RepositoryKeys[], wanted: NonNullable<BucketApplyOptions['uploads']>, problems: Problem[]): Promise<StaleUpload[]> {
+  const named = repos.filter((r) => !wanted.repositories || wanted.repositories.has(r.name));
+  const stale = await staleUploadsIn(client, limit, named, wanted.before);
+  // Its bytes first (the parts of its data), then its keys: a key left names an upload still to remove.
+  await abortMultipart(client, limit, stale.flatMap((u) => u.multipart));
+  const removal = await removeKeys(client, stale.flatMap((u) => u.keys));
+  problems.push(...refused(removal, new BucketKeys(client.location), 'stale upload'));
+  const failed = new Set(removal.failed.map((f) => f.key));
+  return stale.filter((u) => !u.keys.some((k) => failed.has(k))).map(({ keys: _, multipart: __, ...upload }) => upload);
+}
+
 /** Carries out `plan` on the bucket, then the own sweep when `options.sweep` is given. See the top of this file. */
 export async function applyOnBucket(plan: Plan, options: BucketApplyOptions): Promise<BucketWindowResult> {
   const { client, signal } = options;
@@ -218,17 +236,18 @@ export async function applyOnBucket(plan: Plan, options: BucketApplyOptions): Pr
   const problems = refused(removal, keys, 'planned removal');
   failpoint('bucket.removed');
   options.onProgress?.({ phase: 'apply', done: removal.removed.length, total: going.length, unit: 'removals' });
+  const left = listed.filter((r) => !prepared.byRepository.removals.has(r.name));
+  const uploads = options.uploads && (await removeStaleUploads(client, limit, left, options.uploads, problems));
   const links = { layerLinks: 0, dangling: 0 };
   const { sweep } = options;
-  if (!sweep) return { applied, links, problems };
-  const left = listed.filter((r) => !prepared.byRepository.removals.has(r.name));
+  if (!sweep) return { applied, links, problems, uploads };
   const found: FoundRepository[] = left.map((r) => ({ name: r.name, hasLayers: r.hasLayers, hasManifests: r.hasManifests }));
   const result: BlobSweepResult = { blobs: 0, bytes: 0, remarked: 0, spared: sweep.swept.spared, taken: sweep.swept.taken, repositories: found, problems: [] };
-  if (problems.length > 0) return { applied, links, problems: [...problems, { message: 'the planned removals did not all go: nothing was swept' }], swept: result };
+  if (problems.length > 0) return { applied, links, uploads, problems: [...problems, { message: 'the planned removals did not all go: nothing was swept' }], swept: result };
   signal?.throwIfAborted();
   const remarked = await remark(client, limit, keys, left, (repo, hex) => prepared.going.get(repo)?.has(hex) ?? false, sweep);
-  if (typeof remarked !== 'number') return { applied, links, problems, swept: { ...result, spared: { blobs: 0, bytes: 0 }, problems: [remarked] } };
+  if (typeof remarked !== 'number') return { applied, links, uploads, problems, swept: { ...result, spared: { blobs: 0, bytes: 0 }, problems: [remarked] } };
   signal?.throwIfAborted();
   const swept = await sweepBucket(client, keys, left, sweep, Math.max(1, concurrency / 2));
-  return { applied, links: swept.links, problems: [...problems, ...swept.problems], swept: { ...result, remarked, blobs: swept.blobs, bytes: swept.bytes } };
+  return { applied, links: swept.links, uploads, problems: [...problems, ...swept.problems], swept: { ...result, remarked, blobs: swept.blobs, bytes: swept.bytes } };
 }

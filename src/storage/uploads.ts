@@ -18,18 +18,21 @@ export interface StaleUpload {
   bytes: number;
 }
 
-/** When the upload began (ms since the epoch), or undefined when its `startedat` is missing or unreadable. */
-function startedAt(layout: Layout, repository: string, id: string): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(layout.pathFor({ kind: 'uploadStartedAt', name: repository, id }), 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-  // RFC 3339 with a zone, which Date.parse reads exactly; anything else it might guess at is refused.
+/** A `startedat` as ms since the epoch, or undefined when it is no RFC 3339 time with a zone (which Date.parse reads exactly; anything else it might guess at is refused). */
+export function parseStartedAt(content: string): number | undefined {
+  const text = content.trim();
   if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text)) return undefined;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** When the upload began (ms since the epoch), or undefined when its `startedat` is missing or unreadable. */
+function startedAt(layout: Layout, repository: string, id: string): number | undefined {
+  try {
+    return parseStartedAt(fs.readFileSync(layout.pathFor({ kind: 'uploadStartedAt', name: repository, id }), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The uploads of `repositories` started before `before` (ms since the epoch). */

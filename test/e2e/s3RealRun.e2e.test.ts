@@ -147,7 +147,6 @@ describe.skipIf(skip !== undefined)('a real run on a bucket, from the registry c
     for (const [option, words] of [
       [['--quarantine', '1d'], '--quarantine'],
       [['--journal', path.join(dir, 'journal')], '--journal'],
-      [['--stale-uploads', '1d'], '--stale-uploads'],
     ] as const) {
       const refused = await runCli(['--config', config, '--yes', ...option], { env: ENV });
       expect(refused.code, refused.stderr).toBe(2);

@@ -31,7 +31,7 @@ describe.skipIf(skip !== undefined)('the Redis blob cache of a registry on a buc
       const bucket = 'redis-cache';
       await rgw.createBucket(bucket);
       const base = blobBytes('s3-redis-base', 700);
-      let registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg', section);
+      let registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg', { redis: section });
       const config = path.join(dir, 'config.yml');
       let purged;
       try {
@@ -60,7 +60,7 @@ describe.skipIf(skip !== undefined)('the Redis blob cache of a registry on a buc
       expect(report.blobCache).toEqual({ where: `redis://127.0.0.1:${redis.port}/1`, cleared: stale.length });
       expect(await describeKeys(cache)).toEqual(before.filter((e) => !stale.includes(e)));
 
-      registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg', section);
+      registry = await startS3Registry(V2_BIN as string, rgw, bucket, '/reg', { redis: section });
       try {
         const client = new DockerLikeClient(registry.url);
         await pushImage(client, 'app', { tag: 'again', seed: 's3-redis-a', sharedLayers: [base] });

@@ -5,11 +5,12 @@
  */
 import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RegistryClient, blobBytes, digestOf, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
+import { RegistryClient, blobBytes, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { Layout } from '../../src/storage/layout.js';
 import { runCli } from '../support/cli.js';
 import { expectValidReport } from '../support/schema.js';
 import { snapshot, tempDir } from '../support/tmp.js';
+import { expectUploadsAfter, startUpload } from '../support/uploads.js';
 
 const bin = registryBinary();
 let root: string;
@@ -19,16 +20,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
-
-/** Starts an upload to `repo` and sends `data` as its first chunk; returns the upload's URL and id. */
-async function startUpload(url: string, repo: string, data: Buffer): Promise<{ location: string; id: string }> {
-  const start = await fetch(new URL(`/v2/${repo}/blobs/uploads/`, url), { method: 'POST' });
-  expect(start.status).toBe(202);
-  const location = new URL(start.headers.get('location') as string, url).toString();
-  const patch = await fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(data) });
-  expect(patch.status).toBe(202);
-  return { location: new URL(patch.headers.get('location') as string, url).toString(), id: patch.headers.get('docker-upload-uuid') as string };
-}
 
 async function uploadIds(repo: string): Promise<string[]> {
   return (await fs.readdir(new Layout(root).pathFor({ kind: 'uploads', name: repo }))).sort();
@@ -70,20 +61,12 @@ describe.skipIf(!bin)('--stale-uploads with the real registry', () => {
     expect(await uploadIds('app')).toEqual([recent.id]);
 
     registry = await startRegistry(root, { bin, secret });
-    // The registry serves again on another port: the same upload URLs there.
-    const here = (location: string): URL => Object.assign(new URL(location), { host: new URL(registry.url).host });
     try {
-      // The stale upload is unknown to the registry now; the recent one finishes, and app:v1 is whole.
-      expect((await fetch(here(stale.location), { method: 'GET' })).status).toBe(404);
-      const status = await fetch(here(recent.location), { method: 'GET' });
+      // The recent upload still holds what was sent (on another port: the same upload URLs there).
+      const status = await fetch(Object.assign(new URL(recent.location), { host: new URL(registry.url).host }), { method: 'GET' });
       expect(status.status).toBe(204);
       expect(status.headers.get('range')).toBe(`0-${fresh.length - 1}`);
-      const put = here(recent.location);
-      put.search = `${put.search ? `${put.search}&` : '?'}digest=${encodeURIComponent(digestOf(fresh))}`;
-      expect((await fetch(put, { method: 'PUT' })).status).toBe(201);
-      const client = new RegistryClient(registry.url);
-      expect(await client.blobStatus('app', digestOf(fresh), 'HEAD')).toBe(200);
-      await client.pullWhole('app', 'v1');
+      await expectUploadsAfter(registry.url, { stale: stale.location, recent: recent.location, fresh }, 'app', 'v1');
     } finally {
       await registry.stop();
     }

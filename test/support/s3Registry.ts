@@ -27,8 +27,14 @@ export interface S3Registry {
   stop(): Promise<void>;
 }
 
-/** The registry's config for a bucket of this radosgw; `redis`: its blob descriptor cache in Redis (this `redis` section), else in memory. */
-function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, port: number, redis?: Record<string, unknown>): string {
+/** How the registry serves besides its bucket: `redis`, its blob descriptor cache in Redis (this `redis` section, else in memory); `secret`, its http.secret (else a new one: upload URLs then outlive no restart). */
+interface ServeOptions {
+  redis?: Record<string, unknown>;
+  secret?: string;
+}
+
+/** The registry's config for a bucket of this radosgw. */
+function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, port: number, { redis, secret }: ServeOptions): string {
   return dump({
     version: '0.1',
     log: { level: 'warn', accesslog: { disabled: true } },
@@ -49,14 +55,14 @@ function s3RegistryConfig(rgw: Radosgw, bucket: string, rootdirectory: string, p
       cache: { blobdescriptor: redis ? 'redis' : 'inmemory' },
     },
     ...(redis ? { redis } : {}),
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+    http: { addr: `127.0.0.1:${port}`, secret: secret ?? randomBytes(16).toString('hex') },
   });
 }
 
 /** Serves the bucket with `bin` until stop(). */
-export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string, rootdirectory = '/', redis?: Record<string, unknown>): Promise<S3Registry> {
+export async function startS3Registry(bin: string, rgw: Radosgw, bucket: string, rootdirectory = '/', options: ServeOptions = {}): Promise<S3Registry> {
   const port = await freePort();
-  const configText = s3RegistryConfig(rgw, bucket, rootdirectory, port, redis);
+  const configText = s3RegistryConfig(rgw, bucket, rootdirectory, port, options);
   const configDir = await tempDir('regsweep-s3-registry-');
   const configPath = path.join(configDir, 'config.yml');
   await fs.writeFile(configPath, configText);

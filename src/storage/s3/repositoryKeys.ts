@@ -42,6 +42,8 @@ export interface RepositoryKeys {
   keys?: string[];
   /** With `keepKeys`: its `_layers/sha256/<hex>/link` objects, by hex. */
   layerLinks?: Map<string, ListedObject>;
+  /** With `keepKeys`: its `_uploads/` objects, in key order. */
+  uploads?: ListedObject[];
 }
 
 function entryOf<T>(map: Map<string, T>, name: string, make: () => T): T {
@@ -82,8 +84,8 @@ function noteManifestsKey(repo: RepositoryKeys, r: readonly string[], object: Li
 /** Repositories as their keys come in, in any order. */
 export class RepositoryIndex {
   private readonly byName = new Map<string, RepositoryKeys>();
-  /** With keepKeys: `_uploads` keys by the directory above them (a repository or not: only `_layers` and `_manifests` make one). */
-  private readonly uploads = new Map<string, string[]>();
+  /** With keepKeys: `_uploads` objects by the directory above them (a repository or not: only `_layers` and `_manifests` make one). */
+  private readonly uploads = new Map<string, ListedObject[]>();
 
   /** `keepKeys`: also keep every key of each repository (a real run's removals), and its `_layers` links. */
   constructor(private readonly keepKeys = false) {}
@@ -95,7 +97,7 @@ export class RepositoryIndex {
     if (at <= 0 || at === components.length - 1) return;
     const own = components[at];
     const name = components.slice(0, at).join('/');
-    if (own === '_uploads' && this.keepKeys) entryOf(this.uploads, name, () => []).push(object.key);
+    if (own === '_uploads' && this.keepKeys) entryOf(this.uploads, name, () => []).push(object);
     if (own !== '_layers' && own !== '_manifests') return;
     const repo = entryOf(this.byName, name, () => ({ name, hasLayers: false, hasManifests: false, hasTagsDir: false, revisions: new Map(), tags: new Map(), ...(this.keepKeys ? { keys: [], layerLinks: new Map() } : {}) }));
     repo.keys?.push(object.key);
@@ -111,7 +113,12 @@ export class RepositoryIndex {
 
   /** Every directory holding `_layers` or `_manifests`, in the order a walk of sorted directories meets them. */
   repositories(): RepositoryKeys[] {
-    for (const [name, keys] of this.uploads) this.byName.get(name)?.keys?.push(...keys);
+    for (const [name, objects] of this.uploads) {
+      const repo = this.byName.get(name);
+      if (!repo) continue;
+      for (const o of objects) repo.keys?.push(o.key);
+      repo.uploads = objects;
+    }
     this.uploads.clear();
     return [...this.byName.values()].sort((a, b) => byComponents(a.name, b.name));
   }

@@ -83,7 +83,15 @@ describe('--gc builtin', () => {
   it('a swept blob pushed again after the window was freed: no problem (a busy registry takes pushes of old layers)', async () => {
     const [layer] = await layersOf(old);
     const data = await fs.readFile(w.layout.pathFor({ kind: 'blobData', digest: layer as Digest }));
-    const window = windowWith({ after: async () => void (await w.blob(data)) });
+    const window = windowWith({
+      after: async () => {
+        const again = w.layout.pathFor({ kind: 'blobData', digest: (await w.blob(data)).digest });
+        // Later than the run's start, as a real push's would be: a file's mtime comes from the kernel's coarse clock,
+        // which can stamp a write made a millisecond after the start a few milliseconds before it.
+        const later = new Date(Date.now() + 2000);
+        await fs.utimes(again, later, later);
+      },
+    });
     const report = await run({ window });
     expect(report.freed).toEqual(report.predicted);
     expect(report.problems).toEqual([]);

@@ -92,6 +92,12 @@ export class DockerodeEngine implements Engine {
     return infos.filter((c): c is ContainerInfo => c !== undefined);
   }
 
+  async runningContainers(): Promise<ContainerInfo[]> {
+    const list = await this.docker.listContainers({ filters: { status: ['running', 'paused'] } });
+    const infos = await Promise.all(list.map((c) => this.container(c.Id)));
+    return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
   async serviceContainers(name: string): Promise<ContainerInfo[] | undefined> {
     try {
       await this.docker.getService(name).inspect();

@@ -62,6 +62,8 @@ export interface Engine {
   ping(): Promise<void>;
   container(idOrName: string): Promise<ContainerInfo | undefined>;
   containersUsingVolume(volume: string): Promise<ContainerInfo[]>;
+  /** Every running container (paused ones included) of this engine. */
+  runningContainers(): Promise<ContainerInfo[]>;
   /** The containers of a swarm service's running tasks, or undefined when there is no such service. */
   serviceContainers(name: string): Promise<ContainerInfo[] | undefined>;
   volume(name: string): Promise<VolumeInfo | undefined>;

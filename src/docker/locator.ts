@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ROOTDIRECTORY, IMAGE_CONFIG_PATHS, storageConfig } from '../gc/registryConfig.js';
 import { parseRegistryVersion } from '../gc/version.js';
-import { type S3Location, storageDriver } from '../storage/s3/location.js';
+import { type S3Location, keyPrefix, storageDriver } from '../storage/s3/location.js';
 import type { ContainerInfo, Engine, MountInfo } from './engine.js';
 
 export type TargetKind = 'container' | 'service' | 'volume' | 'path' | 'bucket';
@@ -111,11 +111,35 @@ async function fromContainers(engine: Engine, kind: TargetKind, name: string, co
   return { kind, name, root: storage.hostRoot, hostRoot: storage.hostRoot, containers, containerRoot: storage.containerRoot, configPath: storage.configPath, configText: storage.configText };
 }
 
+/** Where a bucket's tree is, for comparing two registries' storage. */
+const sameTree = (a: S3Location, b: S3Location): boolean => a.bucket === b.bucket && a.endpoint === b.endpoint && a.region === b.region && keyPrefix(a) === keyPrefix(b);
+
+/**
+ * The other running registry containers of this engine that serve the same
+ * bucket tree: the window must hold them too, as a volume's target holds every
+ * container using it. A container whose storage cannot be read is no registry
+ * of this bucket.
+ */
+async function bucketPeers(engine: Engine, target: Target): Promise<ContainerInfo[]> {
+  const bucket = target.bucket as S3Location;
+  const known = new Set(target.containers.map((c) => c.id));
+  const peers: ContainerInfo[] = [];
+  for (const other of await engine.runningContainers()) {
+    if (known.has(other.id)) continue;
+    const storage = await storageOf(engine, other).catch(() => undefined);
+    if (storage?.bucket && sameTree(storage.bucket, bucket)) peers.push(other);
+  }
+  return peers;
+}
+
 /** A container by name or id, else a swarm service by name. */
 export async function locateNamed(engine: Engine, name: string): Promise<Target> {
   await engine.ping();
   const container = await engine.container(name);
-  if (container) return fromContainers(engine, 'container', name, [container]);
+  if (container) {
+    const target = await fromContainers(engine, 'container', name, [container]);
+    return target.bucket ? { ...target, containers: [...target.containers, ...(await bucketPeers(engine, target))] } : target;
+  }
   const tasks = await engine.serviceContainers(name);
   if (tasks === undefined) throw new UsageError(`no container or service named ${name}`);
   if (tasks.length === 0) throw new UsageError(`service ${name} has no running task container on this Docker host`);

@@ -167,6 +167,20 @@ describe('locateNamed: where a registry container stores', () => {
     expect(target.hostRoot).toBeUndefined();
   });
 
+  it('holds every running registry container of the engine that serves the same bucket tree, and no other', async () => {
+    const s3 = (bucket: string, root: string): string => `storage:\n  s3:\n    bucket: ${bucket}\n    region: eu-west-1\n    rootdirectory: ${root}\n`;
+    const { engine } = withRegistry({ files: { '/etc/docker/registry/config.yml': s3('images', '/reg') } });
+    // The same tree named another way: the bucket and root in the env over a config of another bucket.
+    engine.addContainer({ id: 'peer1', name: 'replica', mounts: [], env: { REGISTRY_STORAGE_S3_BUCKET: 'images' }, files: { '/etc/docker/registry/config.yml': s3('other', '/reg') } });
+    engine.addContainer({ id: 'peer2', name: 'paused-replica', mounts: [], paused: true, files: { '/etc/docker/registry/config.yml': s3('images', 'reg/') } });
+    engine.addContainer({ id: 'elsewhere', name: 'other-root', mounts: [], files: { '/etc/docker/registry/config.yml': s3('images', '/other') } });
+    engine.addContainer({ id: 'stopped', name: 'stopped-replica', mounts: [], running: false, files: { '/etc/docker/registry/config.yml': s3('images', '/reg') } });
+    engine.addContainer({ id: 'fs', name: 'on-disk', mounts: [REGISTRY_VOLUME], files: { '/etc/docker/registry/config.yml': fsConfig() } });
+    engine.addContainer({ id: 'web', name: 'not-a-registry', mounts: [] });
+    const target = await locateNamed(engine, 'registry');
+    expect(target.containers.map((c) => c.name).sort()).toEqual(['paused-replica', 'registry', 'replica']);
+  });
+
   it('refuses a root that is on no volume or bind mount (exit 2)', async () => {
     const { engine } = withRegistry({
       mounts: [{ type: 'bind', source: '/etc/reg', destination: '/etc/docker/registry' }],

@@ -4,8 +4,9 @@
  * radosgw, configured the way compose files do it (a config file mounted, the
  * keys in REGISTRY_STORAGE_S3_* env). `regsweep NAME --dry-run` finds the
  * bucket from the container's config and env and plans as `--config` does;
- * a real run pauses the container for its window, removes and sweeps in the
- * bucket, and brings it back serving every kept image whole. A run killed
+ * a real run pauses the container for its window (and another registry
+ * container serving the same bucket), removes and sweeps in the bucket, and
+ * brings them back serving every kept image whole. A run killed
  * (SIGKILL) inside its window leaves the registry paused for no longer than
  * its watchdog takes to bring it back, and the next run finishes its work.
  */
@@ -16,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
 import { dockerAvailable, freePort, removeContainers, runRegistryContainer, uniqueName } from '../support/docker.js';
-import { containerState, expectServesWhole, pollUntil } from '../support/e2eRegistry.js';
+import { containerEvents, containerState, expectServesWhole, pollUntil } from '../support/e2eRegistry.js';
 import { RADOSGW_MISSING, type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, startRadosgw } from '../support/radosgw.js';
 import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
@@ -85,9 +86,18 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     expect(viaConfig.plan.manifests).toEqual(report.plan.manifests);
     expect(viaConfig.predicted).toEqual(report.predicted);
 
+    // A second registry container on the same bucket (as a compose file scales one): the window must hold it too.
+    const replica = uniqueName('reg-s3-replica');
+    names.push(replica);
+    const replicaPort = await freePort();
+    await runRegistryContainer({ name: replica, port: replicaPort, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env: keys });
+    const started = Date.now();
     const real = await runCli([name, '--yes', '--json', '--grace', '0s'], { env: ENV });
+    const ended = Date.now();
     expect(real.stderr).toBe('');
     expect(real.code).toBe(0);
+    expect((await containerEvents(replica, started, ended)).map((e) => e.action)).toContain('pause');
+    expect(await containerState(replica)).toMatchObject({ running: true, paused: false });
     const done = JSON.parse(real.stdout) as RealReport;
     expectValidReport(done);
     expect(done.problems).toEqual([]);
@@ -97,6 +107,10 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     // Its blob descriptor cache is in its memory: restarted, so it forgets the swept blobs.
     expect(done.broughtBack?.how).toBe('restarted');
     expect(await containerState(name)).toMatchObject({ running: true, paused: false });
+    // The replica first: expectServesWhole pushes a purged image again.
+    const viaReplica = new RegistryClient(`http://127.0.0.1:${replicaPort}`);
+    for (const { repository, digest } of scenario.kept) await viaReplica.pullWhole(repository, digest);
+    for (const { repository, digest } of scenario.removed) expect((await viaReplica.getManifest(repository, digest)).status).toBe(404);
     await expectServesWhole(port, scenario);
   }, 240_000);
 

@@ -202,6 +202,10 @@ export class FakeEngine implements Engine {
     );
   }
 
+  async runningContainers(): Promise<ContainerInfo[]> {
+    return this.call('runningContainers', undefined, undefined, () => [...this.containers.values()].filter((c) => c.running).map(copy));
+  }
+
   async serviceContainers(name: string): Promise<ContainerInfo[] | undefined> {
     return this.call('serviceContainers', name, undefined, () =>
       this.services.get(name)?.map((id) => this.mustFind(id)).map(copy),

@@ -64,7 +64,6 @@ export async function exclusivelyOnBucket<T>(client: BucketClient, options: Omit
   const lock = await BucketLock.acquire(client, options);
   const recover = async (): Promise<Recovery | undefined> => (lock.previous ? recoverRun(lock.previous.record, options.engine, 'takeover') : undefined);
   return holding(options, recover, (recovered) => body(lock, recovered), async (keep) => {
-    await lock.settled();
     if (keep) lock.abandon();
     else await lock.release();
   });

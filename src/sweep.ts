@@ -235,22 +235,32 @@ interface CollectStep {
   onStarted?: (pid: number) => void;
 }
 
+/** The own sweep's report, as garbage-collect's is: `stopped` says why it stopped (null: it ran through). */
+function builtinReport(stopped: string | null, decision: GcDecision | undefined, started: number): GcReport {
+  return { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
+}
+
 /** regsweep's own sweep, reported as garbage-collect is. */
 async function builtinCollect({ root, planned, remover, swept: prepared }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
   const started = Date.now();
   const swept = await sweepBlobs(root, { swept: [], prepared, isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
-  const stopped = swept.problems[0]?.message ?? null;
-  const gc: GcReport = { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
-  return { gc, swept };
+  return { gc: builtinReport(swept.problems[0]?.message ?? null, decision, started), swept };
+}
+
+/** Why nothing collects after the apply (no collector, a tree garbage-collect is unsafe on, nothing removed or predicted), or undefined when something does. */
+function nothingToCollect(collects: boolean, predicted: Prediction, removed: { manifests: { length: number }; repositories: { length: number } }): string | undefined {
+  if (!collects) return '--no-gc';
+  if (predicted.blockedBy.length > 0) return `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`;
+  if (removed.manifests.length === 0 && removed.repositories.length === 0 && predicted.blobs === 0) return 'nothing to collect';
+  return undefined;
 }
 
 /** Inside the window, after the apply: garbage-collect (the registry's or regsweep's own), or why it does not run. */
 async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?: BlobSweepResult }> {
   const { runner, builtin, decision, predicted, applied, signal } = step;
   const mode: GcMode = builtin ? 'builtin' : runner ? 'registry' : 'none';
-  if (!runner && !builtin) return { gc: gcNotRun(mode, '--no-gc', decision) };
-  if (predicted.blockedBy.length > 0) return { gc: gcNotRun(mode, `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`, decision) };
-  if (applied.manifests.length === 0 && applied.repositories.length === 0 && predicted.blobs === 0) return { gc: gcNotRun(mode, 'nothing to collect', decision) };
+  const skipped = nothingToCollect(runner !== undefined || builtin !== undefined, predicted, applied);
+  if (skipped) return { gc: gcNotRun(mode, skipped, decision) };
   if (builtin) return builtinCollect(builtin, signal, decision);
   const started = Date.now();
   const result = await (runner as GcRunner).collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(step.onProgress), onStarted: step.onStarted });
@@ -269,7 +279,8 @@ async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?
 async function inWindow<T>(
   window: MaintenanceWindow,
   options: SweepOptions,
-  paths: { trash: string; trashes: string[]; journal: string | undefined },
+  /** Where the run's trash and journal are (a filesystem's: a bucket's run has none). */
+  paths: { trash: string; trashes: string[]; journal: string | undefined } | undefined,
   work: (signal: AbortSignal, onStarted: (pid: number) => void) => Promise<T>,
 ): Promise<{ value: T; pausedMs: number; windowMs: number; broughtBack?: BroughtBack }> {
   const { lock } = options;
@@ -279,7 +290,7 @@ async function inWindow<T>(
     return { ...(await run()), windowMs: Date.now() - started };
   };
   if (!lock) return timed(() => window.run((signal) => work(signal, () => {})));
-  lock.update(paths);
+  if (paths) lock.update(paths);
   const watchdog = startWatchdog(lock.root, lock.token, options.docker ?? false);
   // The watchdog gets every record: on a full disk the lock file may not hold it yet.
   lock.watch((record) => watchdog.tell(record));
@@ -505,7 +516,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
 /** What the window did, and the work after it, as the window and the sweep saw it. */
 interface Outcome {
   applied: ApplyResult;
-  uploads: StaleUpload[] | undefined;
+  uploads?: StaleUpload[];
   gc: GcReport;
   swept?: BlobSweepResult;
   cleared: number | null;
@@ -557,22 +568,12 @@ interface BucketRun {
   started: number;
 }
 
-/** Why the own sweep does not run on this plan, or undefined when it does. */
-function sweepSkipped(options: SweepOptions, predicted: Prediction, plan: Plan): string | undefined {
-  if (!options.builtin) return '--no-gc';
-  if (predicted.blockedBy.length > 0) return `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`;
-  if (plan.manifests.length === 0 && plan.repositories.length === 0 && predicted.blobs === 0) return 'nothing to collect';
-  return undefined;
-}
-
 type BucketOutcome = BucketWindowResult & { gc: GcReport; cleared: number | null; cacheProblem?: Problem };
 
-/** The own sweep's report on a bucket, as garbage-collect's is reported. */
-function bucketSweepReport(options: SweepOptions, run: BucketRun, done: BucketWindowResult, skipped: string | undefined, started: number): GcReport {
-  const mode: GcMode = options.builtin ? 'builtin' : 'none';
-  if (skipped) return gcNotRun(mode, skipped, run.decision);
-  const stopped = done.swept?.problems[0]?.message ?? (done.problems.length > 0 ? (done.problems[done.problems.length - 1] as Problem).message : null);
-  return { ...gcNotRun(mode, stopped, run.decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
+/** The own sweep's report on a bucket: why it stopped (a revision it could not read, a planned removal refused), if it did. */
+function bucketSweepReport(done: BucketWindowResult, decision: GcDecision | undefined, started: number): GcReport {
+  const last = done.problems[done.problems.length - 1];
+  return builtinReport(done.swept?.problems[0]?.message ?? last?.message ?? null, decision, started);
 }
 
 /**
@@ -583,17 +584,18 @@ function bucketSweepReport(options: SweepOptions, run: BucketRun, done: BucketWi
 async function bucketWindow(source: BucketSource, options: SweepOptions, run: BucketRun, window: { signal: AbortSignal; onStarted: (pid: number) => void }): Promise<BucketOutcome> {
   const { planned, decision } = run;
   const { plan } = planned;
-  const { gcRunner: runner } = options;
-  const skipped = runner ? 'the registry collects' : sweepSkipped(options, planned.predicted, plan);
-  const staleBefore = run.now - (options.builtin?.graceMs ?? 0);
-  const sweep = skipped ? undefined : { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore };
+  const { gcRunner: runner, builtin } = options;
+  // The own sweep is set up before the apply, from the plan: what the apply removes (or it removes nothing and throws).
+  const skipped = builtin ? nothingToCollect(true, planned.predicted, plan) : undefined;
+  const staleBefore = run.now - (builtin?.graceMs ?? 0);
+  const sweep = builtin && !skipped ? { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore } : undefined;
   const started = Date.now();
   const { signal, onStarted } = window;
   const uploads = options.staleUploadsMs === undefined ? undefined : { before: run.started - options.staleUploadsMs, repositories: namedRepositories(options) };
   const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, uploads, signal, onProgress: options.onProgress });
-  const gc = runner
-    ? (await collectGarbage({ runner, builtin: undefined, decision, predicted: planned.predicted, applied: done.applied, signal, onProgress: options.onProgress, onStarted })).gc
-    : bucketSweepReport(options, run, done, skipped, started);
+  let gc: GcReport;
+  if (!builtin) gc = (await collectGarbage({ runner, builtin: undefined, decision, predicted: planned.predicted, applied: done.applied, signal, onProgress: options.onProgress, onStarted })).gc;
+  else gc = sweep ? bucketSweepReport(done, decision, started) : gcNotRun('builtin', skipped ?? null, decision);
   const cache = options.blobCache ? await forgetRemoved(options.blobCache, gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(done.applied)) : undefined;
   return { ...done, gc, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
 }
@@ -605,12 +607,12 @@ async function bucketWindow(source: BucketSource, options: SweepOptions, run: Bu
  */
 async function bucketRun(source: BucketSource, options: SweepOptions, run: BucketRun): Promise<SweepReport> {
   const { report, planned } = run;
-  const windowed = await inWindow(run.window, options, { trash: '', trashes: [], journal: undefined }, (signal, onStarted) => bucketWindow(source, options, run, { signal, onStarted }));
+  const windowed = await inWindow(run.window, options, undefined, (signal, onStarted) => bucketWindow(source, options, run, { signal, onStarted }));
   const { value: outcome, pausedMs, windowMs, broughtBack } = windowed;
   report.windowMs = windowMs;
   report.broughtBack = broughtBack ?? null;
   report.problems.push(...outcome.problems);
-  reportOutcome(report, planned, { ...outcome, uploads: outcome.uploads, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
+  reportOutcome(report, planned, { ...outcome, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
   await measureFreed(report, planned, options, { now: run.now, gc: outcome.gc, spared: outcome.swept?.spared });
   report.requests = requestsOf(source);
   report.durationMs = Date.now() - run.started;

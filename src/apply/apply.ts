@@ -80,7 +80,11 @@ function currentTags(layout: Layout, repository: string): Record<string, string 
 
 /** Why the repository no longer matches the plan, or undefined when it does. */
 function recheck(layout: Layout, check: RepositoryCheck): string | undefined {
-  const now = currentTags(layout, check.repository);
+  return tagsChanged(check, currentTags(layout, check.repository));
+}
+
+/** Why tags as they are `now` (undefined: unreadable) void what the plan assumed of their repository, or undefined when they do not. */
+export function tagsChanged(check: RepositoryCheck, now: Record<string, string | undefined>): string | undefined {
   for (const tag of Object.keys(check.tags)) {
     if (!(tag in now)) return `tag ${tag} was removed since the scan`;
     if (now[tag] !== check.tags[tag]) return `tag ${tag} moved since the scan (now ${now[tag] ?? 'unreadable'})`;

@@ -33,7 +33,7 @@ import { type Removal, removeKeys, removeUnless } from '../storage/s3/remove.js'
 import type { RepositoryKeys } from '../storage/s3/repositoryKeys.js';
 import { abortMultipart, staleUploadsIn } from '../storage/s3/uploads.js';
 import type { StaleUpload } from '../storage/uploads.js';
-import { type ApplyResult, type PreparedApply, emptyResult, positionsIn, prepareApply } from './apply.js';
+import { type ApplyResult, type PreparedApply, emptyResult, positionsIn, prepareApply, tagsChanged } from './apply.js';
 import type { BlobSweepResult, SweptBlobs } from './blobSweep.js';
 
 /** What the own sweep needs of the scan's mark (`--gc builtin`). */
@@ -101,12 +101,8 @@ async function recheck(client: BucketClient, limit: Limit, plan: Plan, repos: Re
   const changed: string[] = [];
   await Promise.all(
     plan.checks.map(async (check) => {
-      const now = await currentTags(client, limit, repos.get(check.repository), check.tags);
-      for (const tag of Object.keys(check.tags)) {
-        if (!(tag in now)) return void changed.push(`${check.repository}: tag ${tag} was removed since the scan`);
-        if (now[tag] !== check.tags[tag]) return void changed.push(`${check.repository}: tag ${tag} moved since the scan (now ${now[tag] ?? 'unreadable'})`);
-      }
-      for (const tag of Object.keys(now)) if (!(tag in check.tags)) return void changed.push(`${check.repository}: tag ${tag} appeared since the scan`);
+      const why = tagsChanged(check, await currentTags(client, limit, repos.get(check.repository), check.tags));
+      if (why) changed.push(`${check.repository}: ${why}`);
     }),
   );
   if (changed.length > 0) throw new TreeChangedError(`the registry changed since the scan, nothing was removed (${changed.sort().join('; ')})`);

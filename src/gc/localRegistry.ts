@@ -77,7 +77,8 @@ async function localRegistryVersion(bin: string): Promise<string> {
 
 interface LocalGcOptions extends CollectOptions {
   bin: string;
-  root: string;
+  /** Without `config`: the root a generated config names. */
+  root?: string;
   /** The registry's own config; otherwise a config naming only `root` is generated. */
   config?: string;
   env?: Environment;
@@ -117,7 +118,7 @@ async function runLocalGc(options: LocalGcOptions): Promise<GcResult> {
     let config = options.config;
     if (dir) {
       config = path.join(dir, 'config.yml');
-      await fs.writeFile(config, yaml().dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root) } } }));
+      await fs.writeFile(config, yaml().dump({ version: 0.1, log: { level: 'warn' }, storage: { filesystem: { rootdirectory: path.resolve(options.root as string) } } }));
     }
     const command = [options.bin, 'garbage-collect', ...options.args, config as string];
     const { exitCode, output } = await run(options.bin, command.slice(1), dir ? withoutRegistryOverrides(env) : env, options);
@@ -146,6 +147,6 @@ export async function localGcRunner(options: LocalGcRunnerOptions): Promise<GcRu
   return {
     version,
     where: bin,
-    collect: (collect) => runLocalGc({ ...collect, bin, root: root ?? '', config }),
+    collect: (collect) => runLocalGc({ ...collect, bin, root, config }),
   };
 }

@@ -314,7 +314,6 @@ function orNoRoom(take: () => boolean): boolean | 'no room' {
   }
 }
 
-/** The lock this run holds: updated as the run goes, renewed by a heartbeat, released at its end. */
 /** What changes in a holder's record as its run goes. */
 export type RecordChange = Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>;
 
@@ -337,6 +336,7 @@ export interface HeldLock {
   persist(): boolean;
 }
 
+/** The lock this run holds: updated as the run goes, renewed by a heartbeat, released at its end. */
 export class RunLock implements HeldLock {
   private timer: NodeJS.Timeout | undefined;
   /** Set while the maintenance window runs: its own signal handling brings the registry back first. */

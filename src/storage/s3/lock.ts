@@ -138,8 +138,6 @@ export class BucketLock implements HeldLock {
   inWindow = false;
   /** Told every version of the record at once (the watchdog), before the bucket has it. */
   private listener: ((record: Readonly<HolderRecord>) => void) | undefined;
-  /** Updates not yet written to the bucket, written in order after each other. */
-  private pending: Promise<void> = Promise.resolve();
   /** Writes to the lock one at a time (heartbeats, updates, release), each after the one before. */
   private chain: Promise<unknown> = Promise.resolve();
   private lost: string | undefined;
@@ -292,19 +290,13 @@ export class BucketLock implements HeldLock {
 
   /**
    * HeldLock's update: the listener (the watchdog) is told at once; the
-   * bucket is written after the writes before it, and `settled` says how
-   * that went (a lost lock is found there, and by the next heartbeat).
+   * bucket is written in turn with the other writes (release waits for it).
    */
   update(change: RecordChange): void {
     this.listener?.({ ...this.record, ...change });
-    this.pending = this.pending.then(() => this.save(change)).catch(() => {
+    this.save(change).catch(() => {
       // Lost, or the server unreachable for a moment: checkHeld and the next heartbeat say so.
     });
-  }
-
-  /** The notes so far written to the bucket (or given up on). */
-  settled(): Promise<void> {
-    return this.pending;
   }
 
   /** No full disk on a bucket: the record is written as it changes. */

@@ -53,18 +53,32 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
+  /**
+   * A registry:2 container serving `bucket` from a mounted config: its keys in
+   * REGISTRY_STORAGE_S3_* env (as a compose file passes secrets), or in the
+   * file (`keysInFile`). `config` names a file to serve from again.
+   */
+  async function s3Container(bucket: string, options: { config?: string; rootdirectory?: string; keysInFile?: boolean; cache?: boolean } = {}): Promise<{ name: string; port: number; config: string }> {
+    const keys = { accesskey: S3_ACCESS_KEY, secretkey: S3_SECRET_KEY };
+    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: options.rootdirectory ?? '/reg', ...(options.keysInFile ? keys : {}) };
+    const config = options.config ?? path.join(dir, `${bucket}.yml`);
+    if (!options.config) {
+      const cache = options.cache ? { cache: { blobdescriptor: 'inmemory' } } : {};
+      await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true }, ...cache }, http: { addr: ':5000' } }));
+    }
+    const name = uniqueName(`reg-${bucket}`);
+    names.push(name);
+    const port = await freePort();
+    const env = options.keysInFile ? [] : [`REGISTRY_STORAGE_S3_ACCESSKEY=${keys.accesskey}`, `REGISTRY_STORAGE_S3_SECRETKEY=${keys.secretkey}`];
+    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env });
+    return { name, port, config };
+  }
+
   it('a dry run finds the bucket from its config and env, plans as --config does; a real run removes it, paused, and the registry serves every kept image', async () => {
     const bucket = 'container-s3';
     await rgw.createBucket(bucket);
-    // The file names the bucket and endpoint; the keys come from the env, as a compose file passes secrets.
-    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: '/reg' };
-    const config = path.join(dir, 'config.yml');
-    await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true }, cache: { blobdescriptor: 'inmemory' } }, http: { addr: ':5000' } }));
-    const name = uniqueName('reg-s3');
-    names.push(name);
-    const port = await freePort();
-    const keys = [`REGISTRY_STORAGE_S3_ACCESSKEY=${S3_ACCESS_KEY}`, `REGISTRY_STORAGE_S3_SECRETKEY=${S3_SECRET_KEY}`];
-    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env: keys });
+    // The file names the bucket and endpoint; the keys come from the env.
+    const { name, port, config } = await s3Container(bucket, { cache: true });
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
 
     const run = await runCli([name, '--dry-run', '--json', '--grace', '0s'], { env: ENV });
@@ -87,10 +101,7 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
     expect(viaConfig.predicted).toEqual(report.predicted);
 
     // A second registry container on the same bucket (as a compose file scales one): the window must hold it too.
-    const replica = uniqueName('reg-s3-replica');
-    names.push(replica);
-    const replicaPort = await freePort();
-    await runRegistryContainer({ name: replica, port: replicaPort, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env: keys });
+    const { name: replica, port: replicaPort } = await s3Container(bucket, { config });
     const started = Date.now();
     const real = await runCli([name, '--yes', '--json', '--grace', '0s'], { env: ENV });
     const ended = Date.now();
@@ -117,14 +128,7 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
   it("--gc registry: garbage-collect runs in a helper on the registry's network, with its config and env, while it is paused", async () => {
     const bucket = 'container-s3-gc';
     await rgw.createBucket(bucket);
-    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: '/reg' };
-    const config = path.join(dir, 'gc.yml');
-    await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true } }, http: { addr: ':5000' } }));
-    const name = uniqueName('reg-s3-gc');
-    names.push(name);
-    const port = await freePort();
-    const keys = [`REGISTRY_STORAGE_S3_ACCESSKEY=${S3_ACCESS_KEY}`, `REGISTRY_STORAGE_S3_SECRETKEY=${S3_SECRET_KEY}`];
-    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`], env: keys });
+    const { name, port } = await s3Container(bucket);
     const scenario = await pushMixedScenario(new RegistryClient(`http://127.0.0.1:${port}`));
     const run = await runCli([name, '--yes', '--json', '--grace', '0s', '--gc', 'registry'], { env: ENV });
     expect(run.code, run.stderr).toBe(0);
@@ -140,13 +144,8 @@ describe.skipIf(!dockerAvailable() || RADOSGW_MISSING !== undefined)('a registry
   it('a run killed in its window: the watchdog brings the registry back, the next run finishes the work', async () => {
     const bucket = 'container-s3-kill';
     await rgw.createBucket(bucket);
-    const s3 = { region: S3_REGION, regionendpoint: rgw.endpoint, bucket, secure: false, v4auth: true, forcepathstyle: true, rootdirectory: '/', accesskey: S3_ACCESS_KEY, secretkey: S3_SECRET_KEY };
-    const config = path.join(dir, 'kill.yml');
-    await fs.writeFile(config, dump({ version: '0.1', log: { level: 'warn' }, storage: { s3, delete: { enabled: true }, redirect: { disable: true } }, http: { addr: ':5000' } }));
-    const name = uniqueName('reg-s3-kill');
-    names.push(name);
-    const port = await freePort();
-    await runRegistryContainer({ name, port, binds: [`${config}:/etc/docker/registry/config.yml:ro`] });
+    // The keys in the file this time, the tree at the bucket's top.
+    const { name, port } = await s3Container(bucket, { rootdirectory: '/', keysInFile: true });
     const client = new RegistryClient(`http://127.0.0.1:${port}`);
     const scenario = await pushMixedScenario(client);
     // The points a run passes, learned from a whole run (the same shape of work as the one killed below).

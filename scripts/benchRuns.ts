@@ -5,6 +5,7 @@
  * (bench.ts) and the bucket (benchS3.ts).
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,8 +48,18 @@ export function timed(command: string, argv: string[], options: TimedOptions = {
 }
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+// From scripts/ (the tests) or dist/scripts/ (the bench).
+const here = path.dirname(fileURLToPath(import.meta.url));
+const bin = [path.join(here, '../bin/regsweep.js'), path.join(here, '../../bin/regsweep.js')].find((p) => fs.existsSync(p)) ?? 'bin/regsweep.js';
 
-// The real CLI, in a fresh process; after it finishes it reports its peak RSS (KiB) on fd 3.
+/** The node flags `bin/regsweep.js` starts node with (its `exec node … "$0"` line), so the bench measures what users run. */
+export function binNodeFlags(text = fs.readFileSync(bin, 'utf8')): string[] {
+  const exec = /^":" \/\/# ; exec node (.*) "\$0" "\$@"$/m.exec(text);
+  if (!exec?.[1]) throw new Error('bin/regsweep.js: no `exec node … "$0" "$@"` line');
+  return exec[1].split(' ');
+}
+
+// The real CLI, in a fresh process started with the bin's node flags; after it finishes it reports its peak RSS (KiB) on fd 3.
 const RUNNER = `import { main } from ${JSON.stringify(cli)};
 import fs from 'node:fs';
 await main(process.argv);
@@ -56,7 +67,7 @@ fs.writeSync(3, String(process.resourceUsage().maxRSS));`;
 
 /** regsweep (the built CLI) with these arguments: its time and peak RSS. */
 export const regsweep = (argv: string[], options: Omit<TimedOptions, 'withRss'> = {}): Promise<Run> =>
-  timed(process.execPath, ['--input-type=module', '-e', RUNNER, 'regsweep', ...argv], { ...options, withRss: true });
+  timed(process.execPath, [...binNodeFlags(), '--input-type=module', '-e', RUNNER, 'regsweep', ...argv], { ...options, withRss: true });
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

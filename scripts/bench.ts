@@ -26,6 +26,7 @@ import { applyPlan } from '../src/apply/apply.js';
 import { emptyTrash, trashFor } from '../src/apply/trash.js';
 import { findRegistryBinary } from '../src/gc/localRegistry.js';
 import { planTree } from '../src/plan/planTree.js';
+import { filesystemSource } from '../src/storage/fs/source.js';
 import { type Run, median, medianMs, medianRssMiB, regsweep, rounds, timed } from './benchRuns.js';
 import { type BenchImage, MissingPrerequisite, mountBenchImage, writableOverlay } from './benchImage.js';
 import { type S3Result, measureS3, renderS3, s3Targets } from './benchS3.js';
@@ -156,7 +157,7 @@ async function measureWindows(root: string, copy: string, reps: number, gcBin: s
 async function measureApply(root: string, copy: string): Promise<{ removals: number; ms: number; trashMs: number }> {
   fs.rmSync(copy, { recursive: true, force: true });
   execFileSync('cp', ['-a', root, copy]);
-  const { plan } = await planTree(copy);
+  const { plan } = await planTree(filesystemSource(copy));
   const started = process.hrtime.bigint();
   const result = await applyPlan(copy, plan, { trash: trashFor(copy) });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;

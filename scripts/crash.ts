@@ -403,7 +403,7 @@ export async function runCrash(opts: CrashOptions): Promise<CrashResult> {
   }
 }
 
-/** Untagged revisions pushed into one repository: enough that the run swaps its revisions directory (storage/swap.ts). */
+/** Untagged revisions pushed into one repository: enough that the run swaps its revisions directory (storage/fs/swap.ts). */
 const BULK = 14;
 
 /**

@@ -10,8 +10,9 @@ import { type Recovery, recoverRun } from './docker/recovery.js';
 import { refusePausedByOthers } from './docker/maintenanceWindow.js';
 import { RollbackError } from './errors.js';
 import type { Problem } from './model.js';
-import { type AcquireOptions, type LockState, RunLock, inspectLock, readRecoveryNote } from './storage/runLock.js';
-import { requireRegistryRoot } from './storage/scan.js';
+import type { AcquireOptions } from './storage/lockRecord.js';
+import { type LockState, RunLock, inspectLock, readRecoveryNote } from './storage/fs/lock.js';
+import { requireRegistryRoot } from './storage/fs/scan.js';
 import type { BucketClient } from './storage/s3/client.js';
 import { BucketLock } from './storage/s3/lock.js';
 

@@ -27,12 +27,15 @@ import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
 import { BLOB_FILE, LINK_FILE, Layout } from './storage/layout.js';
-import { type HeldLock, type LockState, processRef } from './storage/runLock.js';
-import { findRepositories, requireRegistryRoot } from './storage/scan.js';
-import { type StaleUpload, findStaleUploads } from './storage/uploads.js';
-import { otherFilesystems } from './storage/filesystems.js';
-import { WORTH } from './storage/swap.js';
-import type { ScanPool } from './storage/scanPool.js';
+import { type HeldLock, processRef } from './storage/lockRecord.js';
+import type { LockState } from './storage/fs/lock.js';
+import { findRepositories, requireRegistryRoot } from './storage/fs/scan.js';
+import type { StaleUpload } from './storage/uploads.js';
+import { findStaleUploads } from './storage/fs/uploads.js';
+import { otherFilesystems } from './storage/fs/filesystems.js';
+import { WORTH } from './storage/fs/swap.js';
+import type { ScanPool } from './storage/fs/scanPool.js';
+import { filesystemSource } from './storage/fs/source.js';
 import type { RequestCount } from './storage/s3/client.js';
 import type { BucketSource } from './storage/s3/source.js';
 import { findStaleUploadsInBucket } from './storage/s3/uploads.js';
@@ -425,7 +428,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
  * freed nor kept). Anything other than the prediction is a problem.
  */
 async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { now: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
-  const rescan = await planned.remeasure({ pool: options.pool, onProgress: options.onProgress, phase: 'rescan', recentAfter: run.now });
+  const rescan = await planned.remeasure({ onProgress: options.onProgress, phase: 'rescan', recentAfter: run.now });
   report.after = rescan.after;
   const checked = checkFreed({ before: planned.before, predicted: report.predicted, left: rescan.left, collector: collectorOf(run.gc, run.spared) });
   report.freed = checked.freed;
@@ -439,12 +442,12 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const root = source ? source.where : new Layout(options.target.root).root;
   if (!source) requireRegistryRoot(root);
   const version = gcRunner?.version ?? options.registryVersion;
-  const { selectors, remove, policy, pinned, pool, onProgress } = options;
+  const { selectors, remove, policy, pinned, onProgress } = options;
   const { builtin } = options;
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
   const now = started + (options.lock?.clock ?? options.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
-  const planned = await planTree(source ?? root, { selectors, remove, policy, pinned, pool, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
+  const planned = await planTree(source ?? filesystemSource(root, options.pool), { selectors, remove, policy, pinned, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = source ? undefined : staleUploadsOf(root, options, started);

@@ -12,7 +12,7 @@ import type { Problem, ProgressSink } from '../model.js';
 import { type Plan, type PlannedIndexEntries, type PlannedIndexEntry, type PlannedManifest, type PlannedManifests, type PlannedRepository, type PlannedTag, type RepositoryCheck, plannedIndexEntries, plannedManifests } from '../plan/planner.js';
 import type { DigestTable } from '../storage/digestTable.js';
 import { Layout, type PathSpec, digestFromHex } from '../storage/layout.js';
-import { type LinkRead, readLink } from '../storage/read.js';
+import { type LinkRead, readLink } from '../storage/fs/read.js';
 import { isMissing, isNotEmpty } from '../util/errno.js';
 import { Remover } from './trash.js';
 

@@ -16,8 +16,8 @@ import type { Digest, FoundRepository, Problem } from '../model.js';
 import { DigestTable } from '../storage/digestTable.js';
 import { Layout, digestFromHex } from '../storage/layout.js';
 import { parseManifest } from '../storage/manifest.js';
-import { mtimeOf, names, readBytes, readLink } from '../storage/read.js';
-import { findRepositories } from '../storage/scan.js';
+import { mtimeOf, names, readBytes, readLink } from '../storage/fs/read.js';
+import { findRepositories } from '../storage/fs/scan.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Remover } from './trash.js';
 

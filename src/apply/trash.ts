@@ -13,9 +13,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../storage/layout.js';
-import { names } from '../storage/read.js';
-import { filesystemTop } from '../storage/filesystems.js';
-import { SwapLog, undoSwaps, worthSwapping } from '../storage/swap.js';
+import { names } from '../storage/fs/read.js';
+import { filesystemTop } from '../storage/fs/filesystems.js';
+import { SwapLog, undoSwaps, worthSwapping } from '../storage/fs/swap.js';
 import { UsageError } from '../errors.js';
 import { errnoOf, isNoSpace, isNotEmpty } from '../util/errno.js';
 import { failpoint } from '../util/failpoint.js';
@@ -85,7 +85,7 @@ export interface RemoverOptions {
   /** Move removals here (trashFor) and delete them later with emptyTrash. */
   trash?: string;
   /**
-   * The tree's directories on other filesystems (storage/filesystems.ts):
+   * The tree's directories on other filesystems (storage/fs/filesystems.ts):
    * what goes from below one goes into a trash of the same name inside it,
    * since a rename cannot cross filesystems. Not with a quarantine.
    */
@@ -262,7 +262,7 @@ export class Remover {
   }
 
   /**
-   * Before the window, for the directories the window may swap (storage/swap.ts):
+   * Before the window, for the directories the window may swap (storage/fs/swap.ts):
    * each swap announced on disk in the swap log of its filesystem's trash, and
    * a spare directory made there for each, so that a swap costs a rename
    * instead of a mkdir inside the window. Where a candidate says what it
@@ -326,7 +326,7 @@ export class Remover {
    * The entries of `parent` that `removing` names: revision directories
    * (`links`, journaled as linkDirectory does) or swept blob and `_layers`
    * directories. When the directory loses many more entries than it keeps,
-   * it goes aside whole and the kept ones come back (storage/swap.ts): a
+   * it goes aside whole and the kept ones come back (storage/fs/swap.ts): a
    * fraction of the renames. Returns the names taken out.
    */
   async takeEntries(parent: string, removing: (name: string) => boolean, kind: 'links' | 'swept'): Promise<string[]> {

@@ -5,8 +5,8 @@
  * would have. Done by the run's watchdog at once, or by the next run that
  * finds the dead run's lock.
  */
-import { type HolderRecord, runningHere } from '../storage/runLock.js';
-import { undoSwaps } from '../storage/swap.js';
+import { type HolderRecord, runningHere } from '../storage/lockRecord.js';
+import { undoSwaps } from '../storage/fs/swap.js';
 import type { ContainerInfo, Engine } from './engine.js';
 import { bringBack } from './maintenanceWindow.js';
 
@@ -21,7 +21,7 @@ export interface Recovery {
   helpersRemoved: number;
   /** A garbage-collect process of the dead run it stopped. */
   gcStopped: boolean;
-  /** Directories the dead run was swapping out when it died, put back whole (storage/swap.ts). */
+  /** Directories the dead run was swapping out when it died, put back whole (storage/fs/swap.ts). */
   swapsUndone: number;
 }
 

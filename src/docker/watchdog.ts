@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type HolderRecord, type ProcessRef, processRef } from '../storage/runLock.js';
+import { type HolderRecord, type ProcessRef, processRef } from '../storage/lockRecord.js';
 
 export interface Watchdog {
   readonly process: ProcessRef;

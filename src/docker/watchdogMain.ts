@@ -4,7 +4,8 @@
  * registry back, leaves a note for the next run to report, and releases the
  * dead run's lock.
  */
-import { type HolderRecord, inspectLock, releaseLock, saveRecoveryNote } from '../storage/runLock.js';
+import type { HolderRecord } from '../storage/lockRecord.js';
+import { inspectLock, releaseLock, saveRecoveryNote } from '../storage/fs/lock.js';
 import { recoverRun } from './recovery.js';
 
 const [root, token, mode] = process.argv.slice(2) as [string, string, string];

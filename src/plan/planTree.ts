@@ -7,7 +7,7 @@
  */
 import type { BlobPart, Digest, Prediction, Problem, Totals } from '../model.js';
 import { type DigestTable, Flag } from '../storage/digestTable.js';
-import { type ScanOptions, type TreeSource, filesystemSource } from '../storage/walk.js';
+import type { ScanOptions, TreeSource } from '../storage/source.js';
 import { GlobalMark } from './globalMark.js';
 import type { InUseDigest } from './pins.js';
 import { type Plan, type PlanContext, type PlanOptions, emptyPlan, planContext, planRepository, predictTotals, repositoryKeepsUntagged } from './planner.js';
@@ -98,13 +98,8 @@ export function reclaimRows(plan: Plan, mark: GlobalMark): RepositoryReclaim[] {
   return [...rows.values()].sort((a, b) => b.predictedBytes - a.predictedBytes || (a.repository < b.repository ? -1 : 1));
 }
 
-function sourceOf(tree: string | TreeSource): TreeSource {
-  return typeof tree === 'string' ? filesystemSource(tree) : tree;
-}
-
-/** Scans, plans and predicts in one pass over the tree (a storage root, or any TreeSource). */
-export async function planTree(tree: string | TreeSource, options: PlanTreeOptions = {}): Promise<TreePlan> {
-  const source = sourceOf(tree);
+/** Scans, plans and predicts in one pass over the tree, whichever storage holds it. */
+export async function planTree(source: TreeSource, options: PlanTreeOptions = {}): Promise<TreePlan> {
   const mark = new GlobalMark(options.registryVersion, undefined, { builtin: options.builtin });
   const plan = emptyPlan(mark.table);
   // `-x` naming what is gone after a run died with the same work: done already, not a typo.
@@ -160,9 +155,9 @@ export async function planTree(tree: string | TreeSource, options: PlanTreeOptio
  * planned; `seen` gets each part of blobs. A walk reads each blob once (one
  * prefix directory holds its digest), so counting needs no table.
  */
-export async function measureTree(tree: string | TreeSource, options: ScanOptions = {}, seen?: (part: BlobPart) => void): Promise<Totals> {
+export async function measureTree(source: TreeSource, options: ScanOptions = {}, seen?: (part: BlobPart) => void): Promise<Totals> {
   const totals = { blobs: 0, bytes: 0 };
-  const { counts } = await sourceOf(tree).walk(options, {
+  const { counts } = await source.walk(options, {
     repository() {},
     blobs(part) {
       totals.blobs += part.sizes.length;

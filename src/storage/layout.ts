@@ -44,6 +44,13 @@ export function digestFromHex(hex: string): Digest | undefined {
   return HEX_RE.test(hex) ? (`sha256:${hex}` as Digest) : undefined;
 }
 
+/** What a link holds that is no digest, as a problem says it. */
+export function describeCorrupt(content: string): string {
+  if (content.length === 0) return 'is empty';
+  const shown = JSON.stringify(content.length > 80 ? `${content.slice(0, 80)}…` : content);
+  return `holds ${shown}, not a sha256 digest`;
+}
+
 export function hexOf(digest: Digest): string {
   return digest.slice('sha256:'.length);
 }

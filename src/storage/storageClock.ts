@@ -7,8 +7,6 @@
  * So "now" is the storage's: a file this run writes in the root tells it, by
  * its mtime read back after the write against this process's clock then.
  */
-import fs from 'node:fs';
-
 export interface StorageClock {
   /** `storage`: from a file this run wrote in the root; `process`: nothing was written (a dry run, a lock taken on a full disk), this process's own. */
   source: 'storage' | 'process';
@@ -17,19 +15,3 @@ export interface StorageClock {
 }
 
 export const PROCESS_CLOCK: StorageClock = { source: 'process', offsetMs: 0 };
-
-/**
- * The clock of the storage holding `file`, which this process has just
- * written. Its own time is read after the stat, so the offset errs early (as
- * does a filesystem's coarse mtime): "now" is then a little earlier than the
- * storage's, and the grace keeps a little more, never less.
- */
-export function clockOfWritten(file: string): StorageClock {
-  try {
-    const { mtimeMs } = fs.statSync(file);
-    return { source: 'storage', offsetMs: Math.floor(mtimeMs - Date.now()) };
-  } catch {
-    // Gone already (taken over by another run, which the lock finds itself): nothing to read the storage's time from.
-    return PROCESS_CLOCK;
-  }
-}

@@ -15,6 +15,7 @@ import type { Digest } from '../../src/model.js';
 import { planTree } from '../../src/plan/planTree.js';
 import { sampleTreeEachTest } from '../support/tree.js';
 import { linksOfTaken } from '../support/layerLinks.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 let w: TreeWriter;
@@ -32,7 +33,7 @@ async function blobsLeft(): Promise<Digest[]> {
 
 /** Plans with the builtin sweep, applies the plan, and returns what the sweep needs. */
 async function planAndApply(recentAfter = Date.now() + HOUR) {
-  const planned = await planTree(root, { registryVersion: '2.8.2', builtin: true, recentAfter });
+  const planned = await planTree(filesystemSource(root), { registryVersion: '2.8.2', builtin: true, recentAfter });
   const trash = trashFor(root);
   const remover = Remover.open(root, { trash });
   await applyPlan(root, planned.plan, { remover });
@@ -157,7 +158,7 @@ describe('the grace', () => {
   it("does not change the registry's own sweep: without builtin, recent blobs are predicted swept", async () => {
     await w.image('app', { seed: 'new', tag: 'latest' });
     await w.blob(seededBytes('upload in flight', 500));
-    const planned = await planTree(root, { registryVersion: '2.8.2', recentAfter: 0 });
+    const planned = await planTree(filesystemSource(root), { registryVersion: '2.8.2', recentAfter: 0 });
     expect(planned.predicted).toMatchObject({ blobs: 1, bytes: 500 });
   });
 });

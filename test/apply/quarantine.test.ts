@@ -19,6 +19,7 @@ import { runCli } from '../support/cli.js';
 import { expectValidReport } from '../support/schema.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 import { linksOfTaken } from '../support/layerLinks.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 let w: TreeWriter;
@@ -45,7 +46,7 @@ const quarantinesIn = async (): Promise<string[]> => (await fs.readdir(root)).fi
 
 /** What a real run with `--gc builtin -x app:old --quarantine 1d` does in its window, with a journal file too when asked. */
 async function removeOldIntoQuarantine(journal?: string): Promise<{ quarantine: string; swept: number }> {
-  const planned = await planTree(root, { registryVersion: '2.8.2', builtin: true, recentAfter: Date.now() + DAY, remove: [parseSelector('app:old')] });
+  const planned = await planTree(filesystemSource(root), { registryVersion: '2.8.2', builtin: true, recentAfter: Date.now() + DAY, remove: [parseSelector('app:old')] });
   const quarantine = trashFor(root, DAY);
   const remover = Remover.open(root, { trash: quarantine, journals: journal ? [journal] : [] });
   try {

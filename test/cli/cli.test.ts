@@ -124,7 +124,7 @@ describe('output', () => {
 
 /** Another regsweep run holding the lock of `dir` (compiled code, in a process of its own) until `release()`. */
 async function holder(dir: string): Promise<{ release(): Promise<void> }> {
-  const module = path.resolve('dist/src/storage/runLock.js');
+  const module = path.resolve('dist/src/storage/fs/lock.js');
   const script = `
     import { RunLock } from ${JSON.stringify(module)};
     const lock = await RunLock.acquire(process.argv[1], { target: { kind: 'path', name: 'other' }, bringBack: { restart: true } });

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { TreeWriter } from '../../scripts/sampleTree.js';
-import { saveRecoveryNote } from '../../src/storage/runLock.js';
+import { saveRecoveryNote } from '../../src/storage/fs/lock.js';
 import { runCli } from '../support/cli.js';
 import { sampleTreeEachTest } from '../support/tree.js';
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { type HolderRecord, placeHere, processRef } from '../../src/storage/runLock.js';
+import { type HolderRecord, placeHere, processRef } from '../../src/storage/lockRecord.js';
 import { tempDir } from '../support/tmp.js';
 
 const WATCHDOG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/docker/watchdog.js');

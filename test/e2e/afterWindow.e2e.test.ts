@@ -18,6 +18,7 @@ import { planTree } from '../../src/plan/planTree.js';
 import { Layout } from '../../src/storage/layout.js';
 import { tempDir } from '../support/tmp.js';
 import { linksOfTaken } from '../support/layerLinks.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 const v2 = registryBinary();
 const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
@@ -57,7 +58,7 @@ describe.each([
     const { root, old } = await pushed(bin as string);
     const layout = new Layout(root);
     const ownLayer = old.layers[1]?.digest as string;
-    const planned = await planTree(root, { registryVersion: version, builtin: true, recentAfter: Infinity });
+    const planned = await planTree(filesystemSource(root), { registryVersion: version, builtin: true, recentAfter: Infinity });
     expect(planned.sweptDigests()).toContain(ownLayer);
     const trash = trashFor(root);
     const remover = Remover.open(root, { trash });

@@ -21,7 +21,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
 import { docker, dockerAvailable, removeContainers, removeVolume } from '../support/docker.js';
-import type { HolderRecord } from '../../src/storage/runLock.js';
+import type { HolderRecord } from '../../src/storage/lockRecord.js';
 import {
   type ContainerState,
   type Deployed,

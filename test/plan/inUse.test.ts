@@ -12,6 +12,7 @@ import { parseSelector } from '../../src/plan/selectors.js';
 import { TreeWriter } from '../../scripts/sampleTree.js';
 import { predictCollect, scan } from '../support/inventory.js';
 import { sampleTreeEachTest } from '../support/tree.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 let w: TreeWriter;
@@ -30,7 +31,7 @@ async function planOf(options: PlanOptions) {
   const plan = emptyPlan();
   const context = planContext(inventory.repositories.map((r) => r.name), options);
   for (const repo of inventory.repositories) planRepository(repo, inventory.manifests, context, plan);
-  const streamed = await planTree(root, options);
+  const streamed = await planTree(filesystemSource(root), options);
   expect(streamed.inUse).toEqual(context.inUse);
   expect([...streamed.plan.manifests]).toEqual([...plan.manifests]);
   const removed = [...plan.manifests].map((m) => `${m.repository}@${m.digest}`).sort();

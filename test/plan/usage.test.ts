@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TreeWriter, type Written, seededBytes } from '../../scripts/sampleTree.js';
 import { planTree } from '../../src/plan/planTree.js';
 import { parseSelector } from '../../src/plan/selectors.js';
-import type { ScanPool } from '../../src/storage/scanPool.js';
+import type { ScanPool } from '../../src/storage/fs/scanPool.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 import { blobDataPath, expectedUsage, manifestReferences } from '../support/usage.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 let before: Record<string, string>;
@@ -46,14 +47,14 @@ const references = (digest: string): Promise<string[]> => manifestReferences(roo
 
 /** A pool of threads from the compiled code, so its workers can start (as scan.parallel.test.ts does). */
 async function distPool(threads: number): Promise<ScanPool> {
-  const compiled = '../../dist/src/storage/scanPool.js';
-  const { openScanPool } = (await import(compiled)) as typeof import('../../src/storage/scanPool.js');
+  const compiled = '../../dist/src/storage/fs/scanPool.js';
+  const { openScanPool } = (await import(compiled)) as typeof import('../../src/storage/fs/scanPool.js');
   return openScanPool(threads);
 }
 
 describe('--usage', () => {
   it('counts per repository what its revisions reference, what only it references, and what the purge reclaims', async () => {
-    const planned = await planTree(root, { usage: true, registryVersion: '2.8.2' });
+    const planned = await planTree(filesystemSource(root), { usage: true, registryVersion: '2.8.2' });
     const expected = await expectedUsage(root);
     expect(planned.usage).toEqual(expected);
     expect(planned.usage?.totals.reclaimableBytes).toBe(planned.predicted.bytes);
@@ -62,7 +63,7 @@ describe('--usage', () => {
   });
 
   it('a layer two repositories both drop counts in both rows and once in the total', async () => {
-    const usage = (await planTree(root, { usage: true, registryVersion: '2.8.2' })).usage;
+    const usage = (await planTree(filesystemSource(root), { usage: true, registryVersion: '2.8.2' })).usage;
     const row = (name: string) => usage?.repositories.find((r) => r.repository === name);
     const { oldShared, orphan } = blobs as Record<string, Written>;
     // Both app (its history) and team/web (an untagged image) drop the shared old layer: it is in both rows.
@@ -75,7 +76,7 @@ describe('--usage', () => {
   });
 
   it('reclaimable follows the plan the other options make: -x base frees its own blobs, not the layer others keep', async () => {
-    const planned = await planTree(root, { usage: true, registryVersion: '2.8.2', remove: [parseSelector('base')] });
+    const planned = await planTree(filesystemSource(root), { usage: true, registryVersion: '2.8.2', remove: [parseSelector('base')] });
     const baseRow = planned.usage?.repositories.find((r) => r.repository === 'base');
     const { baseImage, base } = blobs as Record<string, Written>;
     const own = [baseImage!.digest, ...(await references(baseImage!.digest))].filter((d) => d !== base!.digest);
@@ -89,13 +90,13 @@ describe('--usage', () => {
   it('reads the same with the scan in threads', async () => {
     const pool = await distPool(3);
     try {
-      expect((await planTree(root, { usage: true, registryVersion: '2.8.2', pool })).usage).toEqual(await expectedUsage(root));
+      expect((await planTree(filesystemSource(root, pool), { usage: true, registryVersion: '2.8.2' })).usage).toEqual(await expectedUsage(root));
     } finally {
       await pool.close();
     }
   });
 
   it('is not computed without usage', async () => {
-    expect((await planTree(root, { registryVersion: '2.8.2' })).usage).toBeUndefined();
+    expect((await planTree(filesystemSource(root), { registryVersion: '2.8.2' })).usage).toBeUndefined();
   });
 });

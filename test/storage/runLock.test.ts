@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type HolderRecord, RunLock, STALE_MS, busyMessage, holderAlive, inspectLock, placeHere, processRef, processStart } from '../../src/storage/runLock.js';
+import { type HolderRecord, STALE_MS, busyMessage, holderAlive, placeHere, processRef, processStart } from '../../src/storage/lockRecord.js';
+import { RunLock, inspectLock } from '../../src/storage/fs/lock.js';
 import { rejection } from '../support/rejection.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -113,7 +114,7 @@ describe('RunLock', () => {
 
   it('lets exactly one of two runs that find the same dead holder take it over', async () => {
     await writeLock(record({ process: await deadProcess() }));
-    const module = path.resolve('dist/src/storage/runLock.js');
+    const module = path.resolve('dist/src/storage/fs/lock.js');
     const script = `
       import { RunLock } from ${JSON.stringify(module)};
       try {

@@ -7,15 +7,16 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TreeWriter, seededBytes } from '../../scripts/sampleTree.js';
 import { UNREFERENCED, measureTree, planTree } from '../../src/plan/planTree.js';
-import { runScanWork } from '../../src/storage/scan.js';
-import type { ScanPool } from '../../src/storage/scanPool.js';
+import { runScanWork } from '../../src/storage/fs/scan.js';
+import type { ScanPool } from '../../src/storage/fs/scanPool.js';
 import { keepsUntagged, planPurge, predictCollect, reclaimByRepository, scan } from '../support/inventory.js';
 import { tempDir } from '../support/tmp.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 /** A pool of `threads` threads from the compiled code, so its workers can start. */
-async function distPool(threads: number, runHere?: Parameters<typeof import('../../src/storage/scanPool.js').openScanPool>[1]): Promise<ScanPool> {
-  const compiled = '../../dist/src/storage/scanPool.js';
-  const { openScanPool } = (await import(compiled)) as typeof import('../../src/storage/scanPool.js');
+async function distPool(threads: number, runHere?: Parameters<typeof import('../../src/storage/fs/scanPool.js').openScanPool>[1]): Promise<ScanPool> {
+  const compiled = '../../dist/src/storage/fs/scanPool.js';
+  const { openScanPool } = (await import(compiled)) as typeof import('../../src/storage/fs/scanPool.js');
   return openScanPool(threads, runHere);
 }
 
@@ -77,7 +78,7 @@ it('plans and predicts in one streaming pass exactly what the whole-inventory fu
       const plan = planPurge(inventory);
       const predicted = predictCollect(inventory, plan, '2.8.2');
       for (const pool of [undefined, threads]) {
-        const s = await planTree(tree, { pool, registryVersion: '2.8.2' });
+        const s = await planTree(filesystemSource(tree, pool), { registryVersion: '2.8.2' });
         expect(JSON.parse(JSON.stringify(s.plan))).toEqual(JSON.parse(JSON.stringify(plan)));
         expect(s.plan.manifests.length).toBeGreaterThan(0);
         expect(s.predicted).toEqual({ blobs: predicted.blobs, bytes: predicted.bytes, recent: predicted.recent, blockedBy: predicted.blockedBy });
@@ -126,14 +127,14 @@ it('reuses threads the caller started for every walk, and leaves them open', asy
     expect(await scan(root, { pool })).toEqual(alone);
     const afterFirst = tasks;
     expect(afterFirst).toBeGreaterThan(12);
-    const planned = await planTree(root, { pool });
+    const planned = await planTree(filesystemSource(root, pool));
     expect(tasks).toBeGreaterThan(afterFirst);
-    expect(await measureTree(root, { pool })).toEqual(planned.before);
+    expect(await measureTree(filesystemSource(root, pool))).toEqual(planned.before);
     // Rested between walks (a real run's window), its workers start again for the next.
     await pool.rest();
     await pool.rest();
     const rested = tasks;
-    expect(await measureTree(root, { pool })).toEqual(planned.before);
+    expect(await measureTree(filesystemSource(root, pool))).toEqual(planned.before);
     expect(tasks).toBeGreaterThan(rested);
     expect(closed).toBe(0);
   } finally {

@@ -7,11 +7,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { findRepositories } from '../../src/storage/scan.js';
+import { findRepositories } from '../../src/storage/fs/scan.js';
 import { planTree } from '../../src/plan/planTree.js';
 import { Layout } from '../../src/storage/layout.js';
 import { sampleTreeEachTest } from '../support/tree.js';
 import type { TreeWriter } from '../../scripts/sampleTree.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 let w: TreeWriter;
@@ -28,7 +29,7 @@ it('scans a repository behind a symlink, and keeps the blobs its tags need', asy
   await fs.rename(repo, moved);
   await fs.symlink(moved, repo);
   expect(findRepositories(layout, []).map((r) => r.name)).toEqual(['other', 'team/web']);
-  const planned = await planTree(root);
+  const planned = await planTree(filesystemSource(root));
   expect([...planned.plan.manifests].map((m) => m.repository)).toEqual(['team/web']);
   // The kept tag's layers are marked: only the old image's own blobs go.
   expect(planned.isMarked(base.digest)).toBe(true);

@@ -11,9 +11,10 @@ import { applyPlan } from '../../src/apply/apply.js';
 import { restoreJournal } from '../../src/apply/restore.js';
 import { Remover, trashFor } from '../../src/apply/trash.js';
 import { planTree } from '../../src/plan/planTree.js';
-import { SwapLog, undoSwaps, worthSwapping } from '../../src/storage/swap.js';
+import { SwapLog, undoSwaps, worthSwapping } from '../../src/storage/fs/swap.js';
 import { snapshot, tempDir } from '../support/tmp.js';
 import { linksOfTaken } from '../support/layerLinks.js';
+import { filesystemSource } from '../../src/storage/fs/source.js';
 
 let root: string;
 
@@ -166,7 +167,7 @@ describe('the apply and the builtin sweep take most of a directory at once', () 
     await w.image('app', { seed: 'new', tag: 'latest', layers: 1 });
     await w.blob(seededBytes('orphan', 100));
     const before = await snapshot(path.join(root, 'docker'));
-    const planned = await planTree(root, { registryVersion: '2.8.2', builtin: true, recentAfter: Infinity });
+    const planned = await planTree(filesystemSource(root), { registryVersion: '2.8.2', builtin: true, recentAfter: Infinity });
     const quarantine = trashFor(root, 3_600_000);
     const remover = Remover.open(root, { trash: quarantine });
     const revisions = w.layout.pathFor({ kind: 'revisions', name: 'app' });

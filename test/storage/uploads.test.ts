@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TreeWriter } from '../../scripts/sampleTree.js';
-import { findRepositories } from '../../src/storage/scan.js';
-import { findStaleUploads } from '../../src/storage/uploads.js';
+import { findRepositories } from '../../src/storage/fs/scan.js';
+import { findStaleUploads } from '../../src/storage/fs/uploads.js';
 import { tempDir } from '../support/tmp.js';
 
 let root: string;

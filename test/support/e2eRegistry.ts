@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
-import type { HolderRecord } from '../../src/storage/runLock.js';
+import type { HolderRecord } from '../../src/storage/lockRecord.js';
 import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
 import { BIN } from './cli.js';
 import { DockerLikeClient } from './dockerLikeClient.js';

@@ -9,7 +9,9 @@ import { GlobalMark } from '../../src/plan/globalMark.js';
 import { type Plan, type PlanOptions, emptyPlan, planContext, planRepository, repositoryKeepsUntagged } from '../../src/plan/planner.js';
 import { type RepositoryReclaim, reclaimRows } from '../../src/plan/planTree.js';
 import { Layout } from '../../src/storage/layout.js';
-import { type ScanOptions, walkTree } from '../../src/storage/walk.js';
+import type { ScanOptions } from '../../src/storage/source.js';
+import type { ScanPool } from '../../src/storage/fs/scanPool.js';
+import { walkTree } from '../../src/storage/fs/source.js';
 
 export interface Inventory {
   root: string;
@@ -30,7 +32,7 @@ function* blobsIn(part: BlobPart): Generator<[Digest, number]> {
   }
 }
 
-export async function scan(root: string, options: ScanOptions = {}): Promise<Inventory> {
+export async function scan(root: string, options: ScanOptions & { pool?: ScanPool } = {}): Promise<Inventory> {
   const layout = new Layout(root);
   const repositories: RepositoryState[] = [];
   const manifests = new Map<Digest, ParsedManifest>();
@@ -43,7 +45,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Inv
     blobs(part) {
       for (const [digest, size] of blobsIn(part)) blobs.set(digest, size);
     },
-  });
+  }, options.pool);
   options.onProgress?.({ phase: options.phase ?? 'scan', done: blobs.size, unit: 'blobs' });
   return { root: layout.root, repositories, manifests, blobs, problems };
 }

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../../errors.js';
 import type { BlobPart, Digest, FoundRepository, Problem, RepositoryState } from '../../model.js';
 import { digestFromHex, isRepositoryName, parseDigest } from '../layout.js';
-import type { RepositoryScan } from '../scan.js';
+import type { RepositoryScan } from '../source.js';
 import type { BucketClient, RequestCount } from './client.js';
 import { BucketKeys } from './keys.js';
 import { type Limit, type ListedObject, bounded, listDirectories, listFlat, readObject } from './listing.js';

@@ -35,7 +35,7 @@
  * stalled that long and then released.
  */
 import { BusyError } from '../../errors.js';
-import { type AcquireOptions, type HeldLock, type HolderRecord, type RecordChange, STALE_MS, busyMessage, holderAlive, holderRecord, placeHere } from '../runLock.js';
+import { type AcquireOptions, type HeldLock, type HolderRecord, type RecordChange, STALE_MS, busyMessage, holderAlive, holderRecord, placeHere } from '../lockRecord.js';
 import type { StorageClock } from '../storageClock.js';
 import type { BucketClient } from './client.js';
 import { bucketError } from './client.js';

@@ -8,7 +8,7 @@
 import type { Digest, RepositoryState } from '../../model.js';
 import { hexOf } from '../layout.js';
 import { type ManifestRead, manifestRead } from '../manifest.js';
-import type { RepositoryScan } from '../scan.js';
+import type { RepositoryScan } from '../source.js';
 import type { BucketClient } from './client.js';
 import type { BucketKeys } from './keys.js';
 import { type Limit, readObject } from './listing.js';

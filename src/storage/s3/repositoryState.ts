@@ -8,7 +8,7 @@
  */
 import type { Digest, RepositoryState, TagState } from '../../model.js';
 import { digestFromHex, isTagName } from '../layout.js';
-import { describeCorrupt } from '../read.js';
+import { describeCorrupt } from '../layout.js';
 import type { BucketKeys } from './keys.js';
 import type { ListedObject } from './listing.js';
 import type { EntryKeys, RepositoryKeys, TagKeys } from './repositoryKeys.js';

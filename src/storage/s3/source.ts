@@ -5,7 +5,7 @@
  */
 import type { Counts } from '../../model.js';
 import type { StorageClock } from '../storageClock.js';
-import { type ScanOptions, type TreeSource, type TreeVisitor, type WalkResult, visitRepository } from '../walk.js';
+import { type ScanOptions, type TreeSource, type TreeVisitor, type WalkResult, visitRepository } from '../source.js';
 import type { BucketClient, RequestCount } from './client.js';
 import { ServerClock } from './clock.js';
 import { inventoryBucket } from './inventory.js';

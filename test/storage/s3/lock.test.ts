@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BusyError } from '../../../src/errors.js';
-import { type HolderRecord, placeHere, processRef } from '../../../src/storage/runLock.js';
+import { type HolderRecord, placeHere, processRef } from '../../../src/storage/lockRecord.js';
 import { type BucketClient, openBucketClient } from '../../../src/storage/s3/client.js';
 import { BucketLock, inspectBucketLock, lockKey } from '../../../src/storage/s3/lock.js';
 import type { S3Location } from '../../../src/storage/s3/location.js';

@@ -8,12 +8,13 @@
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../errors.js';
-import type { BlobPart, Digest, FoundRepository, Problem, RepositoryState, TagState } from '../model.js';
-import { isMissing } from '../util/errno.js';
-import { Layout, ScanPaths, digestFromHex, isRepositoryName, isTagName } from './layout.js';
-import { type ManifestRead, manifestRead } from './manifest.js';
-import { describeCorrupt, entries, isDirectoryEntry, mtimeOf, names, readBytes, readLink } from './read.js';
+import { UsageError } from '../../errors.js';
+import type { BlobPart, Digest, FoundRepository, Problem, RepositoryState, TagState } from '../../model.js';
+import { isMissing } from '../../util/errno.js';
+import { Layout, ScanPaths, describeCorrupt, digestFromHex, isRepositoryName, isTagName } from '../layout.js';
+import { type ManifestRead, manifestRead } from '../manifest.js';
+import type { RepositoryScan } from '../source.js';
+import { entries, isDirectoryEntry, mtimeOf, names, readBytes, readLink } from './read.js';
 
 /** Refuses (exit 2) a directory that is not a registry root: one that does not hold docker/registry/v2. */
 export function requireRegistryRoot(root: string): void {
@@ -231,12 +232,6 @@ export function blobPrefixes(root: string): string[] {
   return entries(dir)
     .filter((e) => isDirectoryEntry(dir, e))
     .map((e) => e.name);
-}
-
-export interface RepositoryScan {
-  repo: RepositoryState;
-  /** The manifests its revisions name, as read. */
-  manifests: Array<[Digest, ManifestRead]>;
 }
 
 /** One repository: its revisions and tags, and the manifests its revisions name. The unit of parallel work. */

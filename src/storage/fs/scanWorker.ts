@@ -3,7 +3,7 @@
  * blob prefixes) with synchronous I/O, so several threads read the tree at once.
  */
 import { parentPort } from 'node:worker_threads';
-import type { BlobPart } from '../model.js';
+import type { BlobPart } from '../../model.js';
 import { runScanWork } from './scan.js';
 import type { ScanReply, ScanTask } from './scanPool.js';
 

@@ -9,8 +9,9 @@
  * this thread (tests count its turns).
  */
 import { Worker } from 'node:worker_threads';
-import type { BlobPart, FoundRepository } from '../model.js';
-import { type RepositoryScan, type ScanWork, runScanWork, scanBlobPrefixes, scanRepository } from './scan.js';
+import type { BlobPart, FoundRepository } from '../../model.js';
+import type { RepositoryScan } from '../source.js';
+import { type ScanWork, runScanWork, scanBlobPrefixes, scanRepository } from './scan.js';
 
 /** Runs the units of work, in worker threads when asked for more than one. */
 export interface ScanPool {

@@ -7,9 +7,9 @@
  * halfway, as a raw EROFS after the registry was paused.
  */
 import fs from 'node:fs';
-import { StorageNotWritableError } from '../errors.js';
-import { errnoOf, isMissing } from '../util/errno.js';
-import { Layout, type PathSpec } from './layout.js';
+import { StorageNotWritableError } from '../../errors.js';
+import { errnoOf, isMissing } from '../../util/errno.js';
+import { Layout, type PathSpec } from '../layout.js';
 import { findRepositories } from './scan.js';
 
 /** Below the root, where a real run writes. A missing one is not checked: the scan says what the tree lacks. */

@@ -6,9 +6,9 @@
  */
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs';
-import type { Digest } from '../model.js';
-import { isMissing } from '../util/errno.js';
-import { parseDigest } from './layout.js';
+import type { Digest } from '../../model.js';
+import { isMissing } from '../../util/errno.js';
+import { parseDigest } from '../layout.js';
 
 /** A directory listing, or [] when the directory does not exist (an empty repository has no revisions dir). */
 function listOrEmpty<T>(list: () => T[]): T[] {
@@ -95,12 +95,6 @@ export function readLink(file: string): LinkRead {
   const content = readBuffer.toString('utf8', 0, length);
   const digest = parseDigest(content);
   return digest ? { digest } : { corrupt: content };
-}
-
-export function describeCorrupt(content: string): string {
-  if (content.length === 0) return 'is empty';
-  const shown = JSON.stringify(content.length > 80 ? `${content.slice(0, 80)}…` : content);
-  return `holds ${shown}, not a sha256 digest`;
 }
 
 export function mtimeOf(file: string): number | undefined {

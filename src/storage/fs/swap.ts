@@ -28,9 +28,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { appendWhole } from '../util/append.js';
-import { errnoOf, isMissing, isNoSpace, isNotEmpty } from '../util/errno.js';
-import { failpoint } from '../util/failpoint.js';
+import { appendWhole } from '../../util/append.js';
+import { errnoOf, isMissing, isNoSpace, isNotEmpty } from '../../util/errno.js';
+import { failpoint } from '../../util/failpoint.js';
 
 /** The swap log, in the trash: `swap <aside> <origin>` before each swap, `done <aside>` after (JSON strings, one per line). */
 const LOG = 'swaps.jsonl';

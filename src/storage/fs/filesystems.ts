@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Layout } from './layout.js';
+import { Layout } from '../layout.js';
 
 /**
  * The directories of the tree that sit on another filesystem than the one

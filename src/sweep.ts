@@ -4,18 +4,13 @@
  * re-check, apply and garbage-collect, and finally measure what changed.
  * Returns a report; printing and exit codes belong to the CLI.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { type ApplyResult, type PreparedApply, applyPlan, prepareApply, removeIndexEntries } from './apply/apply.js';
-import { type BlobSweepResult, type LayerLinks, SweptBlobs, sweepBlobs, sweepLayerLinks } from './apply/blobSweep.js';
-import { type BucketWindowResult, applyOnBucket } from './apply/bucketApply.js';
-import { removeUploads } from './apply/uploads.js';
-import { QUARANTINE_JOURNAL, Remover, type SwapCandidate, emptyTrash, quarantineExpiry, trashFor } from './apply/trash.js';
+import type { ApplyResult } from './apply/apply.js';
+import type { BlobSweepResult } from './apply/blobSweep.js';
 import type { TargetKind } from './docker/locator.js';
 import { type BroughtBack, type MaintenanceWindow, unpausedWindow } from './docker/maintenanceWindow.js';
 import type { Recovery } from './docker/recovery.js';
 import { startWatchdog } from './docker/watchdog.js';
-import { NotConfirmedError, RollbackError, UsageError } from './errors.js';
+import { NotConfirmedError, RollbackError } from './errors.js';
 import type { BlobCache } from './gc/blobCache.js';
 import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
 import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
@@ -26,28 +21,17 @@ import { type RepositoryReclaim, type TreePlan, planTree } from './plan/planTree
 import type { UsageReport } from './plan/usage.js';
 import type { Policy } from './plan/policy.js';
 import type { Selector } from './plan/selectors.js';
-import { BLOB_FILE, LINK_FILE, Layout } from './storage/layout.js';
-import { type HeldLock, processRef } from './storage/lockRecord.js';
-import type { LockState } from './storage/fs/lock.js';
-import { findRepositories, requireRegistryRoot } from './storage/fs/scan.js';
-import type { StaleUpload } from './storage/uploads.js';
-import { findStaleUploads } from './storage/fs/uploads.js';
-import { otherFilesystems } from './storage/fs/filesystems.js';
-import { WORTH } from './storage/fs/swap.js';
-import type { ScanPool } from './storage/fs/scanPool.js';
-import { filesystemSource } from './storage/fs/source.js';
-import type { RequestCount } from './storage/s3/client.js';
-import type { BucketSource } from './storage/s3/source.js';
-import { findStaleUploadsInBucket } from './storage/s3/uploads.js';
+import { type HeldLock, type LockState, processRef } from './storage/lockRecord.js';
+import type { RequestCount, TreeSource } from './storage/source.js';
 import { PROCESS_CLOCK, type StorageClock } from './storage/storageClock.js';
-import { failpoint } from './util/failpoint.js';
+import type { StaleUpload } from './storage/uploads.js';
 
 export interface SweepOptions {
   target: { kind: TargetKind; name: string; root: string };
   /** The storage's clock where known without a lock (a bucket's server, from its responses); the lock's, else this process's. */
   clock?: StorageClock;
-  /** The registry's bucket, when its storage is not the filesystem root `target.root`: read from and written to instead. */
-  source?: BucketSource;
+  /** What the run reads and changes: the registry's storage. */
+  storage: RunStorage;
   selectors?: Selector[];
   /** `-x`: tags and repositories to remove. */
   remove?: Selector[];
@@ -72,8 +56,6 @@ export interface SweepOptions {
   quarantineMs?: number;
   /** `--stale-uploads`: remove uploads started longer ago than this many milliseconds, inside the window. */
   staleUploadsMs?: number;
-  /** Threads the caller started for the scans (see ScanOptions.pool); it closes them. */
-  pool?: ScanPool;
   /** The lock this run holds (a real run): its record says what to bring back should the run die. */
   lock?: HeldLock;
   /** The registry is reached through the Docker engine: its watchdog must ask the engine too. */
@@ -104,7 +86,7 @@ export interface SweepPreview {
 /** Who sweeps the blobs: regsweep itself (`--gc builtin`, the default), the registry's garbage-collect (`--gc registry`), or nobody (`--no-gc`). */
 export type GcMode = 'builtin' | 'registry' | 'none';
 
-interface GcReport {
+export interface GcReport {
   mode: GcMode;
   ran: boolean;
   command: string[] | null;
@@ -176,7 +158,7 @@ interface BuiltinReport {
   clock: StorageClock;
 }
 
-function gcNotRun(mode: GcMode, skipped: string | null, decision: GcDecision | undefined): GcReport {
+export function gcNotRun(mode: GcMode, skipped: string | null, decision: GcDecision | undefined): GcReport {
   return { mode, ran: false, command: null, exitCode: null, decision: decision?.why ?? null, summary: null, skipped, output: '', durationMs: null };
 }
 
@@ -199,7 +181,7 @@ function lockReport({ record, alive }: LockState): NonNullable<SweepReport['lock
  * fails halfway is a problem of the report (exit 1, saying what is left to
  * clear), not a reason to keep the registry down.
  */
-async function forgetRemoved(cache: BlobCache, swept: Digest[], unlinked: Map<string, Digest[]>): Promise<{ cleared: number | null; problem?: Problem }> {
+export async function forgetRemoved(cache: BlobCache, swept: Digest[], unlinked: Map<string, Digest[]>): Promise<{ cleared: number | null; problem?: Problem }> {
   try {
     return { cleared: await cache.forget(swept, unlinked) };
   } catch (error) {
@@ -208,7 +190,7 @@ async function forgetRemoved(cache: BlobCache, swept: Digest[], unlinked: Map<st
 }
 
 /** The revisions the apply unlinked, by repository. */
-function unlinkedByRepository(applied: ApplyResult): Map<string, Digest[]> {
+export function unlinkedByRepository(applied: ApplyResult): Map<string, Digest[]> {
   const unlinked = new Map<string, Digest[]>();
   for (const m of applied.manifests) {
     const list = unlinked.get(m.repository);
@@ -228,8 +210,8 @@ function problemsOf(planned: TreePlan): Problem[] {
 
 interface CollectStep {
   runner: GcRunner | undefined;
-  /** regsweep's own sweep, instead of the runner. */
-  builtin: { root: string; planned: TreePlan; remover: Remover; swept: SweptBlobs } | undefined;
+  /** regsweep's own sweep, instead of the runner: the storage's (run/filesystem.ts). */
+  own: ((signal: AbortSignal) => Promise<{ gc: GcReport; swept: BlobSweepResult }>) | undefined;
   decision: GcDecision | undefined;
   predicted: Prediction;
   applied: ApplyResult;
@@ -239,19 +221,12 @@ interface CollectStep {
 }
 
 /** The own sweep's report, as garbage-collect's is: `stopped` says why it stopped (null: it ran through). */
-function builtinReport(stopped: string | null, decision: GcDecision | undefined, started: number): GcReport {
+export function builtinReport(stopped: string | null, decision: GcDecision | undefined, started: number): GcReport {
   return { ...gcNotRun('builtin', stopped, decision), ran: stopped === null, command: ['regsweep', '--gc', 'builtin'], exitCode: stopped === null ? 0 : null, durationMs: Date.now() - started };
 }
 
-/** regsweep's own sweep, reported as garbage-collect is. */
-async function builtinCollect({ root, planned, remover, swept: prepared }: NonNullable<CollectStep['builtin']>, signal: AbortSignal, decision: GcDecision | undefined): Promise<{ gc: GcReport; swept: BlobSweepResult }> {
-  const started = Date.now();
-  const swept = await sweepBlobs(root, { swept: [], prepared, isMarked: planned.isMarked, sizeOf: planned.sizeOf, remover, signal });
-  return { gc: builtinReport(swept.problems[0]?.message ?? null, decision, started), swept };
-}
-
 /** Why nothing collects after the apply (no collector, a tree garbage-collect is unsafe on, nothing removed or predicted), or undefined when something does. */
-function nothingToCollect(collects: boolean, predicted: Prediction, removed: { manifests: { length: number }; repositories: { length: number } }): string | undefined {
+export function nothingToCollect(collects: boolean, predicted: Prediction, removed: { manifests: { length: number }; repositories: { length: number } }): string | undefined {
   if (!collects) return '--no-gc';
   if (predicted.blockedBy.length > 0) return `garbage-collect is unsafe on this tree: ${predicted.blockedBy[0]?.message ?? ''}`;
   if (removed.manifests.length === 0 && removed.repositories.length === 0 && predicted.blobs === 0) return 'nothing to collect';
@@ -259,12 +234,12 @@ function nothingToCollect(collects: boolean, predicted: Prediction, removed: { m
 }
 
 /** Inside the window, after the apply: garbage-collect (the registry's or regsweep's own), or why it does not run. */
-async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?: BlobSweepResult }> {
-  const { runner, builtin, decision, predicted, applied, signal } = step;
-  const mode: GcMode = builtin ? 'builtin' : runner ? 'registry' : 'none';
-  const skipped = nothingToCollect(runner !== undefined || builtin !== undefined, predicted, applied);
+export async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?: BlobSweepResult }> {
+  const { runner, own, decision, predicted, applied, signal } = step;
+  const mode: GcMode = own ? 'builtin' : runner ? 'registry' : 'none';
+  const skipped = nothingToCollect(runner !== undefined || own !== undefined, predicted, applied);
   if (skipped) return { gc: gcNotRun(mode, skipped, decision) };
-  if (builtin) return builtinCollect(builtin, signal, decision);
+  if (own) return own(signal);
   const started = Date.now();
   const result = await (runner as GcRunner).collect({ args: decision?.args ?? [], signal, onOutput: gcLineCounter(step.onProgress), onStarted: step.onStarted });
   signal.throwIfAborted();
@@ -279,7 +254,7 @@ async function collectGarbage(step: CollectStep): Promise<{ gc: GcReport; swept?
  * process die. When the window could not bring the registry back itself, the
  * watchdog is left to retry as this process exits.
  */
-async function inWindow<T>(
+export async function inWindow<T>(
   window: MaintenanceWindow,
   options: SweepOptions,
   /** Where the run's trash and journal are (a filesystem's: a bucket's run has none). */
@@ -322,73 +297,14 @@ async function inWindow<T>(
   }
 }
 
-/**
- * While the registry serves again: the tag history entries of removed
- * revisions (nothing reads them) and, with the builtin sweep, the `_layers`
- * links of swept blobs and of blobs gone before the scan (a link without its
- * blob reads as no blob), each left where a push since the window needs it.
- */
-async function afterWindow(root: string, outcome: { applied: ApplyResult; swept?: BlobSweepResult }, remover: Remover, links: Omit<LayerLinks, 'taken'> | undefined): Promise<{ layerLinks: number; dangling: number } | undefined> {
-  await removeIndexEntries(root, outcome.applied, remover);
-  if (!links) return undefined;
-  const { swept } = outcome;
-  return sweepLayerLinks(root, { ...links, taken: swept?.taken ?? { has: () => false }, repositories: swept ? swept.repositories.map((r) => r.name) : links.repositories }, remover);
-}
-
-/** The directories the window may swap: a repository's revisions where many go, a blob prefix directory where many blobs go; each with what it loses. */
-function swapCandidates(root: string, apply: PreparedApply, swept: SweptBlobs | undefined): SwapCandidate[] {
-  const layout = new Layout(root);
-  const removedRepositories = new Set(apply.byRepository.removals.keys());
-  const candidates: SwapCandidate[] = [...apply.going]
-    .filter(([name, going]) => going.count >= WORTH && !removedRepositories.has(name))
-    .map(([name, going]) => ({ dir: layout.pathFor({ kind: 'revisions', name }), removing: (hex) => going.has(hex), leaf: LINK_FILE }));
-  const blobs = layout.pathFor({ kind: 'blobAlgorithm' });
-  for (const { prefix, count } of swept?.prefixes() ?? []) if (count >= WORTH) candidates.push({ dir: `${blobs}${path.sep}${prefix}`, removing: (hex) => swept?.has(hex) ?? false, leaf: BLOB_FILE });
-  return candidates;
-}
-
-/**
- * Before the window, what would count inside it: the plan grouped for the
- * apply, the blobs the sweep takes by prefix with their sizes, and the swaps
- * announced with their spares made (and filled).
- */
-function prepareWindow(root: string, planned: TreePlan, remover: Remover, uses: { builtin: boolean; cache: boolean }): { apply: PreparedApply; swept: SweptBlobs } {
-  const apply = prepareApply(planned.plan);
-  // The cache forgets the swept digests in the window: made now too.
-  if (uses.cache) planned.sweptDigests();
-  const swept = new SweptBlobs(planned.table, (id) => uses.builtin && planned.sweeps(id));
-  remover.prepareSwaps(new Layout(root).pathFor({ kind: 'blobAlgorithm' }), swapCandidates(root, apply, uses.builtin ? swept : undefined));
-  return { apply, swept };
-}
-
 /** The repositories the arguments name, or undefined for all. */
-function namedRepositories(options: SweepOptions): Set<string> | undefined {
+export function namedRepositories(options: SweepOptions): Set<string> | undefined {
   const named = new Set((options.selectors ?? []).map((s) => s.repository));
   return named.size > 0 ? named : undefined;
 }
 
-/** `--stale-uploads`: the uploads started before `now` less its age, in the repositories the arguments name (default all). */
-function staleUploadsOf(root: string, options: SweepOptions, now: number): StaleUpload[] | undefined {
-  if (options.staleUploadsMs === undefined) return undefined;
-  const named = namedRepositories(options);
-  const repositories = findRepositories(new Layout(root), []).filter((r) => !named || named.has(r.name));
-  return findStaleUploads(root, repositories, now - options.staleUploadsMs);
-}
-
-/** A dry run on a bucket: its stale uploads, read now (a real run finds them in its window: bucketApply.ts). */
-async function staleInBucket(source: BucketSource, options: SweepOptions, now: number): Promise<StaleUpload[] | undefined> {
-  if (options.staleUploadsMs === undefined) return undefined;
-  return findStaleUploadsInBucket(source.client, source.concurrency, now - options.staleUploadsMs, namedRepositories(options));
-}
-
 function uploadAmount(uploads: readonly StaleUpload[] | undefined): SweepReport['staleUploads'] {
   return uploads ? { uploads: uploads.length, bytes: uploads.reduce((sum, u) => sum + u.bytes, 0) } : null;
-}
-
-/** Syncs the run's journals; a quarantine that holds nothing (nothing was removed) is not kept. */
-function closeRemover(remover: Remover, quarantine: string | undefined): void {
-  remover.close();
-  if (quarantine && remover.entries === 0) fs.rmSync(quarantine, { recursive: true, force: true });
 }
 
 /** The report of a dry run: what the plan and the prediction say, nothing changed yet. */
@@ -427,7 +343,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
  * scan saw that is gone, digest by digest (pushes since the window are neither
  * freed nor kept). Anything other than the prediction is a problem.
  */
-async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { now: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
+export async function measureFreed(report: SweepReport, planned: TreePlan, options: SweepOptions, run: { now: number; gc: GcReport; spared: Amount | undefined }): Promise<void> {
   const rescan = await planned.remeasure({ onProgress: options.onProgress, phase: 'rescan', recentAfter: run.now });
   report.after = rescan.after;
   const checked = checkFreed({ before: planned.before, predicted: report.predicted, left: rescan.left, collector: collectorOf(run.gc, run.spared) });
@@ -437,83 +353,69 @@ async function measureFreed(report: SweepReport, planned: TreePlan, options: Swe
 
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const started = Date.now();
-  const { gcRunner, source } = options;
-  if (source && !options.dryRun) refuseOnBucket(source, options);
-  const root = source ? source.where : new Layout(options.target.root).root;
-  if (!source) requireRegistryRoot(root);
+  const { gcRunner, storage } = options;
+  storage.check(options);
   const version = gcRunner?.version ?? options.registryVersion;
   const { selectors, remove, policy, pinned, onProgress } = options;
   const { builtin } = options;
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
   const now = started + (options.lock?.clock ?? options.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
-  const planned = await planTree(source ?? filesystemSource(root, options.pool), { selectors, remove, policy, pinned, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
+  const planned = await planTree(storage.source, { selectors, remove, policy, pinned, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
-  const stale = source ? undefined : staleUploadsOf(root, options, started);
-  report.staleUploads = uploadAmount(source && options.dryRun ? await staleInBucket(source, options, started) : stale);
-  if (source) report.requests = requestsOf(source);
+  const stale = options.staleUploadsMs === undefined ? undefined : await storage.staleUploads(started - options.staleUploadsMs, namedRepositories(options), options.dryRun);
+  report.staleUploads = uploadAmount(stale);
+  report.requests = storage.requests();
   if (options.dryRun) return { ...report, durationMs: Date.now() - started };
 
-  // Until the rescan the scan threads have nothing to do: their memory is given back meanwhile.
-  await options.pool?.rest();
+  await storage.idle();
   const { plan, predicted, before } = planned;
   const window = options.window ?? unpausedWindow();
-  const preview: SweepPreview = { root, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };
+  const preview: SweepPreview = { root: storage.where, before, after: report.after, plan, predicted, gc: gcRunner || builtin ? decision : undefined, window: window.description };
   if (options.confirm && !(await options.confirm(preview))) throw new NotConfirmedError('nothing changed: not confirmed');
-  if (source) return bucketRun(source, options, { report, planned, window, decision, now, started });
-
-  const trash = trashFor(root, options.quarantineMs);
-  // Parts of the tree on other filesystems: a trash in each, since a rename cannot cross into one beside docker/.
-  const elsewhere = otherFilesystems(root, planned.repositories);
-  const remover = Remover.open(root, { journals: options.journal ? [options.journal] : [], trash, elsewhere });
-  const journal = options.quarantineMs === undefined ? options.journal : path.join(trash, QUARANTINE_JOURNAL);
-  const prepared = prepareWindow(root, planned, remover, { builtin: builtin !== undefined, cache: options.blobCache !== undefined });
-  const windowed = inWindow(window, options, { trash, trashes: remover.trashes, journal }, async (signal, onStarted) => {
-    // The plan was made while the registry served; anything pushed since then voids it.
-    const applied = await applyPlan(root, plan, { remover, onChange: 'abort', signal, onProgress: options.onProgress, deferIndexEntries: true, prepared: prepared.apply });
-    failpoint('window.applied');
-    // A lock taken on a full disk: its record goes on disk now that the removals made room.
-    options.lock?.persist();
-    const uploads = stale ? await removeUploads(root, stale, remover, signal) : undefined;
-    const own = builtin ? { root, planned, remover, swept: prepared.swept } : undefined;
-    const collected = await collectGarbage({ runner: gcRunner, builtin: own, decision, predicted, applied, signal, onProgress: options.onProgress, onStarted });
-    // Before the registry serves again: a cache that still lists swept blobs breaks the next push of them.
-    const cache = options.blobCache ? await forgetRemoved(options.blobCache, collected.gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(applied)) : undefined;
-    return { applied, uploads, ...collected, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
-  });
-  const closeJournals = (): void => closeRemover(remover, options.quarantineMs !== undefined ? trash : undefined);
-  const { value: outcome, pausedMs, windowMs, broughtBack } = await windowed.catch((error: unknown) => {
-    // The registry serves again: a failed run leaves nothing behind. Not so when it could not be brought back: the watchdog or the next run needs the trash.
-    closeJournals();
-    if (!(error instanceof RollbackError)) remover.discard();
-    throw error;
-  });
-  report.windowMs = windowMs;
-  report.broughtBack = broughtBack ?? null;
-  failpoint('window.ended');
-  // Outside the window, what the registry never reads or reads as absent; then the journals are synced.
-  const links = builtin && recentAfter !== undefined ? { repositories: planned.repositories, hadBlob: planned.hadBlob, staleBefore: recentAfter } : undefined;
-  const linksSwept = await afterWindow(root, outcome, remover, links).then(
-    (swept) => {
-      closeJournals();
-      return swept;
-    },
-    (error: unknown) => {
-      closeJournals();
-      remover.discard();
-      throw error;
-    },
-  );
-
-  // Outside the window: the registry already serves again while the removed directories are unlinked.
-  failpoint('afterWindow.done');
-  emptyTrash(root, Date.now(), elsewhere);
-  if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
-  reportOutcome(report, planned, { ...outcome, pausedMs, linksSwept, blobCache: options.blobCache });
-  await measureFreed(report, planned, options, { now, gc: outcome.gc, spared: outcome.swept?.spared });
+  await storage.carryOut({ options, report, planned, window, decision, now, started, stale });
+  report.requests = storage.requests();
   report.durationMs = Date.now() - started;
   return report;
+}
+
+/**
+ * The storage a run works on, as the sweep uses it without asking which:
+ * a filesystem root (run/filesystem.ts) or a bucket (run/bucket.ts).
+ */
+export interface RunStorage {
+  /** Where the tree is, as reports name it: a root, or `s3://bucket/rootdirectory`. */
+  readonly where: string;
+  readonly source: TreeSource;
+  /** Refuses, before anything is read, what this storage cannot do with these options (exit 2), or a tree that is no registry's. */
+  check(options: SweepOptions): void;
+  /**
+   * `--stale-uploads`: the uploads started before `before` in these
+   * repositories (all when undefined). Undefined where a real run finds them
+   * only in its window (a bucket).
+   */
+  staleUploads(before: number, repositories: Set<string> | undefined, dryRun: boolean): Promise<StaleUpload[] | undefined>;
+  /** The requests sent so far, where the storage counts them (a bucket); null elsewhere. */
+  requests(): RequestCount | null;
+  /** Planned, nothing changed yet: what the scan holds that the run no longer needs is given back. */
+  idle(): Promise<void>;
+  /** Confirmed: the window's work and what follows it, into `run.report` (all but the requests and the duration). */
+  carryOut(run: RealRun): Promise<void>;
+}
+
+/** A real run, confirmed: what the sweep hands to its storage's carryOut. */
+export interface RealRun {
+  options: SweepOptions;
+  report: SweepReport;
+  planned: TreePlan;
+  window: MaintenanceWindow;
+  decision: GcDecision | undefined;
+  /** The scan's start on the storage's clock. */
+  now: number;
+  started: number;
+  /** `--stale-uploads`, where they were found before the window. */
+  stale: StaleUpload[] | undefined;
 }
 
 /** What the window did, and the work after it, as the window and the sweep saw it. */
@@ -530,7 +432,7 @@ interface Outcome {
 }
 
 /** A real run's outcome into its report: what was removed, swept and cleared, and its problems. */
-function reportOutcome(report: SweepReport, planned: TreePlan, outcome: Outcome): void {
+export function reportOutcome(report: SweepReport, planned: TreePlan, outcome: Outcome): void {
   const { applied, gc, swept, linksSwept } = outcome;
   report.problems.push(...applied.skipped);
   report.plan = { ...planned.plan, repositories: applied.repositories, tags: applied.tags, manifests: applied.manifests, indexEntries: applied.indexEntries };
@@ -548,76 +450,3 @@ function reportOutcome(report: SweepReport, planned: TreePlan, outcome: Outcome)
   report.staleUploads = uploadAmount(outcome.uploads);
 }
 
-function requestsOf(source: BucketSource): RequestCount {
-  return { total: source.requests.total, byOperation: { ...source.requests.byOperation } };
-}
-
-/** What a run on a bucket cannot do yet: refused before anything is read (UsageError, exit 2). */
-function refuseOnBucket(source: BucketSource, options: SweepOptions): void {
-  const refuse = (what: string): never => {
-    throw new UsageError(`${source.where}: ${what} is not built for object storage yet`);
-  };
-  if (options.quarantineMs !== undefined) refuse('--quarantine');
-  if (options.journal) refuse('--journal');
-}
-
-interface BucketRun {
-  report: SweepReport;
-  planned: TreePlan;
-  window: MaintenanceWindow;
-  decision: GcDecision | undefined;
-  /** The scan's start on the storage's clock. */
-  now: number;
-  started: number;
-}
-
-type BucketOutcome = BucketWindowResult & { gc: GcReport; cleared: number | null; cacheProblem?: Problem };
-
-/** The own sweep's report on a bucket: why it stopped (a revision it could not read, a planned removal refused), if it did. */
-function bucketSweepReport(done: BucketWindowResult, decision: GcDecision | undefined, started: number): GcReport {
-  const last = done.problems[done.problems.length - 1];
-  return builtinReport(done.swept?.problems[0]?.message ?? last?.message ?? null, decision, started);
-}
-
-/**
- * The window's work on a bucket (bucketApply.ts): the plan's removals, then
- * the own sweep or the registry's garbage-collect (with the registry's own
- * config: it reaches the bucket as the registry does), then the Redis cache.
- */
-async function bucketWindow(source: BucketSource, options: SweepOptions, run: BucketRun, window: { signal: AbortSignal; onStarted: (pid: number) => void }): Promise<BucketOutcome> {
-  const { planned, decision } = run;
-  const { plan } = planned;
-  const { gcRunner: runner, builtin } = options;
-  // The own sweep is set up before the apply, from the plan: what the apply removes (or it removes nothing and throws).
-  const skipped = builtin ? nothingToCollect(true, planned.predicted, plan) : undefined;
-  const staleBefore = run.now - (builtin?.graceMs ?? 0);
-  const sweep = builtin && !skipped ? { swept: new SweptBlobs(planned.table, (id) => planned.sweeps(id)), isMarked: planned.isMarked, hadBlob: planned.hadBlob, staleBefore } : undefined;
-  const started = Date.now();
-  const { signal, onStarted } = window;
-  const uploads = options.staleUploadsMs === undefined ? undefined : { before: run.started - options.staleUploadsMs, repositories: namedRepositories(options) };
-  const done = await applyOnBucket(plan, { client: source.client, concurrency: source.concurrency, sweep, uploads, signal, onProgress: options.onProgress });
-  let gc: GcReport;
-  if (!builtin) gc = (await collectGarbage({ runner, builtin: undefined, decision, predicted: planned.predicted, applied: done.applied, signal, onProgress: options.onProgress, onStarted })).gc;
-  else gc = sweep ? bucketSweepReport(done, decision, started) : gcNotRun('builtin', skipped ?? null, decision);
-  const cache = options.blobCache ? await forgetRemoved(options.blobCache, gc.ran ? planned.sweptDigests() : [], unlinkedByRepository(done.applied)) : undefined;
-  return { ...done, gc, cleared: cache?.cleared ?? null, cacheProblem: cache?.problem };
-}
-
-/**
- * A real run on a bucket, from the window on: the same report as on a
- * filesystem, with nothing left to do after the window (no trash: a bucket's
- * removals are deletes) but the rescan.
- */
-async function bucketRun(source: BucketSource, options: SweepOptions, run: BucketRun): Promise<SweepReport> {
-  const { report, planned } = run;
-  const windowed = await inWindow(run.window, options, undefined, (signal, onStarted) => bucketWindow(source, options, run, { signal, onStarted }));
-  const { value: outcome, pausedMs, windowMs, broughtBack } = windowed;
-  report.windowMs = windowMs;
-  report.broughtBack = broughtBack ?? null;
-  report.problems.push(...outcome.problems);
-  reportOutcome(report, planned, { ...outcome, pausedMs, linksSwept: outcome.links, blobCache: options.blobCache });
-  await measureFreed(report, planned, options, { now: run.now, gc: outcome.gc, spared: outcome.swept?.spared });
-  report.requests = requestsOf(source);
-  report.durationMs = Date.now() - run.started;
-  return report;
-}

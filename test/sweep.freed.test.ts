@@ -13,6 +13,7 @@ import type { MaintenanceWindow } from '../src/docker/maintenanceWindow.js';
 import type { Digest } from '../src/model.js';
 import { type SweepReport, sweep } from '../src/sweep.js';
 import { countTree, tempDir } from './support/tmp.js';
+import { filesystemRun } from '../src/run/filesystem.js';
 
 let root: string;
 let w: TreeWriter;
@@ -50,7 +51,7 @@ function windowWith(hooks: { before?: () => Promise<void>; after?: () => Promise
 }
 
 async function run(options: { builtin?: boolean; window?: MaintenanceWindow } = {}): Promise<SweepReport> {
-  return sweep({ target: { kind: 'path', name: root, root }, dryRun: false, builtin: options.builtin === false ? undefined : { graceMs: 0 }, window: options.window });
+  return sweep({ target: { kind: 'path', name: root, root }, storage: filesystemRun(root), dryRun: false, builtin: options.builtin === false ? undefined : { graceMs: 0 }, window: options.window });
 }
 
 const FREED = /^freed (\d+) of (\d+) predicted blobs? \(.+ of .+\): /;

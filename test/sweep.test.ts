@@ -8,6 +8,7 @@ import { TreeWriter } from '../scripts/sampleTree.js';
 import type { BlobCache } from '../src/gc/blobCache.js';
 import { sweep } from '../src/sweep.js';
 import { tempDir } from './support/tmp.js';
+import { filesystemRun } from '../src/run/filesystem.js';
 
 let root: string;
 beforeEach(async () => {
@@ -31,7 +32,7 @@ it('reports a blob cache that fails to forget as a problem, after the registry i
     },
     close: async () => {},
   };
-  const report = await sweep({ target: { kind: 'path', name: root, root }, dryRun: false, builtin: { graceMs: 0 }, blobCache: failing });
+  const report = await sweep({ target: { kind: 'path', name: root, root }, storage: filesystemRun(root), dryRun: false, builtin: { graceMs: 0 }, blobCache: failing });
   expect(seen).toHaveLength(1);
   expect(seen[0]?.length).toBe(report.predicted.blobs);
   expect(report.problems.map((p) => p.message)).toEqual([expect.stringMatching(/cannot clear the Redis blob cache .*by hand/)]);

@@ -17,6 +17,8 @@ import { type ScanPool, openScanPool } from '../storage/fs/scanPool.js';
 import { requireWritableStorage } from '../storage/fs/writable.js';
 import { exclusively, exclusivelyOnBucket, findings } from '../exclusiveRun.js';
 import { type SweepOptions, type SweepPreview, type SweepReport, sweep } from '../sweep.js';
+import { bucketRun } from '../run/bucket.js';
+import { filesystemRun } from '../run/filesystem.js';
 import { type CliOptions, program } from './program.js';
 import { pinsFromFile, pinsInUse } from './inUse.js';
 import { formatHuman, jsonChunks } from './report.js';
@@ -152,11 +154,10 @@ async function sweepCommand(
         journal: opts.journal,
         quarantineMs: opts.quarantine,
         staleUploadsMs: opts.staleUploads,
-        pool,
+        storage: resolved.source ? bucketRun(resolved.source) : filesystemRun(target.root, pool),
         confirm: dryRun || opts.yes ? undefined : confirm,
         onProgress: progress.sink,
         usage: opts.usage,
-        source: resolved.source,
         // A bucket's LastModified are on its server's clock: so is the grace's "now".
         clock: await resolved.source?.clock(),
         ...extra,

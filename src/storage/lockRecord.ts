@@ -127,6 +127,14 @@ export function holderRecord(options: AcquireOptions): HolderRecord {
   };
 }
 
+/** A lock as another run holds it, as a dry run reports it. */
+export interface LockState {
+  record: HolderRecord;
+  alive: boolean;
+  /** Milliseconds since the holder last renewed the lock. */
+  heartbeatAgeMs: number;
+}
+
 /** What changes in a holder's record as its run goes. */
 export type RecordChange = Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>;
 

@@ -75,3 +75,9 @@ export interface TreeSource {
   readonly where: string;
   walk(options: ScanOptions, visitor: TreeVisitor): Promise<WalkResult>;
 }
+
+/** Requests a storage counts (a bucket's), in all and by operation. */
+export interface RequestCount {
+  total: number;
+  byOperation: Record<string, number>;
+}

@@ -144,9 +144,11 @@ describe.skipIf(!bin)('a tag that moves between the scan and the purge', () => {
       const old = await pushImage(client, 'app', { tag: 'latest', seed: 'moving-old' });
       await pushImage(client, 'app', { tag: 'latest', seed: 'moving-new' });
       const { sweep } = await import('../../src/sweep.js');
+      const { filesystemRun } = await import('../../src/run/filesystem.js');
       let snap: Record<string, string> = {};
       const run = sweep({
         target: { kind: 'path', name: root, root },
+        storage: filesystemRun(root),
         dryRun: false,
         // Called after the plan is made: a client pushes meanwhile, pointing a tag at the planned removal.
         confirm: async () => {

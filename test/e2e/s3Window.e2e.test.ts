@@ -16,6 +16,7 @@ import { sweep } from '../../src/sweep.js';
 import { RADOSGW_MISSING, type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, startRadosgw } from '../support/radosgw.js';
 import { type S3Registry, keysOf, startS3Registry } from '../support/s3Registry.js';
 import { tempDir } from '../support/tmp.js';
+import { bucketRun } from '../../src/run/bucket.js';
 
 const V2_BIN = registryBinary();
 const skip = RADOSGW_MISSING ? `radosgw tests skipped: ${RADOSGW_MISSING}` : V2_BIN ? undefined : 'no registry 2.8.2 binary';
@@ -46,7 +47,7 @@ describe.skipIf(skip !== undefined)('a bucket changed between the scan and the w
   }
 
   const run = (client: BucketClient, confirm: () => Promise<boolean>) =>
-    sweep({ target: { kind: 'bucket', name: client.describe, root: client.describe }, source: bucketSource(client), dryRun: false, builtin: { graceMs: 0 }, confirm });
+    sweep({ target: { kind: 'bucket', name: client.describe, root: client.describe }, storage: bucketRun(bucketSource(client)), dryRun: false, builtin: { graceMs: 0 }, confirm });
 
   it('a tag moved since the scan: nothing is removed', async () => {
     const bucket = 'window-moved';

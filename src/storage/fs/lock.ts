@@ -27,7 +27,7 @@ import { BusyError, RegsweepError } from '../../errors.js';
 import { errnoOf, isMissing, isNoSpace } from '../../util/errno.js';
 import { failpoint } from '../../util/failpoint.js';
 import { Layout } from '../layout.js';
-import { type AcquireOptions, type HeldLock, type HolderRecord, type RecordChange, busyMessage, holderAlive, holderRecord, readOr } from '../lockRecord.js';
+import { type AcquireOptions, type HeldLock, type HolderRecord, type LockState, type RecordChange, busyMessage, holderAlive, holderRecord, readOr } from '../lockRecord.js';
 import { PROCESS_CLOCK, type StorageClock } from '../storageClock.js';
 import { clockOfWritten } from './clock.js';
 
@@ -39,13 +39,6 @@ const HEARTBEAT_MS = 5_000;
 /** A takeover claim older than this belongs to a run that died while taking over. */
 const CLAIM_STALE_MS = 60_000;
 const WAIT_POLL_MS = 1_000;
-
-export interface LockState {
-  record: HolderRecord;
-  alive: boolean;
-  /** Milliseconds since the holder last renewed the lock. */
-  heartbeatAgeMs: number;
-}
 
 function lockPath(root: string): string {
   return path.join(new Layout(root).root, LOCK_FILE);

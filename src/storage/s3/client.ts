@@ -15,15 +15,11 @@ import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RegsweepError, UsageError } from '../../errors.js';
 import type { S3Location } from './location.js';
+import type { RequestCount } from '../source.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 
 /** The requests a client sent, retries included: in all, and by operation (`ListObjectsV2`, `GetObject`…). */
-export interface RequestCount {
-  total: number;
-  byOperation: Record<string, number>;
-}
-
 export interface BucketClient {
   readonly s3: S3Client;
   readonly sdk: Sdk;

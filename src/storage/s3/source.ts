@@ -6,7 +6,8 @@
 import type { Counts } from '../../model.js';
 import type { StorageClock } from '../storageClock.js';
 import { type ScanOptions, type TreeSource, type TreeVisitor, type WalkResult, visitRepository } from '../source.js';
-import type { BucketClient, RequestCount } from './client.js';
+import type { BucketClient } from './client.js';
+import type { RequestCount } from '../source.js';
 import { ServerClock } from './clock.js';
 import { inventoryBucket } from './inventory.js';
 

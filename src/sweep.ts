@@ -279,7 +279,7 @@ export async function inWindow<T>(
     const result = await timed(() =>
       window.run(
         (signal) => work(signal, (pid) => lock.update({ gc: processRef(pid) })),
-        (paused) => lock.update({ paused: paused.map((c) => ({ id: c.id, name: c.name })) }),
+        ({ paused, readOnly }) => lock.update({ paused: paused.map((c) => ({ id: c.id, name: c.name })), ...(readOnly.length > 0 ? { readOnly: [...readOnly] } : {}) }),
       ),
     );
     broughtBack = true;
@@ -290,7 +290,7 @@ export async function inWindow<T>(
   } finally {
     lock.inWindow = false;
     if (broughtBack) {
-      lock.update({ paused: [], gc: undefined });
+      lock.update({ paused: [], readOnly: undefined, gc: undefined });
       lock.watch(undefined);
       watchdog.done();
     }

@@ -120,10 +120,8 @@ async function sweepCommand(
   const resolved = await resolveTarget(opts, args, log);
   // A real run writes in the tree it found: one it cannot write is refused before the lock, the scan or a pause.
   if (!dryRun && !resolved.source) requireWritableRoot(resolved.target.root, 'run');
-  if (!dryRun && resolved.source && resolved.target.kind === 'service') {
-    // Its replicas may serve the bucket from other hosts, where no pause of this engine reaches them.
-    throw new UsageError(`service ${resolved.target.name} stores in ${resolved.source.where}: a real run would sweep under replicas it cannot pause (on other hosts); holding them read-only is not built yet`);
-  }
+  // On a bucket, a registry the window cannot hold would serve (and take pushes) while the sweep runs.
+  if (!dryRun && resolved.target.unholdable) throw new UsageError(resolved.target.unholdable);
   const selectors = resolved.repositories.map(parseSelector);
   const runId = randomUUID();
   const { target, engine } = resolved;

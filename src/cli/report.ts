@@ -80,7 +80,9 @@ function runNotes(report: SweepReport): string[] {
   if (recovered) {
     const { holder } = recovered;
     const what = [
-      recovered.containers.length > 0 ? `brought back ${recovered.containers.join(', ')}` : 'found nothing paused',
+      ...(recovered.containers.length > 0 ? [`brought back ${recovered.containers.join(', ')}`] : []),
+      ...(recovered.services?.length ? [`took ${recovered.services.join(', ')} out of read-only mode`] : []),
+      ...(recovered.containers.length + (recovered.services?.length ?? 0) === 0 ? ['found nothing paused'] : []),
       ...(recovered.helpersRemoved > 0 ? [`removed ${plural(recovered.helpersRemoved, 'helper container')}`] : []),
       ...(recovered.gcStopped ? ['stopped its garbage-collect'] : []),
     ];
@@ -158,7 +160,8 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   if (!report.dryRun) {
     const gcTime = report.gc.ran && report.gc.durationMs !== null ? ` (${SWEEPER[report.gc.mode]} ${seconds(report.gc.durationMs)})` : '';
     const back = report.broughtBack ? `, then ${report.broughtBack.how}${report.broughtBack.order ? ` ${report.broughtBack.order}` : ''} (${report.broughtBack.why})` : '';
-    const paused = report.pausedMs > 0 || report.broughtBack ? `registry paused ${seconds(report.pausedMs)}${back}; ` : '';
+    const held = report.broughtBack?.readOnly ? 'read-only' : 'paused';
+    const paused = report.pausedMs > 0 || report.broughtBack ? `registry ${held} ${seconds(report.pausedMs)}${back}; ` : '';
     lines.push(`Maintenance window ${seconds(report.windowMs)}${gcTime}; ${paused}total ${seconds(report.durationMs)}.`);
   }
   if (report.problems.length > 0) {

@@ -4,11 +4,11 @@
  * the registry in the maintenance window.
  */
 import fs from 'node:fs/promises';
-import type { Engine } from '../docker/engine.js';
+import type { ContainerInfo, Engine } from '../docker/engine.js';
 import { containerGcRunner, volumeGcRunner } from '../docker/gcHelpers.js';
-import { type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from '../docker/locator.js';
+import { SERVICE_LABEL, type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from '../docker/locator.js';
 import { type MaintenanceWindow, type RegistryWindowOptions, registryWindow, whyRestart, unpausedWindow } from '../docker/maintenanceWindow.js';
-import { UsageError } from '../errors.js';
+import { EngineError, UsageError } from '../errors.js';
 import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
 import { localBinaryVersion, localGcRunner } from '../gc/localRegistry.js';
@@ -71,14 +71,22 @@ export async function resolveTarget(opts: CliOptions, args: string[], log: (m: s
 
 /** How the registry comes back after the window: restart (or only unpause), or replace a swarm service's tasks. */
 export function bringBackFor(opts: CliOptions, target: Target): RegistryWindowOptions {
-  return { restart: !opts.unpauseOnly, ...(opts.unpauseOnly ? { because: '--unpause-only: its blob cache may still list swept blobs' } : {}), ...(target.kind === 'service' ? { service: target.name } : {}) };
+  // A service on a bucket is held read-only, not paused: what is paused then are other containers, each restarted as itself.
+  const service = target.kind === 'service' && !target.bucket;
+  return { restart: !opts.unpauseOnly, ...(opts.unpauseOnly ? { because: '--unpause-only: its blob cache may still list swept blobs' } : {}), ...(service ? { service: target.name } : {}) };
+}
+
+/** The containers the window pauses: the running ones that are no task of a service it holds read-only. */
+function toPause(target: Target): ContainerInfo[] {
+  const held = new Set(target.services ?? []);
+  return target.containers.filter((c) => c.running && !held.has(c.labels[SERVICE_LABEL] ?? ''));
 }
 
 /** After the window, a restart only where it empties a cache in the registry's memory: an unpause drops no request. */
 async function afterWindow(engine: Engine, opts: CliOptions, target: Target): Promise<RegistryWindowOptions> {
   const chosen = bringBackFor(opts, target);
   if (!chosen.restart) return chosen;
-  const why = await whyRestart(engine, target.containers.filter((c) => c.running));
+  const why = await whyRestart(engine, toPause(target));
   return why ? { ...chosen, because: why } : { ...chosen, restart: false, because: 'no blob descriptor cache in its memory to empty' };
 }
 
@@ -121,6 +129,21 @@ async function blobCacheFor(target: Target, opts: CliOptions, version: string | 
   return cache;
 }
 
+/**
+ * A registry container that is a task of a service held read-only is replaced
+ * by the hold: garbage-collect then reaches the bucket through the task that
+ * runs here in its stead, found when it starts.
+ */
+function currentTask(engine: Engine, registry: ContainerInfo, held: readonly string[]): (() => Promise<ContainerInfo>) | undefined {
+  const service = registry.labels[SERVICE_LABEL];
+  if (!service || !held.includes(service)) return undefined;
+  return async () => {
+    const task = (await engine.serviceContainers(service))?.find((c) => c.running && !c.paused);
+    if (!task) throw new EngineError(`no task of service ${service} runs on this Docker host now, to run garbage-collect beside: its tasks moved to other hosts`);
+    return task;
+  };
+}
+
 /** How garbage-collect runs and what happens to the registry meanwhile, for this kind of target. */
 async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolean, runId: string): Promise<Runtime> {
   const { target, engine } = resolved;
@@ -137,6 +160,9 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     return { registryVersion: version, window: unpausedWindow() };
   }
   const registry = target.containers[0];
+  if (target.swarmConfig && opts.gc === 'registry' && !dryRun) {
+    throw new UsageError(`the config of ${target.kind} ${target.name} (${target.configPath}) is a swarm config, which a garbage-collect helper container does not get: leave out --gc registry (regsweep's own sweep needs none)`);
+  }
   const withLocalBinary = async (window: MaintenanceWindow): Promise<Runtime> => {
     const local = await localGcRunner({ registryBin: opts.registryBin, root: target.root, config: opts.config });
     if (!local && opts.gc === 'registry' && !dryRun) {
@@ -146,8 +172,9 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     return { gcRunner: opts.gc === 'registry' ? local : undefined, registryVersion: local?.version, window };
   };
   if (!engine) return withLocalBinary(unpausedWindow());
-  const window = target.containers.some((c) => c.running)
-    ? registryWindow(engine, target.containers, await afterWindow(engine, opts, target))
+  const held = target.services ?? [];
+  const window = toPause(target).length > 0 || held.length > 0
+    ? registryWindow(engine, target.containers, { ...(await afterWindow(engine, opts, target)), ...(held.length > 0 ? { readOnly: held } : {}) })
     : unpausedWindow('no registry container is running: nothing to pause');
   if (registry) {
     // --gc builtin creates no container: a registry that is not running (asked through a helper otherwise) counts as of unknown version.
@@ -155,7 +182,7 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
     const version = asked ? await containerRegistryVersion(engine, registry) : undefined;
     // Refused whoever sweeps: regsweep's own sweep reads the same layout garbage-collect does.
     if (version) checkSupportedVersion(version);
-    const gcRunner = opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId, target.bucket !== undefined) : undefined;
+    const gcRunner = opts.gc === 'registry' && version ? containerGcRunner(engine, registry, target.configPath, version, runId, target.bucket !== undefined, currentTask(engine, registry, held)) : undefined;
     return { gcRunner, registryVersion: version, window };
   }
   // A volume no container uses: a named image, else the local binary.

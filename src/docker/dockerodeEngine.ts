@@ -8,7 +8,8 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { EngineError, UsageError } from '../errors.js';
-import { type ContainerInfo, type Engine, type ImageUse, RUN_LABEL, type RunOnceOptions, type RunResult, type VolumeInfo } from './engine.js';
+import { type ContainerInfo, type Engine, type ImageUse, RUN_LABEL, type RunOnceOptions, type RunResult, type ServiceInfo, type VolumeInfo } from './engine.js';
+import { withEnv } from './readOnly.js';
 import { type SelfEvidence, readSelfEvidence, selfContainer } from './self.js';
 
 export const HELPER_LABEL = 'io.regsweep.helper';
@@ -38,12 +39,35 @@ async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) 
   for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(work));
 }
 
-function toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
+function envMap(list: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const e of c.Config.Env ?? []) {
+  for (const e of list) {
     const i = e.indexOf('=');
     if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
   }
+  return env;
+}
+
+/** Task states after which a task runs no more (swarmkit's TaskState from COMPLETE on). */
+const TASK_ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
+/** Update states that say an update went wrong: waiting on for convergence is in vain. */
+const UPDATE_FAILED = new Set(['paused', 'rollback_started', 'rollback_paused', 'rollback_completed']);
+
+interface TaskLike {
+  DesiredState?: string;
+  Status?: { State?: string };
+  Spec?: { ForceUpdate?: number; ContainerSpec?: { Env?: string[] } };
+}
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function containerSpecOf(spec: Docker.ServiceSpec | undefined): Docker.ContainerSpec {
+  const template = spec?.TaskTemplate;
+  return (template && 'ContainerSpec' in template ? template.ContainerSpec : undefined) ?? {};
+}
+
+function toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
+  const env = envMap(c.Config.Env ?? []);
   return {
     id: c.Id,
     name: c.Name.replace(/^\//, ''),
@@ -311,6 +335,104 @@ export class DockerodeEngine implements Engine {
     // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
     await restore().catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
     return order;
+  }
+
+  async services(): Promise<ServiceInfo[] | undefined> {
+    let list: Docker.Service[];
+    try {
+      list = await this.docker.listServices();
+    } catch (error) {
+      // 503 (406 on old engines): this engine is not a swarm manager.
+      if (statusOf(error) === 503 || statusOf(error) === 406) return undefined;
+      throw new EngineError(`cannot list the swarm services: ${(error as Error).message}`, { cause: error });
+    }
+    return Promise.all(list.map((s) => this.serviceInfo(s)));
+  }
+
+  async service(name: string): Promise<ServiceInfo | undefined> {
+    try {
+      return await this.serviceInfo(await this.docker.getService(name).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404 || statusOf(error) === 503) return undefined;
+      throw new EngineError(`cannot inspect service ${name}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private async serviceInfo(s: Docker.Service): Promise<ServiceInfo> {
+    const spec = containerSpecOf(s.Spec);
+    const files: Record<string, string> = {};
+    for (const ref of spec.Configs ?? []) {
+      if (!ref.File?.Name || !ref.ConfigID) continue;
+      const config = (await this.docker.getConfig(ref.ConfigID).inspect().catch(() => undefined)) as Docker.ConfigInfo | undefined;
+      if (config?.Spec?.Data !== undefined) files[ref.File.Name] = Buffer.from(config.Spec.Data, 'base64').toString('utf8');
+    }
+    return { id: s.ID, name: s.Spec?.Name ?? s.ID, image: spec.Image ?? '', env: envMap(spec.Env ?? []), args: spec.Args ?? [], files, ...(s.UpdateStatus?.State ? { updateState: s.UpdateStatus.State } : {}) };
+  }
+
+  async updateServiceEnv(name: string, change: Record<string, string | null>, options: { force?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<'start-first' | 'stop-first'> {
+    const service = this.docker.getService(name);
+    const what = Object.entries(change).map(([k, v]) => (v === null ? `without ${k}` : `with ${k}=${v}`)).join(', ');
+    let updated: { env: string[]; force: number; order: 'start-first' | 'stop-first'; lastUpdate?: string; updateConfig?: Docker.UpdateConfig };
+    try {
+      updated = await this.updateSpec(service, change, options.force ?? false);
+    } catch (error) {
+      throw new EngineError(`cannot update service ${name} (${what}): ${(error as Error).message}`, { cause: error });
+    }
+    this.log(`updated service ${name} (${what}), ${updated.order}`);
+    await this.untilConverged(name, updated, options.timeoutMs ?? 120_000, options.signal);
+    if (updated.updateConfig?.Order !== updated.order) {
+      // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
+      const now = await service.inspect();
+      await service.update({ version: now.Version.Index, ...now.Spec, UpdateConfig: updated.updateConfig }).catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
+    }
+    return updated.order;
+  }
+
+  /** One update of the spec as it is now, with the env changed and an order that works here (see updateOrder); retried when another update came between. */
+  private async updateSpec(service: Docker.Service, change: Record<string, string | null>, force: boolean) {
+    for (let tries = 0; ; tries++) {
+      const info = await service.inspect();
+      const spec = info.Spec as Docker.ServiceSpec;
+      const containerSpec = containerSpecOf(spec);
+      const env = withEnv(containerSpec.Env ?? [], change);
+      const forced = (spec.TaskTemplate?.ForceUpdate ?? 0) + (force ? 1 : 0);
+      const order = updateOrder(spec, await this.hostNetworks(spec));
+      const taskTemplate = { ...spec.TaskTemplate, ContainerSpec: { ...containerSpec, Env: env }, ForceUpdate: forced };
+      try {
+        await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { Parallelism: 1, ...spec.UpdateConfig, Order: order } });
+        return { env, force: forced, order, lastUpdate: info.UpdateStatus?.StartedAt, updateConfig: spec.UpdateConfig };
+      } catch (error) {
+        // "update out of sequence": the spec changed since it was read; read it again.
+        if (tries < 3 && /out of sequence/.test((error as Error).message)) continue;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Until every task that still runs, or is on its way to, is of the spec
+   * with this env and force count, and as many of them run as the service
+   * wants (a global service: every one of them). An update that failed (paused,
+   * rolled back) ends the wait at once.
+   */
+  private async untilConverged(name: string, spec: { env: string[]; force: number; lastUpdate?: string }, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const isNew = (t: TaskLike): boolean => sameList(t.Spec?.ContainerSpec?.Env ?? [], spec.env) && (t.Spec?.ForceUpdate ?? 0) === spec.force;
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      const info = await this.docker.getService(name).inspect();
+      const status: Docker.UpdateStatus | undefined = info.UpdateStatus;
+      if (status?.StartedAt !== spec.lastUpdate && UPDATE_FAILED.has(status?.State ?? '')) {
+        throw new EngineError(`the update of service ${name} ${status?.State?.replace('_', ' ')}${status?.Message ? `: ${status.Message}` : ''}`);
+      }
+      const tasks = (await this.docker.listTasks({ filters: { service: [name] } })) as TaskLike[];
+      const live = tasks.filter((t) => !TASK_ENDED.has(t.Status?.State ?? ''));
+      const running = live.filter((t) => isNew(t) && t.Status?.State === 'running' && t.DesiredState === 'running');
+      const wanted: number | undefined = info.Spec?.Mode?.Replicated ? (info.Spec.Mode.Replicated.Replicas ?? 1) : undefined;
+      if (live.every(isNew) && running.length === (wanted ?? live.length) && live.length === running.length) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new EngineError(`service ${name} did not converge within ${timeoutMs / 1000} s: a task of its spec before still runs, or a new one does not`);
   }
 
   /** The service's networks that are the host's (swarm names it by an id of its own); one that cannot be inspected counts as one. */

@@ -40,6 +40,22 @@ export interface ImageUse {
   reference: string;
 }
 
+/** A swarm service as its spec says, for finding the registries on a bucket and holding them read-only. */
+export interface ServiceInfo {
+  id: string;
+  name: string;
+  /** The task image, as the spec names it (`registry:2@sha256:…`). */
+  image: string;
+  /** The task env as the spec says it (templates such as `{{.Task.Slot}}` unexpanded). */
+  env: Record<string, string>;
+  /** The task's arguments after the entrypoint: for the registry image, Args[0] is the config path. */
+  args: string[];
+  /** Swarm configs the tasks get as files, by path in the task: their text (a manager reads them; secrets it cannot). */
+  files: Record<string, string>;
+  /** The state of its last update (`updating`, `paused`, `completed`, `rollback_started`, …), undefined when it never had one. */
+  updateState?: string;
+}
+
 export interface RunResult {
   exitCode: number;
   output: string;
@@ -87,6 +103,19 @@ export interface Engine {
    * Returns the update's order: `start-first` where a new task can serve beside the old one.
    */
   restartService(name: string, previous: string[]): Promise<'start-first' | 'stop-first'>;
+  /** Every swarm service, or undefined where this engine is no swarm manager (it can neither see nor update services). */
+  services(): Promise<ServiceInfo[] | undefined>;
+  /** One swarm service by name, or undefined when there is none (or this engine is no manager). */
+  service(name: string): Promise<ServiceInfo | undefined>;
+  /**
+   * Sets (a string) or removes (null) variables of a service's task env,
+   * keeping the rest of its spec as it is now (`force`: its tasks are replaced
+   * even where the env does not change), then waits until the update has
+   * converged: no task of the spec before runs anywhere, and the tasks of the
+   * new one run. A timeout, a failed update or `signal` throws, leaving the
+   * spec changed (the caller puts it back). Returns the update's order, as restartService.
+   */
+  updateServiceEnv(name: string, change: Record<string, string | null>, options?: { force?: boolean; timeoutMs?: number; signal?: AbortSignal }): Promise<'start-first' | 'stop-first'>;
   /** The container this process runs in, when it runs in one. */
   self(): Promise<ContainerInfo | undefined>;
 }

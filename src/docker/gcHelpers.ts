@@ -18,21 +18,26 @@ function envList(env: Record<string, string>): string[] {
  * that container, its environment (so REGISTRY_* overrides apply as they do to
  * the registry) and its config path. Removed when done, whatever happens.
  */
-/** `reachesBucket`: the registry stores in a bucket, so the helper joins its network (its volumes alone hold no blobs). */
-export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string, runId: string, reachesBucket = false): GcRunner {
+/**
+ * `reachesBucket`: the registry stores in a bucket, so the helper joins its network (its volumes alone hold no blobs).
+ * `current`: the registry container is replaced in the window (a task of a service held read-only): the one that
+ * runs in its stead, whose network and volumes the helper takes (with the env of `registry`, from before the hold).
+ */
+export function containerGcRunner(engine: Engine, registry: ContainerInfo, configPath: string | undefined, version: string, runId: string, reachesBucket = false, current?: () => Promise<ContainerInfo>): GcRunner {
   checkSupportedVersion(version);
   return {
     version,
     where: `a helper container from ${registry.imageName} with the volumes of ${registry.name}`,
     async collect({ args, signal, onOutput }) {
       const cmd = ['garbage-collect', ...args, ...(configPath ? [configPath] : [])];
+      const beside = current ? await current() : registry;
       const { exitCode, output } = await engine.runOnce({
         image: registry.image,
         cmd,
         env: envList(registry.env),
-        volumesFrom: [registry.id],
+        volumesFrom: [beside.id],
         labels: { 'io.regsweep.for': registry.name, [RUN_LABEL]: runId },
-        ...(reachesBucket ? { network: `container:${registry.id}` } : {}),
+        ...(reachesBucket ? { network: `container:${beside.id}` } : {}),
         signal,
         onOutput,
       });

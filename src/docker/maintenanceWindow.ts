@@ -9,7 +9,8 @@ import { InterruptedError, RollbackError, UsageError } from '../errors.js';
 import { blobDescriptorCache } from '../gc/registryConfig.js';
 import { failpoint } from '../util/failpoint.js';
 import type { ContainerInfo, Engine } from './engine.js';
-import { configPathCandidates } from './locator.js';
+import { SERVICE_LABEL, configPathCandidates } from './locator.js';
+import { READ_ONLY_VARIABLE, type ReadOnlyHold, holdReadOnly, releaseReadOnly } from './readOnly.js';
 
 /** How the registry came back after the window, and why that way. */
 export interface BroughtBack {
@@ -18,6 +19,14 @@ export interface BroughtBack {
   /** A swarm service's update: `start-first` where a new task can serve beside the old one. */
   order?: 'start-first' | 'stop-first';
   why: string;
+  /** The swarm services held read-only for the window (on a bucket), put back and so replaced. */
+  readOnly?: string[];
+}
+
+/** What the window holds so far: the containers paused (or about to be), the services set read-only (or about to be). */
+interface Held {
+  paused: readonly ContainerInfo[];
+  readOnly: readonly ReadOnlyHold[];
 }
 
 interface WindowResult<T> {
@@ -30,8 +39,8 @@ interface WindowResult<T> {
 export interface MaintenanceWindow {
   /** What the window does to the registry, for the confirmation and the report. */
   readonly description: string;
-  /** `onPause` hears the containers this run has paused (or is about to), before each pause. */
-  run<T>(work: (signal: AbortSignal) => Promise<T>, onPause?: (paused: readonly ContainerInfo[]) => void): Promise<WindowResult<T>>;
+  /** `onHold` hears what this run holds (or is about to), before each pause and each service update. */
+  run<T>(work: (signal: AbortSignal) => Promise<T>, onHold?: (held: Held) => void): Promise<WindowResult<T>>;
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {
@@ -93,6 +102,8 @@ export interface RegistryWindowOptions {
   because?: string;
   /** The containers are the tasks of this swarm service: restarting means replacing the tasks. */
   service?: string;
+  /** Swarm services on a bucket: held read-only for the window instead of paused (their task containers are not paused). */
+  readOnly?: string[];
 }
 
 /**
@@ -165,22 +176,55 @@ export async function refusePausedByOthers(engine: Engine, containers: readonly 
   }
 }
 
-/** Pauses every running container of the registry for the window. */
-export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
-  const running = containers.filter((c) => c.running);
-  const names = running.map((c) => c.name).join(', ');
+/** What the window says it does: pauses containers, holds services read-only, and how they come back. */
+function describeWindow(running: readonly ContainerInfo[], options: RegistryWindowOptions): string {
   const after = `${options.restart ? 'restarted' : 'unpaused'}${options.because ? ` (${options.because})` : ''}`;
+  const parts: string[] = [];
+  const services = options.readOnly ?? [];
+  if (services.length > 0) {
+    const which = `service${services.length > 1 ? 's' : ''} ${services.join(', ')}`;
+    parts.push(`${which} set read-only (${READ_ONLY_VARIABLE}) on every replica during the purge and sweep, then put back (its tasks replaced, their blob caches empty)`);
+  }
+  if (running.length > 0) parts.push(`${running.map((c) => c.name).join(', ')} paused during the purge and garbage-collect, then ${after}`);
+  return parts.length > 0 ? parts.join('; ') : 'no registry container is running: nothing to pause';
+}
+
+/** The services put back and the paused containers brought back, as one BroughtBack. */
+function together(services: { services: string[]; order?: 'start-first' | 'stop-first' } | undefined, containers: BroughtBack | undefined, held: readonly string[]): BroughtBack | undefined {
+  if (!services) return containers;
+  const why = services.services.length > 0 ? `read-only mode off, so the tasks of ${services.services.join(', ')} started afresh with empty blob caches` : 'read-only mode changed by someone else meanwhile: left as they set it';
+  const also = containers ? `; the paused containers ${containers.how} (${containers.why})` : '';
+  return { how: 'replaced', ...(services.order ? { order: services.order } : {}), why: `${why}${also}`, readOnly: [...held] };
+}
+
+/**
+ * Holds the registry for the window: swarm services on a bucket set
+ * read-only (every replica, wherever it runs), then every other running
+ * container of the registry paused; all brought back after it.
+ */
+export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
+  const services = options.readOnly ?? [];
+  const running = containers.filter((c) => c.running && !services.includes(c.labels[SERVICE_LABEL] ?? ''));
   return {
-    description: running.length > 0 ? `${names} paused during the purge and garbage-collect, then ${after}` : 'no registry container is running: nothing to pause',
-    async run(work, onPause) {
+    description: describeWindow(running, options),
+    async run(work, onHold) {
       await refusePausedByOthers(engine, running);
       const paused: ContainerInfo[] = [];
+      const readOnly: ReadOnlyHold[] = [];
       let pausedAt = 0;
       let resumedAt = 0;
       let broughtBack: BroughtBack | undefined;
       const resume = once(async () => {
         try {
-          if (paused.length > 0) broughtBack = await bringBack(engine, paused, options);
+          // Side by side: the containers serve again while the services' updates converge, and neither waits on the other's failure.
+          const [released, back] = await Promise.all([
+            readOnly.length > 0 ? releaseReadOnly(engine, readOnly).catch((error: unknown) => error as Error) : undefined,
+            paused.length > 0 ? bringBack(engine, paused, options).catch((error: unknown) => error as Error) : undefined,
+          ]);
+          const failed = [released, back].filter((r): r is Error => r instanceof Error);
+          if (failed.length > 1) throw new RollbackError(failed.map((e) => e.message).join('; '));
+          if (failed[0]) throw failed[0];
+          broughtBack = together(released as Exclude<typeof released, Error>, back as Exclude<typeof back, Error>, readOnly.map((h) => h.service));
           failpoint('window.broughtBack');
         } finally {
           resumedAt = Date.now();
@@ -188,16 +232,24 @@ export function registryWindow(engine: Engine, containers: ContainerInfo[], opti
       });
       const value = await guarded(async (signal) => {
         pausedAt = Date.now();
+        for (const service of services) {
+          // Recorded before the update: one that fails half-way is still put back.
+          await holdReadOnly(engine, service, signal, (hold) => {
+            readOnly.push(hold);
+            onHold?.({ paused, readOnly });
+          });
+          signal.throwIfAborted();
+        }
         for (const c of running) {
           paused.push(c); // recorded before the call: a pause that fails half-way is still undone
-          onPause?.(paused);
+          onHold?.({ paused, readOnly });
           await engine.pause(c.id);
           failpoint('window.paused');
           signal.throwIfAborted();
         }
         return work(signal);
       }, resume);
-      return { value, pausedMs: running.length > 0 ? resumedAt - pausedAt : 0, broughtBack };
+      return { value, pausedMs: running.length + services.length > 0 ? resumedAt - pausedAt : 0, broughtBack };
     },
   };
 }

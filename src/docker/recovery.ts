@@ -1,14 +1,16 @@
 /**
  * Bringing the registry back after a run died inside its maintenance window
  * (SIGKILL, OOM, a crash): stop the garbage-collect it started, remove its
- * helper containers, and restart (or unpause) what it paused, as a normal run
- * would have. Done by the run's watchdog at once, or by the next run that
- * finds the dead run's lock.
+ * helper containers, restart (or unpause) what it paused, and take the swarm
+ * services it set read-only out of that mode, as a normal run would have.
+ * Done by the run's watchdog at once, or by the next run that finds the dead
+ * run's lock.
  */
 import { type HolderRecord, runningHere } from '../storage/lockRecord.js';
 import { undoSwaps } from '../storage/fs/swap.js';
 import type { ContainerInfo, Engine } from './engine.js';
 import { bringBack } from './maintenanceWindow.js';
+import { releaseReadOnly } from './readOnly.js';
 
 export interface Recovery {
   /** Who recovered: the dead run's watchdog, or the run that took its lock over. */
@@ -17,6 +19,8 @@ export interface Recovery {
   holder: { pid: number; hostname: string; startedAt: string };
   /** Registry containers it found paused by the dead run and brought back. */
   containers: string[];
+  /** Swarm services it found read-only by the dead run and put back (absent in notes of older runs). */
+  services?: string[];
   /** Helper containers (garbage-collect) of the dead run it removed. */
   helpersRemoved: number;
   /** A garbage-collect process of the dead run it stopped. */
@@ -58,11 +62,14 @@ export async function recoverRun(record: HolderRecord, engine: Engine | undefine
   const helpersRemoved = engine ? await engine.removeRunHelpers(record.token) : 0;
   const paused = engine ? await stillPaused(engine, record) : [];
   if (engine && paused.length > 0) await bringBack(engine, paused, record.bringBack);
+  // Only where the variable still holds the dead run's value: a change made since stays.
+  const services = engine && record.readOnly?.length ? (await releaseReadOnly(engine, record.readOnly)).services : [];
   return {
     by,
     at: new Date().toISOString(),
     holder: { pid: record.process.pid, hostname: record.place.hostname, startedAt: record.startedAt },
     containers: paused.map((c) => c.name),
+    services,
     helpersRemoved,
     gcStopped,
     swapsUndone,

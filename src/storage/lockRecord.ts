@@ -37,6 +37,8 @@ export interface HolderRecord {
   target: { kind: string; name: string };
   /** The registry containers this run paused (recorded before each pause). */
   paused: Array<{ id: string; name: string }>;
+  /** Swarm services this run set read-only (on a bucket), each with the variable's value before (null: unset); recorded before each update. */
+  readOnly?: Array<{ service: string; previous: string | null }>;
   /** How this run brings them back: restart (default), unpause only, or replace a swarm service's tasks. */
   bringBack: { restart: boolean; service?: string };
   /** A garbage-collect process this run started on this host. */
@@ -136,7 +138,7 @@ export interface LockState {
 }
 
 /** What changes in a holder's record as its run goes. */
-export type RecordChange = Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'gc' | 'trash' | 'trashes' | 'journal'>>;
+export type RecordChange = Partial<Pick<HolderRecord, 'watchdog' | 'paused' | 'readOnly' | 'gc' | 'trash' | 'trashes' | 'journal'>>;
 
 /**
  * What a run needs of the lock it holds, on a filesystem (RunLock) or a

@@ -425,7 +425,7 @@ describe('registryWindow: only what this run paused', () => {
 
     await window.run(
       async () => 'done',
-      (paused) => {
+      ({ paused }) => {
         heard.push(`${paused.map((c) => c.id).join(',')} while paused: ${engine.pausedIds().join(',')}`);
       },
     );

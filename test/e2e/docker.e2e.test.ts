@@ -178,21 +178,27 @@ describe.skipIf(!enabled)('a swarm service', () => {
     expect(await helpersLeft()).toEqual([]);
   }, 240_000);
 
-  it('on the s3 driver: a real run is refused before any request (replicas on other hosts cannot be paused), exit 2, one line', async () => {
+  it('on the s3 driver, beside a registry service with no task here whose storage its spec does not say: a real run is refused before any change or request, exit 2, one line', async () => {
     const name = uniqueName('regsvc-s3');
+    const hidden = uniqueName('regsvc-hidden');
     const s3Port = await freePort();
     // An endpoint nobody serves: the refusal must come before any request.
     const env = ['REGISTRY_STORAGE=s3', 'REGISTRY_STORAGE_S3_BUCKET=b', 'REGISTRY_STORAGE_S3_REGION=us-east-1', `REGISTRY_STORAGE_S3_REGIONENDPOINT=http://127.0.0.1:${await freePort()}`, `REGISTRY_HTTP_ADDR=127.0.0.1:${s3Port}`];
     await docker().createService({ Name: name, TaskTemplate: { ContainerSpec: { Image: 'registry:2', Env: env }, Networks: [{ Target: 'host' }] } });
+    // Its tasks could only run on a node that does not exist: its config (the image's, or a bind mount there) is out of reach.
+    await docker().createService({ Name: hidden, TaskTemplate: { ContainerSpec: { Image: 'registry:2' }, Placement: { Constraints: ['node.labels.regsweep-nowhere==1'] }, Networks: [{ Target: 'host' }] } });
     try {
       await waitForHttp(`http://127.0.0.1:${s3Port}/v2/`, 60_000);
+      const tasks = async () => (await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${name}`] } })).map((t) => `${t.Id} ${t.State}`);
+      const before = { tasks: await tasks(), spec: (await docker().getService(name).inspect()).Spec };
       const result = await runCli([name, '--yes'], { env: { AWS_EC2_METADATA_DISABLED: 'true' } });
       expect(result.code).toBe(2);
-      expect(result.stderr.trim()).toMatch(new RegExp(`^regsweep: service ${name} stores in s3://b.*: a real run would sweep under replicas it cannot pause \\(on other hosts\\); holding them read-only is not built yet$`));
-      const tasks = await docker().listContainers({ filters: { label: [`com.docker.swarm.service.name=${name}`] } });
-      expect(tasks.map((t) => t.State)).toEqual(['running']);
+      expect(result.stderr.trim()).toMatch(new RegExp(`^regsweep: service ${hidden} \\(registry:2\\) runs no task on this engine and its spec does not say where it stores \\(no config among its swarm configs, no REGISTRY_STORAGE\\): regsweep cannot tell whether it serves s3://b; run regsweep on a node that runs one of its tasks \\(nothing changed\\)$`));
+      expect(await tasks()).toEqual(before.tasks);
+      expect((await docker().getService(name).inspect()).Spec).toEqual(before.spec);
     } finally {
       await docker().getService(name).remove().catch(() => {});
+      await docker().getService(hidden).remove().catch(() => {});
     }
   }, 120_000);
 });

@@ -13,14 +13,31 @@
  *   effect: e.g. `process.emit('SIGINT', 'SIGINT')` half-way through a pause.
  * - pause, unpause, restart and restartService change the container state as
  *   Docker does, so a test can assert the final state (`pausedIds()`).
+ * - a service has a spec (its task env as a list, swarm config files, the state
+ *   of its last update); updateServiceEnv changes it as swarm would and replaces
+ *   its tasks with containers of the new env. `notManager()` makes the engine a
+ *   swarm worker (or no swarm): it then sees no service at all.
  *
  * What is returned is a copy, as an inspect would be: holding a ContainerInfo
  * does not show later changes; ask `state(id)`.
  */
-import type { ContainerInfo, Engine, ImageUse, RunOnceOptions, RunResult, VolumeInfo } from '../../src/docker/engine.js';
+import type { ContainerInfo, Engine, ImageUse, RunOnceOptions, RunResult, ServiceInfo, VolumeInfo } from '../../src/docker/engine.js';
+import { withEnv } from '../../src/docker/readOnly.js';
 import { RegsweepError } from '../../src/errors.js';
 
 export type EngineMethod = keyof Engine;
+
+/** A service's spec as the fake keeps it. */
+export interface FakeServiceSpec {
+  /** The task env, `KEY=VALUE` in order (default: the first task's env). */
+  env?: string[];
+  image?: string;
+  args?: string[];
+  files?: Record<string, string>;
+  updateState?: string;
+}
+
+type ServiceSpec = Required<Omit<FakeServiceSpec, 'updateState'>> & { updateState?: string; force: number };
 
 export interface FakeContainerSpec extends Partial<ContainerInfo> {
   id: string;
@@ -54,7 +71,9 @@ export class FakeEngine implements Engine {
 
   private readonly containers = new Map<string, ContainerInfo>();
   private readonly files = new Map<string, Map<string, string>>();
-  private readonly services = new Map<string, string[]>();
+  private readonly tasks = new Map<string, string[]>();
+  private readonly specs = new Map<string, ServiceSpec>();
+  private manager = true;
   private readonly volumes = new Map<string, VolumeInfo>();
   private readonly imageUses: ImageUse[] = [];
   private readonly execResults = new Map<string, RunResult>();
@@ -89,9 +108,19 @@ export class FakeEngine implements Engine {
     return copy(info);
   }
 
-  /** A swarm service whose running tasks are these containers (added beforehand). */
-  addService(name: string, taskIds: string[]): void {
-    this.services.set(name, [...taskIds]);
+  /** A swarm service whose running tasks are these containers (added beforehand; none: its tasks run on other hosts). */
+  addService(name: string, taskIds: string[], spec: FakeServiceSpec = {}): void {
+    this.tasks.set(name, [...taskIds]);
+    const first = taskIds[0] === undefined ? undefined : this.mustFind(taskIds[0]);
+    const env = spec.env ?? Object.entries(first?.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    this.specs.set(name, { env, image: spec.image ?? first?.imageName ?? 'registry:2', args: spec.args ?? first?.args ?? [], files: spec.files ?? {}, updateState: spec.updateState, force: 0 });
+    // As swarm labels its task containers.
+    for (const id of taskIds) this.mustFind(id).labels['com.docker.swarm.service.name'] = name;
+  }
+
+  /** This engine is no swarm manager: it sees no service (a worker, or not in a swarm). */
+  notManager(): void {
+    this.manager = false;
   }
 
   addVolume(name: string, options: { mountpoint?: string; driver?: string } = {}): VolumeInfo {
@@ -174,7 +203,14 @@ export class FakeEngine implements Engine {
 
   /** The task container ids of a service now. */
   serviceTasks(name: string): string[] {
-    return [...(this.services.get(name) ?? [])];
+    return [...(this.tasks.get(name) ?? [])];
+  }
+
+  /** A service's task env now, as its spec says (a copy). */
+  serviceEnv(name: string): string[] {
+    const spec = this.specs.get(name);
+    if (!spec) throw new Error(`fake engine: no service ${name}`);
+    return [...spec.env];
   }
 
   /** The calls of one method, e.g. `callsOf('restart')` → ['restart c1', ...]. */
@@ -208,7 +244,8 @@ export class FakeEngine implements Engine {
 
   async serviceContainers(name: string): Promise<ContainerInfo[] | undefined> {
     return this.call('serviceContainers', name, undefined, () =>
-      this.services.get(name)?.map((id) => this.mustFind(id)).map(copy),
+      // No swarm manager: no services (Docker answers 503).
+      !this.manager ? undefined : this.tasks.get(name)?.map((id) => this.mustFind(id)).map(copy),
     );
   }
 
@@ -279,7 +316,7 @@ export class FakeEngine implements Engine {
   /** Swarm replaces every task with a fresh container; the old ones are shut down (stop-first, as on the host's network). */
   async restartService(name: string, previous: string[]): Promise<'start-first' | 'stop-first'> {
     return this.call('restartService', name, previous.join(' '), () => {
-      const ids = this.services.get(name);
+      const ids = this.tasks.get(name);
       if (!ids) throw new RegsweepError(`cannot restart service ${name}: no such service`);
       this.generation++;
       const fresh = ids.map((id) => {
@@ -292,9 +329,51 @@ export class FakeEngine implements Engine {
         if (files) this.files.set(task.id, new Map(files));
         return task.id;
       });
-      this.services.set(name, fresh);
+      this.tasks.set(name, fresh);
       return 'stop-first' as const;
     });
+  }
+
+  async services(): Promise<ServiceInfo[] | undefined> {
+    return this.call('services', undefined, undefined, () => (this.manager ? [...this.specs.keys()].map((name) => this.serviceInfo(name)) : undefined));
+  }
+
+  async service(name: string): Promise<ServiceInfo | undefined> {
+    return this.call('service', name, undefined, () => (this.manager && this.specs.has(name) ? this.serviceInfo(name) : undefined));
+  }
+
+  /** The spec changes, then its tasks are replaced by containers with the new env (all at once: convergence is immediate here). */
+  async updateServiceEnv(name: string, change: Record<string, string | null>, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'start-first' | 'stop-first'> {
+    const detail = [...Object.entries(change).map(([k, v]) => (v === null ? `-${k}` : `${k}=${v}`)), ...(options.force ? ['force'] : [])].join(' ');
+    return this.call('updateServiceEnv', name, detail, () => {
+      const spec = this.specs.get(name);
+      if (!this.manager || !spec) throw new RegsweepError(`cannot update service ${name}: no such service`);
+      const env = withEnv(spec.env, change);
+      const force = spec.force + (options.force ? 1 : 0);
+      if (env.join('\n') === spec.env.join('\n') && force === spec.force) return 'stop-first' as const;
+      this.specs.set(name, { ...spec, env, force });
+      this.generation++;
+      const fresh = (this.tasks.get(name) ?? []).map((id) => {
+        const old = this.mustFind(id);
+        old.running = false;
+        old.paused = false;
+        const task: ContainerInfo = { ...copy(old), id: `${id}-g${this.generation}`, name: `${old.name}-g${this.generation}`, running: true, paused: false, env: Object.fromEntries(env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) };
+        this.containers.set(task.id, task);
+        const files = this.files.get(id);
+        if (files) this.files.set(task.id, new Map(files));
+        return task.id;
+      });
+      this.tasks.set(name, fresh);
+      // As the real wait for convergence notices it: the spec is changed, the wait ends.
+      options.signal?.throwIfAborted();
+      return 'stop-first' as const;
+    });
+  }
+
+  private serviceInfo(name: string): ServiceInfo {
+    const spec = this.specs.get(name) as ServiceSpec;
+    const env = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    return copy({ id: `id-${name}`, name, image: spec.image, env, args: spec.args, files: spec.files, ...(spec.updateState ? { updateState: spec.updateState } : {}) });
   }
 
   async self(): Promise<ContainerInfo | undefined> {

@@ -15,10 +15,10 @@ import { parseSelector } from '../plan/selectors.js';
 import { requireRegistryRoot } from '../storage/fs/scan.js';
 import { type ScanPool, openScanPool } from '../storage/fs/scanPool.js';
 import { requireWritableStorage } from '../storage/fs/writable.js';
-import { exclusively, exclusivelyOnBucket, findings } from '../exclusiveRun.js';
+import { exclusively } from '../exclusiveRun.js';
 import { type SweepOptions, type SweepPreview, type SweepReport, sweep } from '../sweep.js';
-import { bucketRun } from '../run/bucket.js';
-import { filesystemRun } from '../run/filesystem.js';
+import { bucketStorage } from '../run/bucket.js';
+import { filesystemStorage } from '../run/filesystem.js';
 import { type CliOptions, program } from './program.js';
 import { pinsFromFile, pinsInUse } from './inUse.js';
 import { formatHuman, jsonChunks } from './report.js';
@@ -118,8 +118,10 @@ async function sweepCommand(
   const policy = await policyFrom(opts);
   const keptDigests = await pinsFromFile(opts, dryRun);
   const resolved = await resolveTarget(opts, args, log);
+  // The one place that knows which storage is below.
+  const storage = resolved.source ? bucketStorage(resolved.source) : filesystemStorage(resolved.target.root, pool);
   // A real run writes in the tree it found: one it cannot write is refused before the lock, the scan or a pause.
-  if (!dryRun && !resolved.source) requireWritableRoot(resolved.target.root, 'run');
+  if (!dryRun) storage.requireWritable();
   // On a bucket, a registry the window cannot hold would serve (and take pushes) while the sweep runs.
   if (!dryRun && resolved.target.unholdable) throw new UsageError(resolved.target.unholdable);
   const selectors = resolved.repositories.map(parseSelector);
@@ -152,12 +154,11 @@ async function sweepCommand(
         journal: opts.journal,
         quarantineMs: opts.quarantine,
         staleUploadsMs: opts.staleUploads,
-        storage: resolved.source ? bucketRun(resolved.source) : filesystemRun(target.root, pool),
+        storage: storage.run,
         confirm: dryRun || opts.yes ? undefined : confirm,
         onProgress: progress.sink,
         usage: opts.usage,
-        // A bucket's LastModified are on its server's clock: so is the grace's "now".
-        clock: await resolved.source?.clock(),
+        clock: await storage.clock(),
         ...extra,
       });
     } finally {
@@ -165,15 +166,10 @@ async function sweepCommand(
     }
   };
   const lockOptions = { root: target.root, engine, containers: target.containers, target: { kind: target.kind, name: target.name }, bringBack: bringBackFor(opts, target), waitMs: opts.wait, token: runId };
-  const { source } = resolved;
-  const run = dryRun
-    ? sweepWith(source ? {} : findings(target.root, target.containers))
-    : source
-      ? exclusivelyOnBucket(source.client, lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }))
-      : exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
+  const run = dryRun ? sweepWith(storage.findings(target.containers)) : storage.exclusively(lockOptions, (lock, recovered) => sweepWith({ lock, recovered, docker: engine !== undefined }));
   state.report = await run.finally(() => {
     progress.clear();
-    resolved.source?.client.close();
+    storage.close();
   });
   // The scan threads are done (the rescan is part of the run): their memory goes before the report is written.
   await pool.close();

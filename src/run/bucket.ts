@@ -9,11 +9,13 @@
 import { SweptBlobs } from '../apply/blobSweep.js';
 import { type BucketWindowResult, applyOnBucket } from '../apply/bucketApply.js';
 import { UsageError } from '../errors.js';
+import { exclusivelyOnBucket } from '../exclusiveRun.js';
 import type { GcDecision } from '../gc/garbageCollect.js';
 import type { Problem } from '../model.js';
 import type { BucketSource } from '../storage/s3/source.js';
 import type { RequestCount } from '../storage/source.js';
 import { findStaleUploadsInBucket } from '../storage/s3/uploads.js';
+import type { Storage } from './storage.js';
 import { type GcReport, type RealRun, type RunStorage, type SweepOptions, builtinReport, collectGarbage, forgetRemoved, gcNotRun, inWindow, measureFreed, namedRepositories, nothingToCollect, reportOutcome, unlinkedByRepository } from '../sweep.js';
 
 function requestsOf(source: BucketSource): RequestCount {
@@ -90,5 +92,19 @@ export function bucketRun(source: BucketSource): RunStorage {
     requests: () => requestsOf(source),
     idle: async () => {},
     carryOut: (run) => carryOut(source, run),
+  };
+}
+
+/** A bucket, as the CLI drives a run on it: its lock is an object in the bucket, and it needs no check of writability (a refused delete is a problem of the run). */
+export function bucketStorage(source: BucketSource): Storage {
+  return {
+    run: bucketRun(source),
+    requireWritable: () => {},
+    // A bucket's LastModified are on its server's clock: so is the grace's "now".
+    clock: () => source.clock(),
+    // No lock object is read for a dry run, nor a watchdog's note (a bucket's watchdog leaves none).
+    findings: () => ({}),
+    exclusively: (options, body) => exclusivelyOnBucket(source.client, options, body),
+    close: () => source.client.close(),
   };
 }

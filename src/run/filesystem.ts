@@ -11,6 +11,7 @@ import { type ApplyResult, type PreparedApply, applyPlan, prepareApply, removeIn
 import { type BlobSweepResult, type LayerLinks, SweptBlobs, sweepBlobs, sweepLayerLinks } from '../apply/blobSweep.js';
 import { QUARANTINE_JOURNAL, Remover, type SwapCandidate, emptyTrash, quarantineExpiry, trashFor } from '../apply/trash.js';
 import { removeUploads } from '../apply/uploads.js';
+import { exclusively, findings } from '../exclusiveRun.js';
 import { RollbackError } from '../errors.js';
 import type { GcDecision } from '../gc/garbageCollect.js';
 import type { TreePlan } from '../plan/planTree.js';
@@ -20,10 +21,12 @@ import { findRepositories, requireRegistryRoot } from '../storage/fs/scan.js';
 import type { ScanPool } from '../storage/fs/scanPool.js';
 import { filesystemSource } from '../storage/fs/source.js';
 import { WORTH } from '../storage/fs/swap.js';
+import { requireWritableStorage } from '../storage/fs/writable.js';
 import { BLOB_FILE, LINK_FILE, Layout } from '../storage/layout.js';
 import type { StaleUpload } from '../storage/uploads.js';
 import { type GcReport, type RealRun, type RunStorage, builtinReport, collectGarbage, forgetRemoved, inWindow, measureFreed, reportOutcome, unlinkedByRepository } from '../sweep.js';
 import { failpoint } from '../util/failpoint.js';
+import type { Storage } from './storage.js';
 
 /**
  * While the registry serves again: the tag history entries of removed
@@ -158,5 +161,20 @@ export function filesystemRun(root: string, pool?: ScanPool): RunStorage {
     // Until the rescan the scan threads have nothing to do: their memory is given back meanwhile.
     idle: async () => pool?.rest(),
     carryOut: (run) => carryOut(where, run),
+  };
+}
+
+/** A storage root on a filesystem, as the CLI drives a run on it. */
+export function filesystemStorage(root: string, pool?: ScanPool): Storage {
+  return {
+    run: filesystemRun(root, pool),
+    requireWritable: () => {
+      requireRegistryRoot(root);
+      requireWritableStorage(root, 'run');
+    },
+    clock: async () => undefined,
+    findings: (containers) => findings(root, containers),
+    exclusively: (options, body) => exclusively({ ...options, root }, body),
+    close: () => {},
   };
 }

@@ -12,7 +12,6 @@ import { CommanderError } from 'commander';
 import { restoreJournal } from '../apply/restore.js';
 import { RegsweepError, UsageError } from '../errors.js';
 import { parseSelector } from '../plan/selectors.js';
-import { requireRegistryRoot } from '../storage/fs/scan.js';
 import { type ScanPool, openScanPool } from '../storage/fs/scanPool.js';
 import { requireWritableStorage } from '../storage/fs/writable.js';
 import { exclusively } from '../exclusiveRun.js';
@@ -70,16 +69,11 @@ async function run(argv: string[], state: RunState): Promise<number> {
 }
 
 /** A storage root that a real run or a restore can write, else a refusal (exit 2) saying what to do. */
-function requireWritableRoot(root: string, purpose: 'run' | 'restore'): void {
-  requireRegistryRoot(root);
-  requireWritableStorage(root, purpose);
-}
-
 /** `--restore`: holding the registry's lock, puts back what a journal or a quarantine recorded. */
 async function restoreCommand(opts: CliOptions, from: string): Promise<number> {
   const root = opts.path;
   if (!root) throw new UsageError('--restore needs --path ROOT');
-  requireWritableRoot(root, 'restore');
+  requireWritableStorage(root, 'restore');
   // A restore between a crash and the next real run leaves that run the watchdog's note to report.
   const lockOptions = { root, containers: [], target: { kind: 'path' as const, name: root }, bringBack: { restart: false }, waitMs: opts.wait, keepRecoveryNote: true };
   const restored = await exclusively(lockOptions, async (_lock, recovered) => {

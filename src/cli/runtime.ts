@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import type { ContainerInfo, Engine } from '../docker/engine.js';
 import { containerGcRunner, volumeGcRunner } from '../docker/gcHelpers.js';
 import { SERVICE_LABEL, type Target, containerRegistryVersion, imageRegistryVersion, locateNamed, locateVolume, reachFromHere } from '../docker/locator.js';
-import { type MaintenanceWindow, type RegistryWindowOptions, registryWindow, whyRestart, unpausedWindow } from '../docker/maintenanceWindow.js';
+import { type MaintenanceWindow, type RegistryWindowOptions, containersToPause, registryWindow, whyRestart, unpausedWindow } from '../docker/maintenanceWindow.js';
 import { EngineError, UsageError } from '../errors.js';
 import type { BlobCache } from '../gc/blobCache.js';
 import type { GcRunner } from '../gc/garbageCollect.js';
@@ -76,17 +76,11 @@ export function bringBackFor(opts: CliOptions, target: Target): RegistryWindowOp
   return { restart: !opts.unpauseOnly, ...(opts.unpauseOnly ? { because: '--unpause-only: its blob cache may still list swept blobs' } : {}), ...(service ? { service: target.name } : {}) };
 }
 
-/** The containers the window pauses: the running ones that are no task of a service it holds read-only. */
-function toPause(target: Target): ContainerInfo[] {
-  const held = new Set(target.services ?? []);
-  return target.containers.filter((c) => c.running && !held.has(c.labels[SERVICE_LABEL] ?? ''));
-}
-
 /** After the window, a restart only where it empties a cache in the registry's memory: an unpause drops no request. */
 async function afterWindow(engine: Engine, opts: CliOptions, target: Target): Promise<RegistryWindowOptions> {
   const chosen = bringBackFor(opts, target);
   if (!chosen.restart) return chosen;
-  const why = await whyRestart(engine, toPause(target));
+  const why = await whyRestart(engine, containersToPause(target.containers, target.services));
   return why ? { ...chosen, because: why } : { ...chosen, restart: false, because: 'no blob descriptor cache in its memory to empty' };
 }
 
@@ -173,7 +167,7 @@ async function gcRuntimeFor(resolved: Resolved, opts: CliOptions, dryRun: boolea
   };
   if (!engine) return withLocalBinary(unpausedWindow());
   const held = target.services ?? [];
-  const window = toPause(target).length > 0 || held.length > 0
+  const window = containersToPause(target.containers, held).length > 0 || held.length > 0
     ? registryWindow(engine, target.containers, { ...(await afterWindow(engine, opts, target)), ...(held.length > 0 ? { readOnly: held } : {}) })
     : unpausedWindow('no registry container is running: nothing to pause');
   if (registry) {

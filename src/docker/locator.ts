@@ -117,16 +117,22 @@ async function storageOf(engine: Engine, container: ContainerInfo, swarmFiles: R
   return { containerRoot, configPath, configText: text, ...swarmConfig, hostRoot };
 }
 
-/** The swarm config files of the service a container is a task of (none where it is no task, or this engine is no manager). */
-async function swarmFilesOf(engine: Engine, container: ContainerInfo): Promise<Record<string, string>> {
-  const service = container.labels[SERVICE_LABEL];
-  return service ? ((await engine.service(service))?.files ?? {}) : {};
+/** The swarm config files of the service each container is a task of (none where it is no task, or this engine is no manager): one inspection per service. */
+function swarmFilesOf(engine: Engine): (container: ContainerInfo) => Promise<Record<string, string>> {
+  const asked = new Map<string, Promise<Record<string, string>>>();
+  return (container) => {
+    const service = container.labels[SERVICE_LABEL];
+    if (!service) return Promise.resolve({});
+    if (!asked.has(service)) asked.set(service, engine.service(service).then((s) => s?.files ?? {}));
+    return asked.get(service) as Promise<Record<string, string>>;
+  };
 }
 
 async function fromContainers(engine: Engine, kind: TargetKind, name: string, containers: ContainerInfo[]): Promise<Target> {
   const first = containers[0];
   if (!first) throw new UsageError(`${kind} ${name} has no container on this Docker host`);
-  const storages = await Promise.all(containers.map(async (c) => storageOf(engine, c, await swarmFilesOf(engine, c))));
+  const filesOf = swarmFilesOf(engine);
+  const storages = await Promise.all(containers.map(async (c) => storageOf(engine, c, await filesOf(c))));
   const roots = new Set(storages.map((s) => (s.bucket ? JSON.stringify(s.bucket) : s.hostRoot)));
   if (roots.size > 1) throw new UsageError(`the containers of ${kind} ${name} store at different places: ${[...roots].join(', ')}`);
   const { configPath, configText, swarmConfig, ...storage } = storages[0] as ContainerStorage;

@@ -197,6 +197,11 @@ function together(services: { services: string[]; order?: 'start-first' | 'stop-
   return { how: 'replaced', ...(services.order ? { order: services.order } : {}), why: `${why}${also}`, readOnly: [...held] };
 }
 
+/** The containers a window pauses: the running ones that are no task of a service it holds read-only. */
+export function containersToPause(containers: readonly ContainerInfo[], readOnly: readonly string[] = []): ContainerInfo[] {
+  return containers.filter((c) => c.running && !readOnly.includes(c.labels[SERVICE_LABEL] ?? ''));
+}
+
 /**
  * Holds the registry for the window: swarm services on a bucket set
  * read-only (every replica, wherever it runs), then every other running
@@ -204,7 +209,7 @@ function together(services: { services: string[]; order?: 'start-first' | 'stop-
  */
 export function registryWindow(engine: Engine, containers: ContainerInfo[], options: RegistryWindowOptions): MaintenanceWindow {
   const services = options.readOnly ?? [];
-  const running = containers.filter((c) => c.running && !services.includes(c.labels[SERVICE_LABEL] ?? ''));
+  const running = containersToPause(containers, services);
   return {
     description: describeWindow(running, options),
     async run(work, onHold) {

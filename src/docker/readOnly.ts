@@ -52,14 +52,13 @@ export function withEnv(env: readonly string[], change: Readonly<Record<string, 
  * spec. `record` hears the hold before the update starts: from then on, a
  * run that dies leaves enough to put the variable back.
  */
-export async function holdReadOnly(engine: Engine, service: string, signal: AbortSignal, record: (hold: ReadOnlyHold) => void): Promise<'start-first' | 'stop-first'> {
+export async function holdReadOnly(engine: Engine, service: string, signal: AbortSignal, record: (hold: ReadOnlyHold) => void): Promise<void> {
   const info = await engine.service(service);
   if (!info) throw new EngineError(`service ${service} is gone: it cannot be held read-only`);
   record({ service, previous: info.env[READ_ONLY_VARIABLE] ?? null });
   // SIGINT or SIGTERM ends the wait for convergence: the window then puts the variable back.
-  const order = await engine.updateServiceEnv(service, { [READ_ONLY_VARIABLE]: READ_ONLY_ON }, { signal });
+  await engine.updateServiceEnv(service, { [READ_ONLY_VARIABLE]: READ_ONLY_ON }, { signal });
   failpoint('window.readOnly');
-  return order;
 }
 
 /**

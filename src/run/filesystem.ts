@@ -168,10 +168,7 @@ export function filesystemRun(root: string, pool?: ScanPool): RunStorage {
 export function filesystemStorage(root: string, pool?: ScanPool): Storage {
   return {
     run: filesystemRun(root, pool),
-    requireWritable: () => {
-      requireRegistryRoot(root);
-      requireWritableStorage(root, 'run');
-    },
+    requireWritable: () => requireWritableStorage(root, 'run'),
     clock: async () => undefined,
     findings: (containers) => findings(root, containers),
     exclusively: (options, body) => exclusively({ ...options, root }, body),

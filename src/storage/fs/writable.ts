@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { StorageNotWritableError } from '../../errors.js';
 import { errnoOf, isMissing } from '../../util/errno.js';
 import { Layout, type PathSpec } from '../layout.js';
-import { findRepositories } from './scan.js';
+import { findRepositories, requireRegistryRoot } from './scan.js';
 
 /** Below the root, where a real run writes. A missing one is not checked: the scan says what the tree lacks. */
 const WRITTEN: readonly PathSpec[] = [{ kind: 'v2' }, { kind: 'blobs' }, { kind: 'blobAlgorithm' }, { kind: 'repositories' }];
@@ -35,8 +35,10 @@ function refusal(dir: string, error: unknown, purpose: Purpose): StorageNotWrita
  * Throws StorageNotWritableError naming the first directory a real run (or a
  * restore) writes and may not: the root, the fixed directories below it, then
  * each repository's (one of them can be another disk too). An access() each.
+ * A root that is no registry's is refused first, as the scan would.
  */
 export function requireWritableStorage(root: string, purpose: Purpose = 'run'): void {
+  requireRegistryRoot(root);
   const layout = new Layout(root);
   const check = (dir: string): void => {
     try {

@@ -9,6 +9,7 @@ import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { EngineError, UsageError } from '../errors.js';
 import { type ContainerInfo, type Engine, type ImageUse, RUN_LABEL, type RunOnceOptions, type RunResult, type ServiceInfo, type VolumeInfo } from './engine.js';
+import { readLogLines } from './logStream.js';
 import { withEnv } from './readOnly.js';
 import { type SelfEvidence, readSelfEvidence, selfContainer } from './self.js';
 
@@ -18,6 +19,11 @@ const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 
 function statusOf(error: unknown): number | undefined {
   return (error as { statusCode?: number } | null)?.statusCode;
+}
+
+/** What the engine said, without dockerode's `(HTTP code N) reason - ` before it. */
+function engineSaid(error: unknown): string {
+  return (error as Error).message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
 /** Splits Docker's multiplexed stdout/stderr framing (8-byte headers) into plain text. */
@@ -75,6 +81,7 @@ function toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
     imageName: c.Config.Image,
     running: c.State.Running,
     paused: c.State.Paused,
+    created: Date.parse(c.Created),
     env,
     args: c.Args ?? [],
     mounts: (c.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination, ...(m.Name ? { name: m.Name } : {}) })),
@@ -135,6 +142,57 @@ export class DockerodeEngine implements Engine {
     const ids = tasks.map((t) => t.Status?.ContainerStatus?.ContainerID).filter((id): id is string => Boolean(id));
     const infos = await Promise.all(ids.map((id) => this.container(id)));
     return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
+  async serviceTaskContainers(name: string): Promise<ContainerInfo[]> {
+    let tasks: Array<{ Status?: { ContainerStatus?: { ContainerID?: string } } }>;
+    try {
+      tasks = await this.docker.listTasks({ filters: { service: [name] } });
+    } catch (error) {
+      // 404: no such service; 503: this engine is not a swarm manager.
+      if (statusOf(error) === 404 || statusOf(error) === 503) return [];
+      throw new EngineError(`cannot list the tasks of service ${name}: ${(error as Error).message}`, { cause: error });
+    }
+    const ids = [...new Set(tasks.map((t) => t.Status?.ContainerStatus?.ContainerID).filter((id): id is string => Boolean(id)))];
+    // A task of another node, or one whose container is gone, is no container of this engine.
+    const infos = await Promise.all(ids.map((id) => this.container(id)));
+    return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
+  async containerLogs(id: string, options: { since?: string; onLine: (ts: string, text: string) => void }): Promise<void> {
+    const what = `the log of container ${short(id)}`;
+    let tty: boolean;
+    let stream: NodeJS.ReadableStream;
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      tty = info.Config.Tty;
+      stream = await this.logStream(id, options.since);
+    } catch (error) {
+      if (statusOf(error) === 501) {
+        throw new EngineError(`cannot read ${what}: its log driver keeps no log the engine can read back (the engine says: ${engineSaid(error)})`, { cause: error });
+      }
+      throw new EngineError(`cannot read ${what}: ${(error as Error).message.trim()}`, { cause: error });
+    }
+    try {
+      await readLogLines(stream as AsyncIterable<Buffer>, tty, options.onLine);
+    } catch (error) {
+      (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      throw new EngineError(`cannot read ${what}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /**
+   * The log as a stream, not follow: dockerode's `logs()` holds a whole log
+   * in memory unless it follows, so the request is made through its modem.
+   */
+  private logStream(id: string, since: string | undefined): Promise<NodeJS.ReadableStream> {
+    const options = { stdout: true, stderr: true, timestamps: true, follow: false, ...(since !== undefined ? { since } : {}) };
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        { path: `/containers/${encodeURIComponent(id)}/logs?`, method: 'GET', isStream: true, statusCodes: { 200: true, 404: 'no such container', 501: 'not implemented', 500: 'server error' }, options },
+        (error: unknown, stream: unknown) => (error ? reject(error) : resolve(stream as NodeJS.ReadableStream)),
+      );
+    });
   }
 
   async volume(name: string): Promise<VolumeInfo | undefined> {

@@ -19,6 +19,8 @@ export interface ContainerInfo {
   imageName: string;
   running: boolean;
   paused: boolean;
+  /** When it was created (ms since the epoch): a log whose first line comes soon after is whole. */
+  created: number;
   env: Record<string, string>;
   /** Arguments after the entrypoint: for the registry image, Args[0] is the config path. */
   args: string[];
@@ -82,6 +84,13 @@ export interface Engine {
   runningContainers(): Promise<ContainerInfo[]>;
   /** The containers of a swarm service's running tasks, or undefined when there is no such service. */
   serviceContainers(name: string): Promise<ContainerInfo[] | undefined>;
+  /**
+   * Every container of a swarm service's tasks that still exists on this
+   * engine, ended ones included (swarm keeps task history): their logs hold
+   * requests served before the tasks were replaced. None where there is no
+   * such service or this engine is no manager.
+   */
+  serviceTaskContainers(name: string): Promise<ContainerInfo[]>;
   volume(name: string): Promise<VolumeInfo | undefined>;
   /**
    * What every container (any state) and swarm service runs: a container's own
@@ -89,6 +98,16 @@ export interface Engine {
    */
   imagesInUse(): Promise<ImageUse[]>;
   readFile(containerId: string, file: string): Promise<string | undefined>;
+  /**
+   * The container's log (stdout and stderr) as the engine keeps it, line by
+   * line in the engine's order, streamed (a big log is never held whole):
+   * `ts` is the engine's RFC 3339 timestamp with nanoseconds, `text` the line
+   * without it and without its newline. `since` (a unix time with fractional
+   * nanoseconds, `1733270400.123456789`) gives the lines at or after it. A
+   * log driver the engine cannot read back (`none`, a remote one with its
+   * cache disabled) throws an EngineError saying so.
+   */
+  containerLogs(id: string, options: { since?: string; onLine: (ts: string, text: string) => void }): Promise<void>;
   exec(containerId: string, cmd: string[]): Promise<RunResult>;
   /** Creates, runs and always removes a helper container; its output is returned. */
   runOnce(options: RunOnceOptions): Promise<RunResult>;

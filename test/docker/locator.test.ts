@@ -41,7 +41,7 @@ describe('paths across mounts', () => {
 
 describe('the config a registry container runs with', () => {
   const container = (args: string[], env: Record<string, string> = {}): ContainerInfo =>
-    ({ id: 'x', name: 'r', image: 'i', imageName: 'registry:2', running: true, paused: false, env, args, mounts: [], labels: {} }) as ContainerInfo;
+    ({ id: 'x', name: 'r', image: 'i', imageName: 'registry:2', running: true, paused: false, created: 0, env, args, mounts: [], labels: {} }) as ContainerInfo;
   it('is the yml in its command, else REGISTRY_CONFIGURATION_PATH, else the image defaults', () => {
     expect(configPathCandidates(container(['/cfg/custom.yml']))).toEqual(['/cfg/custom.yml']);
     expect(configPathCandidates(container(['serve', '/cfg/x.yaml']))).toEqual(['/cfg/x.yaml']);

@@ -18,11 +18,18 @@
  *   its tasks with containers of the new env. `notManager()` makes the engine a
  *   swarm worker (or no swarm): it then sees no service at all.
  *
+ * - each container has a log (`appendLog`): lines with the engine's timestamps,
+ *   read back by containerLogs from `since` on, as the engine does (at or
+ *   after); `rotateLog` drops its oldest lines, as a log driver's rotation does.
+ * - a service remembers every task container it had (serviceTaskContainers),
+ *   until `removeContainer` takes one away.
+ *
  * What is returned is a copy, as an inspect would be: holding a ContainerInfo
  * does not show later changes; ask `state(id)`.
  */
 import type { ContainerInfo, Engine, ImageUse, RunOnceOptions, RunResult, ServiceInfo, VolumeInfo } from '../../src/docker/engine.js';
 import { withEnv } from '../../src/docker/readOnly.js';
+import { engineSince } from '../../src/docker/registryLog.js';
 import { RegsweepError } from '../../src/errors.js';
 
 export type EngineMethod = keyof Engine;
@@ -63,6 +70,9 @@ const NOT_FOUND: RunResult = { exitCode: 127, output: 'exec: "registry": executa
 
 const copy = <T>(value: T): T => structuredClone(value);
 
+/** A unix time with nine fractional digits (`1733270400.123456789`), as nanoseconds: what `since` compares. */
+const nanos = (unix: string): bigint => BigInt(unix.replace('.', ''));
+
 export class FakeEngine implements Engine {
   /** Every call in order, as `method key [detail]`; `note()` adds a test's own marks. */
   readonly calls: string[] = [];
@@ -72,6 +82,9 @@ export class FakeEngine implements Engine {
   private readonly containers = new Map<string, ContainerInfo>();
   private readonly files = new Map<string, Map<string, string>>();
   private readonly tasks = new Map<string, string[]>();
+  /** Every task container a service has had, in order. */
+  private readonly taskHistory = new Map<string, string[]>();
+  private readonly logs = new Map<string, Array<{ ts: string; text: string }>>();
   private readonly specs = new Map<string, ServiceSpec>();
   private manager = true;
   private readonly volumes = new Map<string, VolumeInfo>();
@@ -97,6 +110,7 @@ export class FakeEngine implements Engine {
       imageName: 'registry:2',
       running: true,
       paused: false,
+      created: Date.parse('2026-01-01T00:00:00Z'),
       env: {},
       args: ['/etc/docker/registry/config.yml'],
       mounts: [],
@@ -111,11 +125,31 @@ export class FakeEngine implements Engine {
   /** A swarm service whose running tasks are these containers (added beforehand; none: its tasks run on other hosts). */
   addService(name: string, taskIds: string[], spec: FakeServiceSpec = {}): void {
     this.tasks.set(name, [...taskIds]);
+    this.taskHistory.set(name, [...taskIds]);
     const first = taskIds[0] === undefined ? undefined : this.mustFind(taskIds[0]);
     const env = spec.env ?? Object.entries(first?.env ?? {}).map(([k, v]) => `${k}=${v}`);
     this.specs.set(name, { env, image: spec.image ?? first?.imageName ?? 'registry:2', args: spec.args ?? first?.args ?? [], files: spec.files ?? {}, updateState: spec.updateState, force: 0 });
     // As swarm labels its task containers.
     for (const id of taskIds) this.mustFind(id).labels['com.docker.swarm.service.name'] = name;
+  }
+
+  /** Removes a container (and its log), as `docker rm` does. */
+  removeContainer(id: string): void {
+    this.containers.delete(id);
+    this.logs.delete(id);
+  }
+
+  /** Lines the container logs, with the engine's timestamps (RFC 3339, nanoseconds), in order. */
+  appendLog(id: string, lines: ReadonlyArray<{ ts: string; text: string }>): void {
+    this.mustFind(id);
+    let log = this.logs.get(id);
+    if (!log) this.logs.set(id, (log = []));
+    log.push(...lines);
+  }
+
+  /** Drops the oldest `count` lines of a container's log: a rotation took them. */
+  rotateLog(id: string, count: number): void {
+    this.logs.get(id)?.splice(0, count);
   }
 
   /** This engine is no swarm manager: it sees no service (a worker, or not in a swarm). */
@@ -249,6 +283,21 @@ export class FakeEngine implements Engine {
     );
   }
 
+  async serviceTaskContainers(name: string): Promise<ContainerInfo[]> {
+    return this.call('serviceTaskContainers', name, undefined, () =>
+      !this.manager ? [] : (this.taskHistory.get(name) ?? []).map((id) => this.containers.get(id)).filter((c): c is ContainerInfo => c !== undefined).map(copy),
+    );
+  }
+
+  async containerLogs(id: string, options: { since?: string; onLine: (ts: string, text: string) => void }): Promise<void> {
+    const lines = await this.call('containerLogs', id, options.since, () => {
+      this.mustFind(id);
+      const since = options.since === undefined ? undefined : nanos(options.since);
+      return (this.logs.get(id) ?? []).filter((l) => since === undefined || nanos(engineSince(l.ts)) >= since).map(copy);
+    });
+    for (const line of lines) options.onLine(line.ts, line.text);
+  }
+
   async volume(name: string): Promise<VolumeInfo | undefined> {
     return this.call('volume', name, undefined, () => {
       const v = this.volumes.get(name);
@@ -330,6 +379,7 @@ export class FakeEngine implements Engine {
         return task.id;
       });
       this.tasks.set(name, fresh);
+      this.taskHistory.get(name)?.push(...fresh);
       return 'stop-first' as const;
     });
   }
@@ -364,6 +414,7 @@ export class FakeEngine implements Engine {
         return task.id;
       });
       this.tasks.set(name, fresh);
+      this.taskHistory.get(name)?.push(...fresh);
       // As the real wait for convergence notices it: the spec is changed, the wait ends.
       options.signal?.throwIfAborted();
       return 'stop-first' as const;

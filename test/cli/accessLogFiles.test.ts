@@ -1,0 +1,259 @@
+/**
+ * `--access-log FILE...` (issue 25, point 1): the logs are the real
+ * registry's. 2.8.2 and 3.0.0 each serve with `log.formatter: text` and with
+ * `json`, their stdout and stderr captured to a file, while this test pushes
+ * two images and pulls through the HTTP API by tag and by digest (GET and
+ * HEAD), besides requests that are no pull (a 404 manifest, a blob, the
+ * catalog). Read back plain and gzipped, with junk lines mixed in, from a file
+ * or from stdin in small chunks, the reader finds exactly the pulls the test
+ * requested; files it cannot read are refused with a UsageError.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { dump } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient, pushImage, registryBinary } from '../../scripts/registryClient.js';
+import { readAccessLogs } from '../../src/cli/accessLogFiles.js';
+import { UsageError } from '../../src/errors.js';
+import { type Pull, emptyTally, tallyLine } from '../../src/plan/accessLog.js';
+import { freePort } from '../support/docker.js';
+import { tempDir } from '../support/tmp.js';
+
+const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
+const VERSIONS: Array<[string, string | undefined]> = [
+  ['2.8.2', registryBinary()],
+  ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined],
+];
+const FORMATS = ['text', 'json'] as const;
+
+/** A pull as the test requested it: `repo:tag` or `repo@digest`. */
+type PullKey = string;
+const keyOf = (p: Pick<Pull, 'repository' | 'tag' | 'digest'>): PullKey => (p.tag !== undefined ? `${p.repository}:${p.tag}` : `${p.repository}@${p.digest}`);
+
+interface RealLog {
+  /** The captured stdout and stderr of the registry. */
+  file: string;
+  /** The pulls the test made (answered 200), with the method of each. */
+  requested: Map<PullKey, 'GET' | 'HEAD'>;
+  /** When the first request was sent and the last answered (ms). */
+  from: number;
+  to: number;
+}
+
+const registryEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
+
+/** Serves a fresh root with `bin` logging at info in `formatter`, everything it prints going to `log`. */
+async function serveLogging(bin: string, formatter: string, dir: string, log: string): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const config = path.join(dir, `${formatter}.yml`);
+  fs.writeFileSync(
+    config,
+    dump({
+      version: '0.1',
+      log: { level: 'info', formatter },
+      storage: { filesystem: { rootdirectory: path.join(dir, `root-${formatter}`) }, delete: { enabled: true } },
+      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+    }),
+  );
+  const out = fs.openSync(log, 'a');
+  const child = spawn(bin, ['serve', config], { env: registryEnv(), stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const url = `http://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 20_000; ; ) {
+    if (child.exitCode !== null) throw new Error(`${bin} exited:\n${fs.readFileSync(log, 'utf8')}`);
+    if ((await fetch(`${url}/v2/`).then((r) => r.status, () => 0)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`${bin} did not serve:\n${fs.readFileSync(log, 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child };
+}
+
+async function manifestStatus(url: string, method: 'GET' | 'HEAD', repo: string, ref: string): Promise<number> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method, headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Pushes two images, then pulls some by tag and some by digest, besides requests that are not pulls; returns the pulls made. */
+async function exercise(url: string): Promise<Omit<RealLog, 'file'>> {
+  const client = new RegistryClient(url);
+  const web = await pushImage(client, 'team/web', { tag: 'v1', seed: 'web-1' });
+  const api = await pushImage(client, 'team/api', { tag: 'v2', seed: 'api-2' });
+  await pushImage(client, 'team/api', { tag: 'unpulled', seed: 'api-3' });
+  const from = Date.now();
+  const requested = new Map<PullKey, 'GET' | 'HEAD'>();
+  const pull = async (method: 'GET' | 'HEAD', repository: string, ref: string, tag: boolean): Promise<void> => {
+    expect(await manifestStatus(url, method, repository, ref)).toBe(200);
+    requested.set(keyOf(tag ? { repository, tag: ref } : { repository, digest: ref as Pull['digest'] }), method);
+  };
+  await pull('GET', 'team/web', 'v1', true);
+  await pull('HEAD', 'team/api', api.descriptor.digest, false);
+  await pull('GET', 'team/web', web.descriptor.digest, false);
+  await pull('HEAD', 'team/api', 'v2', true);
+  // Not pulls: a manifest that is not there, a blob, the catalog.
+  expect(await manifestStatus(url, 'GET', 'team/web', 'missing')).toBe(404);
+  expect(await client.blobStatus('team/web', web.config.digest, 'GET')).toBe(200);
+  await client.catalog();
+  return { requested, from, to: Date.now() };
+}
+
+/** What the reader hands on from `files`: every line, the pulls, the tally and the reads. */
+async function readBack(files: string[], stdin?: NodeJS.ReadableStream) {
+  const lines: string[] = [];
+  const found = new Set<PullKey>();
+  const times: number[] = [];
+  const tally = emptyTally();
+  const reads = await readAccessLogs(
+    files,
+    (text) => {
+      lines.push(text);
+      tallyLine(tally, text, (p) => {
+        found.add(keyOf(p));
+        times.push(p.at);
+      });
+    },
+    stdin,
+  );
+  return { lines, found, times, tally, reads };
+}
+
+/** The lines another program might print into the same stream: none is the registry's. */
+const JUNK = ['', 'panic: not really', 'GET /v2/team/web/manifests/v1 HTTP/1.1', '{"msg":"not the registry","level":"info"}', 'time="yesterday" no message', '\u0000\u0001binary'];
+const withJunk = (text: string): string =>
+  text
+    .split('\n')
+    .flatMap((line, i) => (line === '' ? [line] : [line, JUNK[i % JUNK.length] as string]))
+    .join('\n');
+const junkLines = (text: string): number => text.split('\n').filter((line, i) => line !== '' && (JUNK[i % JUNK.length] as string) !== '').length;
+
+describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin) => {
+  const logs = new Map<string, RealLog>();
+  let dir = '';
+
+  beforeAll(async () => {
+    if (!bin) return;
+    dir = await tempDir('regsweep-accesslog-');
+    for (const formatter of FORMATS) {
+      const file = path.join(dir, `registry-${formatter}.log`);
+      const { url, child } = await serveLogging(bin, formatter, dir, file);
+      try {
+        logs.set(formatter, { file, ...(await exercise(url)) });
+      } finally {
+        const exited = new Promise((r) => child.once('close', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
+  }, 120_000);
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!bin).each(FORMATS)('finds exactly the pulls requested by tag and by digest, GET and HEAD, in the %s format', async (formatter) => {
+    const log = logs.get(formatter) as RealLog;
+    const { found, times, reads, tally } = await readBack([log.file]);
+    expect([...found].sort()).toEqual([...log.requested.keys()].sort());
+    // The combined access line has whole seconds.
+    for (const at of times) expect(at >= Math.floor(log.from / 1000) * 1000 && at <= log.to).toBe(true);
+    expect(reads).toHaveLength(1);
+    expect(reads[0]?.kind).toBe('file');
+    expect(reads[0]?.id).toBe(log.file);
+    // Its earliest line is the registry's start, before the first pull.
+    expect(reads[0]?.first).toBeLessThanOrEqual(log.from);
+    expect(reads[0]?.first).toBeGreaterThan(log.from - 60_000);
+    expect(tally.pulls).toBeGreaterThanOrEqual(log.requested.size);
+  });
+
+  // 3.0.0 writes no `response completed` line for a HEAD answered 200, only the access line: with the access log disabled, its HEAD pulls are not seen.
+  it.skipIf(!bin).each(FORMATS)('finds every pull in the combined access lines alone, and the GETs (2.8.2: also the HEADs) in the %s formatter lines alone', async (formatter) => {
+    const log = logs.get(formatter) as RealLog;
+    const { lines } = await readBack([log.file]);
+    const pullsOf = (kept: string[]): string[] => {
+      const found = new Set<PullKey>();
+      for (const line of kept) tallyLine(emptyTally(), line, (p) => found.add(keyOf(p)));
+      return [...found].sort();
+    };
+    expect(pullsOf(lines.filter((line) => /^\S+ \S+ \S+ \[/.test(line)))).toEqual([...log.requested.keys()].sort());
+    const own = lines.filter((line) => (formatter === 'json' ? line.startsWith('{') : line.startsWith('time="')));
+    const expected = [...log.requested].filter(([, method]) => method === 'GET' || version === '2.8.2').map(([key]) => key);
+    expect(pullsOf(own)).toEqual(expected.sort());
+  });
+
+  it.skipIf(!bin).each(FORMATS)('finds the same pulls gzipped (whatever the name) as plain, in the %s format', async (formatter) => {
+    const log = logs.get(formatter) as RealLog;
+    const plain = await readBack([log.file]);
+    const gz = path.join(dir, `${formatter}-rotated.1`);
+    fs.writeFileSync(gz, gzipSync(fs.readFileSync(log.file)));
+    const zipped = await readBack([gz]);
+    expect(zipped.lines).toEqual(plain.lines);
+    expect([...zipped.found].sort()).toEqual([...log.requested.keys()].sort());
+    expect(zipped.reads[0]?.first).toBe(plain.reads[0]?.first);
+  });
+
+  it.skipIf(!bin).each(FORMATS)('skips and counts junk lines mixed into the %s format, plain and gzipped, the pulls unchanged', async (formatter) => {
+    const log = logs.get(formatter) as RealLog;
+    const clean = await readBack([log.file]);
+    const text = fs.readFileSync(log.file, 'utf8');
+    const mixed = withJunk(text);
+    const plainFile = path.join(dir, `${formatter}-junk.log`);
+    const gzFile = path.join(dir, `${formatter}-junk.log.gz`);
+    fs.writeFileSync(plainFile, mixed);
+    fs.writeFileSync(gzFile, gzipSync(mixed));
+    for (const file of [plainFile, gzFile]) {
+      const { found, tally } = await readBack([file]);
+      expect([...found].sort()).toEqual([...log.requested.keys()].sort());
+      expect(tally.pulls).toBe(clean.tally.pulls);
+      expect(tally.junk).toBe(clean.tally.junk + junkLines(text));
+    }
+  });
+
+  it.skipIf(!bin)('reads stdin (-) once, whole lines across chunks of any size, and a last line without newline', async () => {
+    const log = logs.get('json') as RealLog;
+    const text = fs.readFileSync(log.file, 'utf8').replace(/\n+$/, '');
+    const expected = text.split('\n');
+    // Chunks of 1 to 7 bytes: lines and multi-byte characters cut anywhere.
+    const bytes = Buffer.from(`${text}`);
+    const chunks: Buffer[] = [];
+    for (let i = 0, n = 1; i < bytes.length; i += n, n = (n % 7) + 1) chunks.push(bytes.subarray(i, i + n));
+    const { lines, found, reads } = await readBack(['-', '-'], Readable.from(chunks));
+    expect(lines).toEqual(expected);
+    expect([...found].sort()).toEqual([...log.requested.keys()].sort());
+    expect(reads).toEqual([{ kind: 'file', id: 'stdin', first: expect.any(Number) }]);
+  });
+
+  it.skipIf(!bin)('reads a gzip of text and JSON logs concatenated (two members), and several files in order', async () => {
+    const text = fs.readFileSync((logs.get('text') as RealLog).file);
+    const json = fs.readFileSync((logs.get('json') as RealLog).file);
+    const both = path.join(dir, 'both.gz');
+    fs.writeFileSync(both, Buffer.concat([gzipSync(text), gzipSync(json)]));
+    const all = new Set([...(logs.get('text') as RealLog).requested.keys(), ...(logs.get('json') as RealLog).requested.keys()]);
+    const member = await readBack([both]);
+    expect([...member.found].sort()).toEqual([...all].sort());
+    const files = await readBack([(logs.get('text') as RealLog).file, (logs.get('json') as RealLog).file]);
+    expect(files.lines).toEqual(member.lines);
+    expect(files.reads.map((r) => r.id)).toEqual([(logs.get('text') as RealLog).file, (logs.get('json') as RealLog).file]);
+  });
+
+  it.skipIf(!bin)('refuses a missing path, a directory and a gzip cut short with a UsageError naming the file', async () => {
+    const log = logs.get('text') as RealLog;
+    const truncated = path.join(dir, 'cut.gz');
+    const gz = gzipSync(fs.readFileSync(log.file));
+    fs.writeFileSync(truncated, gz.subarray(0, gz.length >> 1));
+    const cases: Array<[string, RegExp]> = [
+      [path.join(dir, 'missing.log'), /no such file/],
+      [dir, /is a directory/],
+      [truncated, /not a whole gzip file/],
+    ];
+    for (const [file, why] of cases) {
+      const refused = readBack([log.file, file]);
+      await expect(refused).rejects.toBeInstanceOf(UsageError);
+      await expect(refused).rejects.toThrow(`cannot read --access-log ${file}: `);
+      await expect(refused).rejects.toThrow(why);
+    }
+  });
+});

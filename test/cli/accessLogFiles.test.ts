@@ -8,20 +8,17 @@
  * or from stdin in small chunks, the reader finds exactly the pulls the test
  * requested; files it cannot read are refused with a UsageError.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, pushImage, registryBinary } from '../../scripts/registryClient.js';
+import { registryBinary } from '../../scripts/registryClient.js';
 import { readAccessLogs } from '../../src/cli/accessLogFiles.js';
 import { UsageError } from '../../src/errors.js';
-import { type Pull, emptyTally, tallyLine } from '../../src/plan/accessLog.js';
-import { freePort } from '../support/docker.js';
+import { emptyTally, tallyLine } from '../../src/plan/accessLog.js';
+import { type PullKey, type RealLog, keyOf, loggedPulls } from '../support/loggingRegistry.js';
 import { tempDir } from '../support/tmp.js';
 
 const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
@@ -30,77 +27,6 @@ const VERSIONS: Array<[string, string | undefined]> = [
   ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined],
 ];
 const FORMATS = ['text', 'json'] as const;
-
-/** A pull as the test requested it: `repo:tag` or `repo@digest`. */
-type PullKey = string;
-const keyOf = (p: Pick<Pull, 'repository' | 'tag' | 'digest'>): PullKey => (p.tag !== undefined ? `${p.repository}:${p.tag}` : `${p.repository}@${p.digest}`);
-
-interface RealLog {
-  /** The captured stdout and stderr of the registry. */
-  file: string;
-  /** The pulls the test made (answered 200), with the method of each. */
-  requested: Map<PullKey, 'GET' | 'HEAD'>;
-  /** When the first request was sent and the last answered (ms). */
-  from: number;
-  to: number;
-}
-
-const registryEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
-
-/** Serves a fresh root with `bin` logging at info in `formatter`, everything it prints going to `log`. */
-async function serveLogging(bin: string, formatter: string, dir: string, log: string): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const config = path.join(dir, `${formatter}.yml`);
-  fs.writeFileSync(
-    config,
-    dump({
-      version: '0.1',
-      log: { level: 'info', formatter },
-      storage: { filesystem: { rootdirectory: path.join(dir, `root-${formatter}`) }, delete: { enabled: true } },
-      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
-    }),
-  );
-  const out = fs.openSync(log, 'a');
-  const child = spawn(bin, ['serve', config], { env: registryEnv(), stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 20_000; ; ) {
-    if (child.exitCode !== null) throw new Error(`${bin} exited:\n${fs.readFileSync(log, 'utf8')}`);
-    if ((await fetch(`${url}/v2/`).then((r) => r.status, () => 0)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`${bin} did not serve:\n${fs.readFileSync(log, 'utf8')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, child };
-}
-
-async function manifestStatus(url: string, method: 'GET' | 'HEAD', repo: string, ref: string): Promise<number> {
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method, headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Pushes two images, then pulls some by tag and some by digest, besides requests that are not pulls; returns the pulls made. */
-async function exercise(url: string): Promise<Omit<RealLog, 'file'>> {
-  const client = new RegistryClient(url);
-  const web = await pushImage(client, 'team/web', { tag: 'v1', seed: 'web-1' });
-  const api = await pushImage(client, 'team/api', { tag: 'v2', seed: 'api-2' });
-  await pushImage(client, 'team/api', { tag: 'unpulled', seed: 'api-3' });
-  const from = Date.now();
-  const requested = new Map<PullKey, 'GET' | 'HEAD'>();
-  const pull = async (method: 'GET' | 'HEAD', repository: string, ref: string, tag: boolean): Promise<void> => {
-    expect(await manifestStatus(url, method, repository, ref)).toBe(200);
-    requested.set(keyOf(tag ? { repository, tag: ref } : { repository, digest: ref as Pull['digest'] }), method);
-  };
-  await pull('GET', 'team/web', 'v1', true);
-  await pull('HEAD', 'team/api', api.descriptor.digest, false);
-  await pull('GET', 'team/web', web.descriptor.digest, false);
-  await pull('HEAD', 'team/api', 'v2', true);
-  // Not pulls: a manifest that is not there, a blob, the catalog.
-  expect(await manifestStatus(url, 'GET', 'team/web', 'missing')).toBe(404);
-  expect(await client.blobStatus('team/web', web.config.digest, 'GET')).toBe(200);
-  await client.catalog();
-  return { requested, from, to: Date.now() };
-}
 
 /** What the reader hands on from `files`: every line, the pulls, the tally and the reads. */
 async function readBack(files: string[], stdin?: NodeJS.ReadableStream) {
@@ -138,17 +64,7 @@ describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin)
   beforeAll(async () => {
     if (!bin) return;
     dir = await tempDir('regsweep-accesslog-');
-    for (const formatter of FORMATS) {
-      const file = path.join(dir, `registry-${formatter}.log`);
-      const { url, child } = await serveLogging(bin, formatter, dir, file);
-      try {
-        logs.set(formatter, { file, ...(await exercise(url)) });
-      } finally {
-        const exited = new Promise((r) => child.once('close', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    for (const formatter of FORMATS) logs.set(formatter, await loggedPulls(bin, formatter, dir));
   }, 120_000);
   afterAll(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@
  * or from stdin in small chunks, the reader finds exactly the pulls the test
  * requested; files it cannot read are refused with a UsageError.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -27,6 +28,7 @@ const VERSIONS: Array<[string, string | undefined]> = [
   ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined],
 ];
 const FORMATS = ['text', 'json'] as const;
+const DIST = fileURLToPath(new URL('../../dist/src', import.meta.url));
 
 /** What the reader hands on from `files`: every line, the pulls, the tally and the reads. */
 async function readBack(files: string[], stdin?: NodeJS.ReadableStream) {
@@ -153,6 +155,21 @@ describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin)
     const files = await readBack([(logs.get('text') as RealLog).file, (logs.get('json') as RealLog).file]);
     expect(files.lines).toEqual(member.lines);
     expect(files.reads.map((r) => r.id)).toEqual([(logs.get('text') as RealLog).file, (logs.get('json') as RealLog).file]);
+  });
+
+  it.skipIf(!bin || process.getuid?.() !== 0)('refuses a file this user may not read (nobody, EACCES) with a UsageError naming the file', () => {
+    const log = logs.get('text') as RealLog;
+    const secret = path.join(dir, 'secret.log');
+    fs.copyFileSync(log.file, secret);
+    fs.chmodSync(secret, 0o600);
+    fs.chmodSync(dir, 0o755);
+    const script = `
+import { readAccessLogs } from '${DIST}/cli/accessLogFiles.js';
+try { await readAccessLogs([process.argv[1]], () => {}); console.log('read'); } catch (e) { console.log(JSON.stringify({ name: e.name, exitCode: e.exitCode, message: e.message })); }
+`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script, secret], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ name: 'UsageError', exitCode: 2, message: `cannot read --access-log ${secret}: permission denied` });
   });
 
   it.skipIf(!bin)('refuses a missing path, a directory and a gzip cut short with a UsageError naming the file', async () => {

@@ -6,7 +6,7 @@
  * leaves the previous index readable, and the next write removes its temp; a
  * full disk fails the write ('failed', why) and leaves the previous index.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,23 @@ describe('the pull index file beside docker/', () => {
     execFileSync('mount', ['-o', 'remount,bind,ro', view], { stdio: 'pipe' });
     expect(await readPullIndexFile(view)).toBe(before);
     expect(await writePullIndexFile(view, indexOf(9, 1_900_000_000_000).serialize())).toEqual({ state: 'read-only' });
+    expect(fs.readFileSync(path.join(root, PULL_INDEX_NAME), 'utf8')).toBe(before);
+    expect(fs.readdirSync(root).sort()).toEqual(['.regsweep-pulls', 'docker']);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as a user who may not write the root (nobody, EACCES): read, not written (read-only), nothing changed', async () => {
+    const root = await registryRoot();
+    fs.chmodSync(root, 0o755);
+    const before = indexOf(2, 1_700_000_000_000).serialize();
+    await writePullIndexFile(root, before);
+    const script = `
+import { readPullIndexFile, writePullIndexFile } from '${DIST}/storage/fs/pullIndexFile.js';
+const read = await readPullIndexFile(process.argv[1]);
+console.log(JSON.stringify({ read, write: await writePullIndexFile(process.argv[1], 'other') }));
+`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script, root], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ read: before, write: { state: 'read-only' } });
     expect(fs.readFileSync(path.join(root, PULL_INDEX_NAME), 'utf8')).toBe(before);
     expect(fs.readdirSync(root).sort()).toEqual(['.regsweep-pulls', 'docker']);
   });

@@ -15,7 +15,8 @@ import type { BlobCache } from './gc/blobCache.js';
 import { type GcDecision, type GcResult, type GcRunner, chooseGcFlags, gcLineCounter } from './gc/garbageCollect.js';
 import type { Digest, Prediction, Problem, ProgressSink, Totals } from './model.js';
 import type { InUseDigest, Pinned } from './plan/pins.js';
-import type { Plan } from './plan/planner.js';
+import type { Plan, PullView } from './plan/planner.js';
+import type { PullReport } from './plan/pullIndex.js';
 import { checkFreed, collectorOf } from './plan/freed.js';
 import { type RepositoryReclaim, type TreePlan, planTree } from './plan/planTree.js';
 import type { UsageReport } from './plan/usage.js';
@@ -39,6 +40,8 @@ export interface SweepOptions {
   policy?: Policy;
   /** Digests in use (the engine's containers and services, `--keep-digests`): kept like tagged manifests. */
   pinned?: Pinned;
+  /** The pull index as of this run's log read, for the pull rules, and what the run did with it (the report's `pulls`). */
+  pulls?: { view: PullView; report: Omit<PullReport, 'held'> };
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
   gcRunner?: GcRunner;
@@ -111,6 +114,8 @@ export interface SweepReport {
   plan: Plan;
   /** Manifests kept because something uses them, that the plan would otherwise have removed, with their users. */
   inUse: InUseDigest[];
+  /** The pull index: where it is, what this run read into it, its coverage, and why pull rules selected nothing; null when no index was kept. */
+  pulls: PullReport | null;
   predicted: Amount;
   /** The scanned blobs gone after the run, found by scanning again (digest by digest: later pushes do not offset it); null on a dry run. */
   freed: Amount | null;
@@ -317,6 +322,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     after: planned.after,
     plan: planned.plan,
     inUse: planned.inUse,
+    pulls: options.pulls ? { ...options.pulls.report, held: planned.pullsHeld } : null,
     predicted: { blobs: planned.predicted.blobs, bytes: planned.predicted.bytes },
     freed: null,
     perRepository: planned.perRepository,
@@ -361,7 +367,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   // The scan's start on the storage's clock, which wrote the mtimes the grace and the tag ages are read from (storage/storageClock.ts).
   const now = started + (options.lock?.clock ?? options.clock ?? PROCESS_CLOCK).offsetMs;
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
-  const planned = await planTree(storage.source, { selectors, remove, policy, pinned, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
+  const planned = await planTree(storage.source, { selectors, remove, policy, pinned, pulls: options.pulls?.view, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
   const report = plannedReport(options, planned, version, decision);
   const stale = options.staleUploadsMs === undefined ? undefined : await storage.staleUploads(started - options.staleUploadsMs, namedRepositories(options), options.dryRun);

@@ -50,6 +50,12 @@ export interface CliOptions {
   keepDigests?: string;
   /** False with `--no-in-use`: the Docker engine's containers and services pin nothing. */
   inUse: boolean;
+  unpulledFor?: string;
+  keepPulledWithin?: string;
+  /** `--access-log FILE...` (`-`: stdin): the registry's log, read into the pull index. */
+  accessLog?: string[];
+  /** False with `--no-pull-log`: the engine's log of the registry is not read. */
+  pullLog: boolean;
 }
 
 function wholeNumber(value: string): number {
@@ -90,6 +96,10 @@ export function program(): Command {
     .option('--tags <pattern>', 'only tags matching this may go: a regular expression for the whole tag, or a semver range (<1.4, ~1.2)')
     .option('--keep-tags <pattern>', `tags matching this never go (default ${DEFAULT_KEEP_TAGS}; giving it replaces the default)`)
     .addOption(new Option('--history <n>', 'keep the N most recent earlier revisions of each tag, for rollbacks').argParser(wholeNumber))
+    .option('--unpulled-for <duration>', 'tags not pulled (by name or by the digest they point at) nor pushed for this long may go (30d); needs the pull index to have seen the log that long')
+    .option('--keep-pulled-within <duration>', 'tags pulled (or pushed) within this stay, whatever the other options say (14d)')
+    .option('--access-log <files...>', "also read pulls from these registry log files (rotated and gzipped ones too; - reads stdin) into the pull index")
+    .option('--no-pull-log', "do not read the registry container's log from the Docker engine")
     .option('--policy <file>', 'rules per repository glob (YAML, first match wins) or "<repository> <N>" lines; the options above apply where no rule matches')
     .option('--keep-digests <file>', 'also keep these digests as if tagged: REPOSITORY@sha256:… or sha256:… (in any repository), separated by white space, # comments; - reads stdin')
     .option('--no-in-use', "do not keep the digests the Docker engine's containers and services use")
@@ -139,6 +149,8 @@ Examples:
   regsweep registry --older-than 30d --tags '<2.0' --yes   versions below 2.0 pushed over a month ago
   regsweep registry -x team/web:old hist/app --yes  remove a tag and a whole repository
   regsweep registry --policy retention.yml --yes    rules per repository
+  regsweep registry --unpulled-for 90d --yes        tags nobody pulled for 90 days (read from the registry's log)
+  regsweep --path ROOT --access-log /var/log/registry/access.log* --unpulled-for 30d --dry-run
   kubectl get pods -A -o jsonpath='{..imageID}' | regsweep registry --keep-digests - --yes   keep what pods run too
   regsweep registry --quarantine 24h --yes          keep what went (blobs too) for a day, so --restore can put it back
   regsweep --path ROOT --restore ROOT/.regsweep-quarantine-…   put back what a quarantine holds

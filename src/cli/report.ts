@@ -99,6 +99,24 @@ function inUseNotes({ inUse }: SweepReport): string[] {
   return [`Kept ${plural(inUse.length, 'manifest')} in use (${them} would otherwise go):`, ...inUse.map((u) => `  + ${u.repository}@${u.digest}: ${u.users.join(', ')}`)];
 }
 
+/**
+ * The pull index: why pull rules selected nothing (always), a damaged index or
+ * a log it could not read (always), and with --verbose what it read and covers.
+ */
+export function pullNotes({ pulls }: SweepReport, verbose = false): string[] {
+  if (!pulls) return [];
+  const lines = pulls.held.map((h) => `Pull rule held: ${h}.`);
+  if (pulls.index.problem) lines.push(`Pull index: ${pulls.index.problem}.`);
+  for (const f of pulls.read.failed) lines.push(`Registry log not read: ${f}.`);
+  if (verbose || pulls.held.length > 0) {
+    const coverage = pulls.coverage ? `covers the log since ${pulls.coverage.from}` : 'has seen no log yet';
+    const state = pulls.index.state === 'read-only' ? 'not written: this run cannot write the storage' : pulls.index.state;
+    const read = `read ${plural(pulls.read.sources, 'log')}: ${plural(pulls.read.lines, 'line')}, ${plural(pulls.read.pulls, 'pull')}, ${plural(pulls.read.junk, 'line')} not the registry's skipped`;
+    lines.push(`Pull index ${pulls.index.where} (${state}) ${coverage}; ${read}.`);
+  }
+  return lines;
+}
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /** Who sweeps the blobs, as the report names it. */
@@ -142,6 +160,7 @@ export function formatHuman(report: SweepReport, options: HumanOptions = {}): st
   for (const r of repositories) lines.push(`  - repository ${r.repository}${r.nested.length > 0 ? ` (its nested ${r.nested.join(', ')} stay)` : ''}`);
   for (const t of tags.filter((t) => t.reason !== 'repository-removed')) lines.push(`  - tag ${t.repository}:${t.tag}: ${t.detail}`);
   lines.push(...inUseNotes(report));
+  lines.push(...pullNotes(report, options.verbose));
   if (options.verbose) {
     for (const m of manifests) lines.push(`  - ${m.repository}@${m.digest} (${m.reason})`);
     for (const e of indexEntries) lines.push(`  - ${e.repository}:${e.tag} history ${e.digest} (${e.reason})`);

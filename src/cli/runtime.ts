@@ -22,9 +22,11 @@ import { type Policy, loadPolicy, makeRules, selectsTags } from '../plan/policy.
 import type { CliOptions } from './program.js';
 
 export async function policyFrom(opts: CliOptions): Promise<Policy | undefined> {
-  const rules = makeRules({ keep: opts.keep, olderThan: opts.olderThan, tags: opts.tags, keepTags: opts.keepTags, history: opts.history });
+  const { keep, olderThan, tags, keepTags, history, unpulledFor, keepPulledWithin } = opts;
+  const rules = makeRules({ keep, olderThan, tags, keepTags, history, unpulledFor, keepPulledWithin });
   if (opts.policy) return loadPolicy(opts.policy, rules);
   if (selectsTags(rules) || rules.history > 0) return { rules: [], fallback: rules };
+  if (keepPulledWithin !== undefined) throw new UsageError('--keep-pulled-within protects tags from --keep, --older-than, --tags or --unpulled-for; give one of them');
   if (opts.keepTags !== undefined) throw new UsageError('--keep-tags protects tags from --keep, --older-than or --tags; give one of them');
   return undefined;
 }

@@ -57,6 +57,8 @@ export interface TreePlan {
   problems: Problem[];
   /** Pinned digests (in use) kept that the plan would otherwise have removed, by repository. */
   inUse: InUseDigest[];
+  /** Why pull rules selected nothing (the pull index's coverage is shorter than their window). */
+  pullsHeld: string[];
   /** With `usage`: where the disk goes, per repository. */
   usage?: UsageReport;
   /** The digests garbage-collect's sweep will free, sorted (a string each: made on the first call, inside the window). */
@@ -107,7 +109,7 @@ export async function planTree(source: TreeSource, options: PlanTreeOptions = {}
   let context: PlanContext | undefined;
   let found: string[] = [];
   let keepsUntagged = false;
-  const usage = options.usage ? new UsageTally(mark) : undefined;
+  const usage = options.usage ? new UsageTally(mark, options.pulls?.index.coverage ? options.pulls.index : undefined) : undefined;
   const { counts, problems } = await source.walk(options, {
     found(repositories) {
       const names = repositories.map((r) => r.name);
@@ -139,6 +141,7 @@ export async function planTree(source: TreeSource, options: PlanTreeOptions = {}
     keepsUntagged,
     problems,
     inUse: context?.inUse ?? [],
+    pullsHeld: context?.pullsHeld ?? [],
     usage: usage?.report(),
     sweptDigests: () => (swept ??= mark.sweptDigests()),
     table: mark.table,

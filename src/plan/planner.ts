@@ -13,8 +13,9 @@
 import type { Digest, ParsedManifest, Problem, RepositoryState, TagState, Totals, Prediction } from '../model.js';
 import { type DigestTable, PackedList } from '../storage/digestTable.js';
 import { Closure, fallbackSubject, keptRevisions } from './closure.js';
-import type { InUseDigest, Pinned } from './pins.js';
-import { type Policy, type Rules, rulesFor, tagsSelectedByRules } from './policy.js';
+import { type InUseDigest, type Pinned, emptyPins } from './pins.js';
+import { type LastUse, type Policy, type Rules, pullWindowMs, rulesFor, tagsSelectedByRules } from './policy.js';
+import type { Coverage, PullIndex } from './pullIndex.js';
 import type { Selector } from './selectors.js';
 
 type ManifestReason = 'untagged' | 'tag-removed' | 'repository-removed';
@@ -41,6 +42,8 @@ export interface PlannedTag {
   reason: TagReason;
   /** Which rules selected it, in words. */
   detail: string;
+  /** Where pull rules selected it: its last pull (ISO time), null when the index saw none. */
+  lastPulled?: string | null;
 }
 
 export interface PlannedRepository {
@@ -102,6 +105,17 @@ export interface PlanOptions {
   now?: number;
   /** Digests something uses (containers, services, `--keep-digests`): roots like tags, where the repository holds them. */
   pinned?: Pinned;
+  /** The pull index, for the pull rules; without it they select nothing. */
+  pulls?: PullView;
+}
+
+/** The pull index as this run judges by it. */
+export interface PullView {
+  index: PullIndex;
+  /** What the index has seen of the log without a gap, as of this run's read; undefined when this run read no log. */
+  coverage?: Coverage;
+  /** Why there is no coverage to judge by. */
+  why?: string;
 }
 
 /** What planning one repository needs besides the repository itself. */
@@ -112,10 +126,56 @@ export interface PlanContext {
   names: readonly string[];
   /** Filled as repositories are planned: the pinned digests kept that the plan would otherwise have removed. */
   inUse: InUseDigest[];
+  /** Why pull rules selected nothing, each reason once (the pull index's coverage is shorter than a rule's window). */
+  pullsHeld: string[];
 }
 
 export function planContext(names: readonly string[], options: PlanOptions = {}): PlanContext {
-  return { options, now: options.now ?? Date.now(), names, inUse: [] };
+  return { options, now: options.now ?? Date.now(), names, inUse: [], pullsHeld: [] };
+}
+
+/** A span of milliseconds in the unit people read it in: 40s, 12m, 5.5h, 3.2 days. */
+function spanText(ms: number): string {
+  if (ms < 120_000) return `${Math.max(0, Math.round(ms / 1000))}s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m`;
+  if (ms < 172_800_000) return `${Math.round(ms / 360_000) / 10}h`;
+  return `${Math.round(ms / 8_640_000) / 10} days`;
+}
+
+/** Why the pull rules cannot be judged for a window this long, or undefined when they can. */
+function pullsHeldBecause(view: PullView | undefined, rules: Rules, now: number): string | undefined {
+  const window = pullWindowMs(rules);
+  const rule = (rules.unpulledForMs ?? 0) >= window ? `--unpulled-for ${rules.unpulledFor}` : `--keep-pulled-within ${rules.keepPulledWithin}`;
+  if (!view?.coverage) return `${rule} selects nothing: ${view?.why ?? 'this run read no registry log'}`;
+  const { from } = view.coverage;
+  if (from <= now - window) return undefined;
+  return `${rule} selects nothing: the pull index has seen the registry's log without a gap only since ${new Date(from).toISOString()} (coverage ${spanText(now - from)})`;
+}
+
+interface PullJudgement {
+  lastUse?: LastUse;
+  /** Digests pulled by digest within the rules' window: kept like digests in use. */
+  pulled: Map<Digest, string[]>;
+}
+
+/** What the pull rules know of this repository: each tag's last use, and the digests pulled within their window. */
+function judgePulls(repo: RepositoryState, rules: Rules | undefined, context: PlanContext): PullJudgement {
+  if (!rules || pullWindowMs(rules) === 0) return { pulled: new Map() };
+  const view = context.options.pulls;
+  const held = pullsHeldBecause(view, rules, context.now);
+  if (held || !view) {
+    if (held && !context.pullsHeld.includes(held)) context.pullsHeld.push(held);
+    return { pulled: new Map() };
+  }
+  const { index } = view;
+  const lastUse: LastUse = (tag) => {
+    const pulled = index.lastPull(repo.name, tag.name, tag.current);
+    // A tag pushed after the coverage began and never pulled counts from its push; one of unknown push time is taken as new.
+    return { ...(pulled === undefined ? {} : { pulled }), used: Math.max(pulled ?? -Infinity, tag.pushedMs ?? context.now) };
+  };
+  const since = context.now - pullWindowMs(rules);
+  const pulled = new Map([...index.digestsPulledSince(repo.name, since)].map(([digest, at]): [Digest, string[]] => [digest, [`pulled ${new Date(at).toISOString()}`]]));
+  return { lastUse, pulled };
 }
 
 /** What the arguments select of a repository: all of it, or the history of some tags. */
@@ -206,17 +266,21 @@ function planRemoval(repo: RepositoryState, context: PlanContext, plan: Plan): R
   return new Set(repo.revisions);
 }
 
-type RemovedTags = Map<string, { reason: TagReason; detail: string }>;
+type RemovedTags = Map<string, { reason: TagReason; detail: string; lastPulled?: string | null }>;
 
 /** Step 3: the tags `-x` names, then the ordinary tags in scope that the retention rules select. */
-function selectRemovedTags(repo: RepositoryState, scope: Scope, rules: Rules | undefined, context: PlanContext): RemovedTags {
+function selectRemovedTags(repo: RepositoryState, scope: Scope, rules: Rules | undefined, context: PlanContext, lastUse: LastUse | undefined): RemovedTags {
   const removed: RemovedTags = new Map();
   for (const r of context.options.remove ?? []) {
     if (r.repository === repo.name && r.tag !== undefined) removed.set(r.tag, { reason: 'named', detail: `named by --remove ${r.repository}:${r.tag}` });
   }
   if (rules) {
     const eligible = repo.tags.filter((t) => fallbackSubject(t.name) === undefined && inScope(scope, t.name) && !removed.has(t.name));
-    for (const [tag, detail] of tagsSelectedByRules(eligible, rules, context.now)) removed.set(tag, { reason: 'policy', detail });
+    const byName = new Map(eligible.map((t) => [t.name, t]));
+    for (const [tag, detail] of tagsSelectedByRules(eligible, rules, context.now, lastUse)) {
+      const pulled = lastUse ? lastUse(byName.get(tag) as TagState).pulled : undefined;
+      removed.set(tag, { reason: 'policy', detail, ...(lastUse ? { lastPulled: pulled === undefined ? null : new Date(pulled).toISOString() } : {}) });
+    }
   }
   return removed;
 }
@@ -244,7 +308,7 @@ function keepTags(repo: RepositoryState, closure: Closure, removed: RemovedTags,
 }
 
 /** The pinned digests this repository holds, each with its users (pinned here by name, or anywhere). */
-function pinsHeld(closure: Closure, repository: string, pinned: Pinned): Map<Digest, string[]> {
+function pinsHeld(closure: Closure, repository: string, pinned: Pinned, pulled: ReadonlyMap<Digest, string[]>): Map<Digest, string[]> {
   const held = new Map<Digest, string[]>();
   const note = (digest: Digest, users: readonly string[]): void => {
     if (!closure.has(digest)) return; // a digest the repository does not hold is no root here
@@ -253,6 +317,7 @@ function pinsHeld(closure: Closure, repository: string, pinned: Pinned): Map<Dig
   };
   for (const [digest, users] of pinned.byRepository.get(repository) ?? []) note(digest, users);
   for (const [digest, users] of pinned.anywhere) note(digest, users);
+  for (const [digest, users] of pulled) note(digest, users);
   return held;
 }
 
@@ -262,8 +327,8 @@ function pinsHeld(closure: Closure, repository: string, pinned: Pinned): Map<Dig
  * the report names. Checked before any is added, so a pinned child of a
  * pinned index counts too.
  */
-function keepPinned(repo: RepositoryState, closure: Closure, pinned: Pinned | undefined): Map<Digest, string[]> {
-  const held = pinned ? pinsHeld(closure, repo.name, pinned) : new Map<Digest, string[]>();
+function keepPinned(repo: RepositoryState, closure: Closure, pinned: Pinned | undefined, pulled: ReadonlyMap<Digest, string[]>): Map<Digest, string[]> {
+  const held = pinned || pulled.size > 0 ? pinsHeld(closure, repo.name, pinned ?? emptyPins(), pulled) : new Map<Digest, string[]>();
   const keptByPin = new Map([...held].filter(([digest]) => !closure.kept.has(digest)));
   for (const [digest, users] of held) closure.add(digest, `in use by ${users.join(', ')}`);
   return keptByPin;
@@ -371,10 +436,11 @@ export function planRepository(repo: RepositoryState, manifests: ReadonlyMap<Dig
   if (problems.length > 0) return spare(plan, repo, problems);
   if ((context.options.remove ?? []).some((r) => r.repository === repo.name && r.tag === undefined)) return planRemoval(repo, context, plan);
   const rules = context.options.policy ? rulesFor(context.options.policy, repo.name) : undefined;
-  const removedTags = selectRemovedTags(repo, scope, rules, context);
+  const pulls = judgePulls(repo, rules, context);
+  const removedTags = selectRemovedTags(repo, scope, rules, context, pulls.lastUse);
   const closure = new Closure(repo, manifests);
   const keptHistory = keepTags(repo, closure, removedTags, rules?.history ?? 0);
-  const keptByPin = keepPinned(repo, closure, context.options.pinned);
+  const keptByPin = keepPinned(repo, closure, context.options.pinned, pulls.pulled);
   decideFallbackTags(repo, closure, removedTags, scope);
   if (closure.problems.length > 0) return spare(plan, repo, closure.problems);
   const decision = { repo, scope, removedTags, closure, keptHistory, keptByPin };

@@ -29,7 +29,16 @@ export interface Rules {
   keepTags: TagPattern;
   /** Earlier revisions of each kept tag to keep. */
   history: number;
+  /** Tags not pulled (nor pushed) for this many milliseconds are candidates (`--unpulled-for`). */
+  unpulledForMs?: number;
+  unpulledFor?: string;
+  /** Tags pulled (or pushed) within this many milliseconds stay (`--keep-pulled-within`). */
+  keepPulledWithinMs?: number;
+  keepPulledWithin?: string;
 }
+
+/** When a tag was last used, as the pull index knows it: its last pull or its push, whichever is later. */
+export type LastUse = (tag: TagState) => { pulled?: number; used: number };
 
 export const DEFAULT_KEEP_TAGS = '^latest$';
 
@@ -86,6 +95,8 @@ export interface RuleInput {
   tags?: unknown;
   keepTags?: unknown;
   history?: unknown;
+  unpulledFor?: unknown;
+  keepPulledWithin?: unknown;
 }
 
 export function makeRules(input: RuleInput): Rules {
@@ -94,42 +105,65 @@ export function makeRules(input: RuleInput): Rules {
     return String(value);
   };
   const olderThan = input.olderThan === undefined ? undefined : str(input.olderThan, 'olderThan');
+  const unpulledFor = input.unpulledFor === undefined ? undefined : str(input.unpulledFor, 'unpulledFor');
+  const keepPulledWithin = input.keepPulledWithin === undefined ? undefined : str(input.keepPulledWithin, 'keepPulledWithin');
   return {
     ...(input.keep === undefined ? {} : { keep: wholeNumber(input.keep, 'keep') }),
     ...(olderThan === undefined ? {} : { olderThan, olderThanMs: parseDuration(olderThan) }),
+    ...(unpulledFor === undefined ? {} : { unpulledFor, unpulledForMs: parseDuration(unpulledFor) }),
+    ...(keepPulledWithin === undefined ? {} : { keepPulledWithin, keepPulledWithinMs: parseDuration(keepPulledWithin) }),
     ...(input.tags === undefined ? {} : { tags: parseTagPattern(str(input.tags, 'tags'), 'tags') }),
     keepTags: parseTagPattern(input.keepTags === undefined ? DEFAULT_KEEP_TAGS : str(input.keepTags, 'keepTags'), 'keepTags'),
     history: input.history === undefined ? 0 : wholeNumber(input.history, 'history'),
   };
 }
 
-/** Do these rules select any tag at all? Without keep, olderThan or tags, no tag is removed by rule. */
+/** Do these rules select any tag at all? Without keep, olderThan, tags or unpulledFor, no tag is removed by rule. */
 export function selectsTags(rules: Rules): boolean {
-  return rules.keep !== undefined || rules.olderThanMs !== undefined || rules.tags !== undefined;
+  return rules.keep !== undefined || rules.olderThanMs !== undefined || rules.tags !== undefined || rules.unpulledForMs !== undefined;
 }
 
-function describeRules(rules: Rules, parts: { keep?: number; olderThan?: boolean; tags?: boolean }): string {
+/** The longest time the rules ask the pull index about (0: they ask nothing of it). */
+export function pullWindowMs(rules: Rules): number {
+  return Math.max(rules.unpulledForMs ?? 0, rules.keepPulledWithinMs ?? 0);
+}
+
+function describeUse(use: { pulled?: number; used: number }): string {
+  if (use.pulled === undefined) return `never pulled, pushed ${new Date(use.used).toISOString()}`;
+  return use.pulled >= use.used ? `last pulled ${new Date(use.pulled).toISOString()}` : `last pulled ${new Date(use.pulled).toISOString()}, pushed ${new Date(use.used).toISOString()}`;
+}
+
+function describeRules(rules: Rules, parts: { keep?: number; olderThan?: boolean; tags?: boolean; unpulled?: { pulled?: number; used: number } }): string {
   const words: string[] = [];
   if (parts.keep !== undefined) words.push(`not among the ${rules.keep} most recent (number ${parts.keep})`);
   if (parts.olderThan) words.push(`pushed more than ${rules.olderThan} ago`);
   if (parts.tags) words.push(`matches ${rules.tags?.source}`);
+  if (parts.unpulled) words.push(`not pulled for ${rules.unpulledFor} (${describeUse(parts.unpulled)})`);
   return words.join(', ');
 }
 
-/** The ordinary tags the rules remove, each with the words that say why. */
-export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now: number): Map<string, string> {
+/**
+ * The ordinary tags the rules remove, each with the words that say why.
+ * `lastUse` answers for the pull rules; without it (the pull index cannot
+ * judge them) rules that ask about pulls select nothing.
+ */
+export function tagsSelectedByRules(tags: readonly TagState[], rules: Rules, now: number, lastUse?: LastUse): Map<string, string> {
   const selected = new Map<string, string>();
-  if (!selectsTags(rules)) return selected;
+  if (!selectsTags(rules) || (pullWindowMs(rules) > 0 && !lastUse)) return selected;
   // Protected tags are never candidates and do not count toward keep N.
   const candidates = tags
     .filter((t) => !rules.keepTags.test(t.name))
     .sort((a, b) => (b.pushedMs ?? 0) - (a.pushedMs ?? 0) || (a.name < b.name ? -1 : 1));
   candidates.forEach((tag, rank) => {
+    const use = lastUse?.(tag);
     const byKeep = rules.keep === undefined || rank >= rules.keep;
     const byAge = rules.olderThanMs === undefined || (tag.pushedMs ?? now) < now - rules.olderThanMs;
     const byName = rules.tags === undefined || rules.tags.test(tag.name);
-    if (byKeep && byAge && byName) {
-      selected.set(tag.name, describeRules(rules, { keep: rules.keep === undefined ? undefined : rank + 1, olderThan: rules.olderThanMs !== undefined, tags: rules.tags !== undefined }));
+    const byPull = rules.unpulledForMs === undefined || (use !== undefined && use.used < now - rules.unpulledForMs);
+    const keptByPull = rules.keepPulledWithinMs !== undefined && (use === undefined || use.used >= now - rules.keepPulledWithinMs);
+    if (byKeep && byAge && byName && byPull && !keptByPull) {
+      const parts = { keep: rules.keep === undefined ? undefined : rank + 1, olderThan: rules.olderThanMs !== undefined, tags: rules.tags !== undefined };
+      selected.set(tag.name, describeRules(rules, { ...parts, ...(rules.unpulledForMs !== undefined ? { unpulled: use } : {}) }));
     }
   });
   return selected;
@@ -160,7 +194,7 @@ export function rulesFor(policy: Policy, repository: string): Rules {
   return policy.rules.find((r) => r.match(repository))?.rules ?? policy.fallback;
 }
 
-const RULE_FIELDS = new Set(['repositories', 'keep', 'olderThan', 'tags', 'keepTags', 'history']);
+const RULE_FIELDS = new Set(['repositories', 'keep', 'olderThan', 'tags', 'keepTags', 'history', 'unpulledFor', 'keepPulledWithin']);
 
 /** Parses a YAML policy (`rules:` list) or the simple `<repository> <N>` line format. */
 export function parsePolicy(text: string, file: string, fallback: Rules): Policy {

@@ -14,7 +14,7 @@ import type { Digest } from '../model.js';
 import { isDigest, isRepositoryName, isTagName } from '../storage/layout.js';
 import type { Pull } from './accessLog.js';
 
-export const PULL_INDEX_FORMAT = 'regsweep-pull-index';
+const PULL_INDEX_FORMAT = 'regsweep-pull-index';
 const VERSION = 1;
 
 /** Where an engine log was read up to: its last line, found again as the first of the next read when nothing was lost. */
@@ -68,6 +68,23 @@ export interface SourceRead {
 const START_SLACK_MS = 60_000;
 
 export class PullIndexCorrupt extends Error {}
+
+/** What a run did with the pull index, as its report says. */
+export interface PullReport {
+  index: {
+    /** Where it is kept: a file or an object beside docker/. */
+    where: string;
+    /** created (there was none), written, rebuilt (the one there was damaged), read-only (this run cannot write the storage), failed (the write failed: problem), unchanged (nothing read). */
+    state: 'created' | 'written' | 'rebuilt' | 'read-only' | 'failed' | 'unchanged';
+    problem?: string;
+  };
+  /** What the index has seen of the log without a gap (ISO times); null when it has seen nothing. */
+  coverage: { from: string; to: string } | null;
+  /** What this run read: logs (containers and files), lines, pulls, lines not the registry's, logs it could not read. */
+  read: { sources: number; lines: number; pulls: number; junk: number; failed: string[] };
+  /** Why pull rules selected nothing. */
+  held: string[];
+}
 
 export function hashLine(line: string): string {
   return createHash('sha256').update(line).digest('hex').slice(0, 16);

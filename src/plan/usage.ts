@@ -14,6 +14,7 @@
 import type { Digest, ParsedManifest, RepositoryState } from '../model.js';
 import { Flag } from '../storage/digestTable.js';
 import { type GlobalMark, IdList } from './globalMark.js';
+import type { PullIndex } from './pullIndex.js';
 
 export interface RepositoryUsage {
   repository: string;
@@ -27,6 +28,10 @@ export interface RepositoryUsage {
   uniqueBytes: number;
   /** Those the prediction sweeps: what the same options' purge and garbage-collect would free of it. */
   reclaimableBytes: number;
+  /** With a pull index: its last pull of anything (ISO time), null when the index saw none. */
+  lastPulled?: string | null;
+  /** With a pull index: each tag's last pull, by its name or the digest it points at now. */
+  tagsPulled?: { tag: string; lastPulled: string | null }[];
 }
 
 export interface UsageTotals {
@@ -47,6 +52,14 @@ export interface UsageReport {
   totals: UsageTotals;
 }
 
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** A repository's last pull and each tag's, as the pull index knows them. */
+function lastPulls(index: PullIndex, repo: RepositoryState): Pick<RepositoryUsage, 'lastPulled' | 'tagsPulled'> {
+  const tagsPulled = repo.tags.map((t) => ({ tag: t.name, lastPulled: iso(index.lastPull(repo.name, t.name, t.current)) }));
+  return { lastPulled: iso(index.repositoryLastPull(repo.name)), tagsPulled };
+}
+
 /** A number per digest id, 0 until set; grows a chunk at a time. */
 class IdColumn {
   private readonly chunks: Int32Array[] = [];
@@ -65,6 +78,7 @@ interface Row {
   repository: string;
   tags: number;
   manifests: number;
+  pulls?: Pick<RepositoryUsage, 'lastPulled' | 'tagsPulled'>;
   /** Where its ids end in the list (they start where the previous row's end). */
   end: number;
 }
@@ -78,7 +92,10 @@ export class UsageTally {
   private readonly referencedBy = new IdColumn();
 
   /** Shares the mark's digest table (its ids), and asks it, at the end, which blobs are sizes and which are swept. */
-  constructor(private readonly mark: GlobalMark) {}
+  constructor(
+    private readonly mark: GlobalMark,
+    private readonly pulls?: PullIndex,
+  ) {}
 
   /** One repository as scanned (before any plan): call in the order the mark is fed. */
   repository(repo: RepositoryState, manifests: ReadonlyMap<Digest, ParsedManifest>): void {
@@ -94,7 +111,7 @@ export class UsageTally {
       list(digest);
       for (const ref of manifests.get(digest)?.references ?? []) list(ref);
     }
-    this.rows.push({ repository: repo.name, tags: repo.tags.length, manifests: repo.revisions.length, end: this.ids.length });
+    this.rows.push({ repository: repo.name, tags: repo.tags.length, manifests: repo.revisions.length, end: this.ids.length, ...(this.pulls ? { pulls: lastPulls(this.pulls, repo) } : {}) });
   }
 
   /** The report, once every repository and blob is in and the mark has swept. */
@@ -102,8 +119,8 @@ export class UsageTally {
     const { table } = this.mark;
     const repositories: RepositoryUsage[] = [];
     let index = 0;
-    for (const { repository, tags, manifests, end } of this.rows) {
-      const row = { repository, tags, manifests, bytes: 0, uniqueBytes: 0, reclaimableBytes: 0 };
+    for (const { repository, tags, manifests, end, pulls } of this.rows) {
+      const row = { repository, tags, manifests, bytes: 0, uniqueBytes: 0, reclaimableBytes: 0, ...pulls };
       for (; index < end; index++) {
         const id = this.ids.get(index);
         // A referenced digest without data (a missing blob) takes no disk.

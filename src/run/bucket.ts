@@ -15,6 +15,7 @@ import type { Problem } from '../model.js';
 import type { BucketSource } from '../storage/s3/source.js';
 import type { RequestCount } from '../storage/source.js';
 import { findStaleUploadsInBucket } from '../storage/s3/uploads.js';
+import { pullIndexKey, readPullIndexObject, writePullIndexObject } from '../storage/s3/pullIndexObject.js';
 import type { Storage } from './storage.js';
 import { type GcReport, type RealRun, type RunStorage, type SweepOptions, builtinReport, collectGarbage, forgetRemoved, gcNotRun, inWindow, measureFreed, namedRepositories, nothingToCollect, reportOutcome, unlinkedByRepository } from '../sweep.js';
 
@@ -105,6 +106,12 @@ export function bucketStorage(source: BucketSource): Storage {
     // No lock object is read for a dry run, nor a watchdog's note (a bucket's watchdog leaves none).
     findings: () => ({}),
     exclusively: (options, body) => exclusivelyOnBucket(source.client, options, body),
+    // One PUT is atomic: no temp object; keys that may not write leave it as it is.
+    pullIndex: {
+      where: `s3://${source.client.location.bucket}/${pullIndexKey(source.client.location)}`,
+      read: () => readPullIndexObject(source.client),
+      write: (text) => writePullIndexObject(source.client, text),
+    },
     close: () => source.client.close(),
   };
 }

@@ -16,6 +16,8 @@ import { RollbackError } from '../errors.js';
 import type { GcDecision } from '../gc/garbageCollect.js';
 import type { TreePlan } from '../plan/planTree.js';
 import { findStaleUploads } from '../storage/fs/uploads.js';
+import { readPullIndexFile, writePullIndexFile } from '../storage/fs/pullIndexFile.js';
+import { PULL_INDEX_NAME } from '../storage/pullIndexStore.js';
 import { otherFilesystems } from '../storage/fs/filesystems.js';
 import { findRepositories, requireRegistryRoot } from '../storage/fs/scan.js';
 import type { ScanPool } from '../storage/fs/scanPool.js';
@@ -172,6 +174,11 @@ export function filesystemStorage(root: string, pool?: ScanPool): Storage {
     clock: async () => undefined,
     findings: (containers) => findings(root, containers),
     exclusively: (options, body) => exclusively({ ...options, root }, body),
+    pullIndex: {
+      where: path.join(new Layout(root).root, PULL_INDEX_NAME),
+      read: () => readPullIndexFile(root),
+      write: (text) => writePullIndexFile(root, text),
+    },
     close: () => {},
   };
 }

@@ -109,7 +109,7 @@ describe('--keep-digests with --path', () => {
 });
 
 describe('pinsInUse: what the engine runs', () => {
-  const opts = (extra: Partial<CliOptions> = {}): CliOptions => ({ gc: 'registry', grace: 0, progress: false, inUse: true, ...extra });
+  const opts = (extra: Partial<CliOptions> = {}): CliOptions => ({ gc: 'registry', grace: 0, progress: false, inUse: true, pullLog: true, ...extra });
   const resolvedWith = (engine: FakeEngine): Resolved => ({ target: { kind: 'container', name: 'reg', root: '/x', containers: [] }, repositories: [], engine });
   const digest = `sha256:${'c'.repeat(64)}` as const;
 

@@ -32,7 +32,7 @@ const SPEAKER = [
   'done',
 ].join('\n');
 
-async function speaker(options: { tty?: boolean; logConfig?: { Type: string; Config?: Record<string, string> } } = {}): Promise<{ container: Dockerode.Container; info: ContainerInfo }> {
+async function speaker(options: { tty?: boolean; logConfig?: { Type: string; Config: Record<string, string> } } = {}): Promise<{ container: Dockerode.Container; info: ContainerInfo }> {
   const container = await docker().createContainer({
     name: uniqueName('regsweep-log'),
     Image: 'registry:2',
@@ -145,7 +145,7 @@ describe.skipIf(!dockerAvailable())('registry logs through the real engine', () 
   });
 
   it('the none log driver keeps nothing to read back: a failed read saying so, and the other containers are still read', async () => {
-    const silent = await speaker({ logConfig: { Type: 'none' } });
+    const silent = await speaker({ logConfig: { Type: 'none', Config: {} } });
     const loud = await speaker();
     await say(loud.container, 1);
     const lines: string[] = [];

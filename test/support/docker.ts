@@ -174,6 +174,8 @@ export interface RegistryContainerOptions {
   /** Extra raw `Binds` entries (`src:dst[:opts]`). */
   binds?: string[];
   labels?: Record<string, string>;
+  /** Its log driver and options (default: the engine's, json-file), e.g. a small `max-size` that rotates. */
+  logConfig?: { Type: string; Config: Record<string, string> };
   /** Bound on the wait for `/v2/` to answer 200 (default 30 s). */
   readyTimeoutMs?: number;
 }
@@ -197,7 +199,7 @@ export async function runRegistryContainer(opts: RegistryContainerOptions): Prom
     ...(opts.cmd ? { Cmd: opts.cmd } : {}),
     Env: env,
     Labels: { [TEST_LABEL]: '1', ...opts.labels },
-    HostConfig: { NetworkMode: 'host', Binds: binds },
+    HostConfig: { NetworkMode: 'host', Binds: binds, ...(opts.logConfig ? { LogConfig: opts.logConfig } : {}) },
   });
   try {
     await container.start();

@@ -7,7 +7,7 @@
  */
 import { type SourceMark, type SourceRead, hashLine } from '../plan/pullIndex.js';
 import type { ContainerInfo, Engine } from './engine.js';
-import type { Target } from './locator.js';
+import { SERVICE_LABEL, type Target } from './locator.js';
 
 const ENGINE_TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -121,8 +121,9 @@ export async function readRegistryLogs(
 
 /**
  * The containers whose logs hold the target's pulls: its registry
- * containers, and for swarm services (the target's, or those serving its
- * bucket) also their ended task containers still on this host. Swarm keeps
+ * containers, and for swarm services (the target's, those serving its
+ * bucket, those its containers are tasks of) also their ended task
+ * containers still on this host. Swarm keeps
  * a task's container after it is replaced (a window replaces tasks), and its
  * log with it: reading it keeps its pulls. None for a path or a bucket
  * without containers.
@@ -130,6 +131,7 @@ export async function readRegistryLogs(
 export async function registryLogContainers(engine: Engine, target: Target): Promise<ContainerInfo[]> {
   const services = new Set(target.services ?? []);
   if (target.kind === 'service') services.add(target.name);
+  for (const c of target.containers) if (c.labels[SERVICE_LABEL]) services.add(c.labels[SERVICE_LABEL]);
   const found = new Map(target.containers.map((c) => [c.id, c]));
   for (const service of [...services].sort()) {
     for (const c of await engine.serviceTaskContainers(service)) if (!found.has(c.id)) found.set(c.id, c);

@@ -141,6 +141,15 @@ describe('registryLogContainers', () => {
     expect(engine.callsOf('serviceTaskContainers')).toEqual([]);
   });
 
+  it('a volume target whose container is a swarm task: the ended tasks of its service too', async () => {
+    const engine = new FakeEngine();
+    engine.addContainer({ id: 'v1' });
+    engine.addService('on-volume', ['v1']);
+    await engine.restartService('on-volume', ['v1']);
+    const target = targetOf({ kind: 'volume', name: 'vol', containers: engine.serviceTasks('on-volume').map((id) => engine.state(id)) });
+    expect((await registryLogContainers(engine, target)).map((c) => c.id).sort()).toEqual(['v1', 'v1-g1']);
+  });
+
   it('a bucket target: the ended tasks of the services serving it too', async () => {
     const engine = new FakeEngine();
     engine.addContainer({ id: 's1' });

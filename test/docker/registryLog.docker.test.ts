@@ -123,6 +123,28 @@ describe.skipIf(!dockerAvailable())('registry logs through the real engine', () 
     expect(r.mark?.running).toBe(false);
   });
 
+  it('a big log (200,000 lines of both streams) streams through whole, in order, each line once', async () => {
+    const container = await docker().createContainer({
+      Image: 'registry:2',
+      Entrypoint: ['/bin/sh', '-c', 'seq 1 100000; seq 1 100000 | sed s/^/err/ >&2'],
+      Labels: { [TEST_LABEL]: '1' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await container.start();
+    await container.wait();
+    const info = (await new DockerodeEngine().container(container.id)) as ContainerInfo;
+    let out = 0;
+    let err = 0;
+    let disorder = 0;
+    const reads = await readRegistryLogs(new DockerodeEngine(), [info], () => undefined, (text) => {
+      if (text.startsWith('err')) {
+        if (Number(text.slice(3)) !== ++err) disorder++;
+      } else if (Number(text) !== ++out) disorder++;
+    });
+    expect({ out, err, disorder }).toEqual({ out: 100_000, err: 100_000, disorder: 0 });
+    expect(reads[0]?.mark?.line).toMatch(/^[0-9a-f]{16}$/);
+  });
+
   it('json-file rotation (max-size 1k, max-file 2) takes the marked line away: the next read is not continued and hands on what is left; then one with nothing new is', async () => {
     const { container, info } = await speaker({ logConfig: { Type: 'json-file', Config: { 'max-size': '1k', 'max-file': '2' } } });
     await say(container, 2);

@@ -9,10 +9,16 @@
  *
  * With `timestamps`, the engine begins each line with its RFC 3339 time and
  * one space: `onLine` gets the time and the rest, newline (and a TTY's `\r`)
- * removed.
+ * removed. A line longer than 16 KiB is kept by the engine as partial
+ * messages of 16 KiB, and given back with the time before each part: those
+ * inner times are taken out, so the line arrives as it was written.
  */
 
 const HEADER = 8;
+/** The engine's log copier cuts a line into partial messages of this many bytes. */
+const PARTIAL = 16 * 1024;
+/** The engine's time before a partial message: RFC 3339 with nine fractional digits, and a space. */
+const PART_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}(?:Z|[+-]\d{2}:\d{2}) /;
 
 /** Cuts one stream's bytes into lines; what follows the last newline waits for more. */
 class LineCutter {
@@ -44,12 +50,24 @@ class LineCutter {
   }
 }
 
+/** A long line's parts joined again: the time the engine put before each part after the first is dropped. */
+function joinPartials(body: Buffer): Buffer {
+  if (body.length <= PARTIAL) return body;
+  const parts: Buffer[] = [];
+  let rest = body;
+  for (let m = PART_TIME.exec(rest.subarray(PARTIAL, PARTIAL + 40).toString('latin1')); m; m = PART_TIME.exec(rest.subarray(PARTIAL, PARTIAL + 40).toString('latin1'))) {
+    parts.push(rest.subarray(0, PARTIAL));
+    rest = rest.subarray(PARTIAL + m[0].length);
+  }
+  return parts.length === 0 ? body : Buffer.concat([...parts, rest]);
+}
+
 function splitTimestamp(line: Buffer, onLine: (ts: string, text: string) => void): void {
-  let text = line.toString('utf8');
+  const space = line.indexOf(32);
+  const ts = line.subarray(0, space < 0 ? line.length : space).toString('utf8');
+  let text = space < 0 ? '' : joinPartials(line.subarray(space + 1)).toString('utf8');
   if (text.endsWith('\r')) text = text.slice(0, -1);
-  const space = text.indexOf(' ');
-  if (space < 0) onLine(text, '');
-  else onLine(text.slice(0, space), text.slice(space + 1));
+  onLine(ts.endsWith('\r') ? ts.slice(0, -1) : ts, text);
 }
 
 /**

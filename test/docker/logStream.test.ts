@@ -58,6 +58,24 @@ describe('readLogLines: the engine log stream as lines', () => {
     expect(await lines(parts, false)).toEqual([[TS2, 'other'], [TS1, 'first half']]);
   });
 
+  it('a line over 16 KiB, which the engine gives back as parts each after its time, arrives as written', async () => {
+    const long = `${'a'.repeat(16 * 1024 - 1)}é${'b'.repeat(16 * 1024)}c`; // é spans the first cut
+    const bytes = Buffer.from(long);
+    const parted = Buffer.concat([
+      Buffer.from(`${TS1} `),
+      bytes.subarray(0, 16 * 1024),
+      Buffer.from(`${TS1} `),
+      bytes.subarray(16 * 1024, 32 * 1024),
+      Buffer.from(`${TS1} `),
+      bytes.subarray(32 * 1024),
+      Buffer.from('\n'),
+    ]);
+    expect(await lines(chunks(parted, [1000]), true)).toEqual([[TS1, long]]);
+    // A line of 16 KiB and more whose text merely goes on is left as it is.
+    const plain = `${'x'.repeat(16 * 1024)}not a time, just more text`;
+    expect(await lines([Buffer.from(`${TS2} ${plain}\n`)], true)).toEqual([[TS2, plain]]);
+  });
+
   it('a TTY log: raw bytes, CR LF line ends, the last line without a newline', async () => {
     const raw = Buffer.from(`${TS1} one\r\n${TS2} two\r\n${TS3} three`);
     expect(await lines(chunks(raw, [5]), true)).toEqual([[TS1, 'one'], [TS2, 'two'], [TS3, 'three']]);

@@ -107,8 +107,8 @@ describe.skipIf(!dockerAvailable())('registry logs through the real engine', () 
     expect(again).toMatchObject({ lines: [], read: { continued: true } });
   });
 
-  it('a line longer than any chunk the engine sends arrives whole', async () => {
-    const long = 'x'.repeat(12_000);
+  it('a line longer than any chunk the engine sends, and than its 16 KiB partial messages, arrives whole', async () => {
+    const long = 'x'.repeat(40_000);
     const container = await docker().createContainer({
       Image: 'registry:2',
       Entrypoint: ['/bin/sh', '-c', `echo before; echo ${long}; echo after`],

@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { freePort } from './ports.js';
 import { tmpdir } from 'node:os';
@@ -145,7 +145,7 @@ export async function startRegistry(root: string, opts: { bin?: string } & Regis
       const port = await freePort();
       await writeFile(configPath, registryConfig(absRoot, port, opts));
       try {
-        return await launch(bin, configPath, configDir, absRoot, port);
+        return await launch(bin, configPath, configDir, absRoot, port, opts.log?.file);
       } catch (err) {
         if (attempt < 3 && /address already in use/i.test(String(err))) continue;
         throw err;
@@ -164,6 +164,8 @@ interface RegistryConfigOptions {
   redis?: Record<string, unknown>;
   /** `http.secret` (default random): the same one lets an upload started before a restart go on after it. */
   secret?: string;
+  /** Log every request (info level, access log on) in this formatter, the server's output appended to `file`. */
+  log?: { file: string; formatter: 'text' | 'json' };
   /** The storage driver's section and any beside it, e.g. `{ s3: { bucket, … }, redirect: { disable: true } }` (default `{ filesystem: { rootdirectory: root } }`). */
   driver?: Record<string, unknown>;
 }
@@ -172,7 +174,7 @@ function registryConfig(root: string, port: number, opts: RegistryConfigOptions 
   return dump({
     version: '0.1',
     // warn keeps failures readable; access logs would only be noise.
-    log: { level: 'warn', accesslog: { disabled: true } },
+    log: opts.log ? { level: 'info', formatter: opts.log.formatter } : { level: 'warn', accesslog: { disabled: true } },
     storage: {
       ...(opts.driver ?? { filesystem: { rootdirectory: root } }),
       delete: { enabled: true },
@@ -202,19 +204,22 @@ async function launch(
   configDir: string,
   root: string,
   port: number,
+  logFile?: string,
 ): Promise<RunningRegistry> {
   const url = `http://127.0.0.1:${port}`;
+  const log = logFile === undefined ? 'pipe' : openSync(logFile, 'a');
   const child = spawn(bin, ['serve', configPath], {
     env: registryEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', log, log],
   });
+  if (typeof log === 'number') closeSync(log);
 
   let output = '';
   const collect = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
   };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
 
   // Settles once, on 'close' (stdio drained, so `output` is complete) or on a
   // spawn 'error' (ENOENT, EACCES), which may come without a 'close'.

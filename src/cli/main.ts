@@ -20,6 +20,7 @@ import { bucketStorage } from '../run/bucket.js';
 import { filesystemStorage } from '../run/filesystem.js';
 import { type CliOptions, program } from './program.js';
 import { pinsFromFile, pinsInUse } from './inUse.js';
+import { accessLogsFrom, engineLogReader, gatherPulls } from './pulls.js';
 import { formatHuman, jsonChunks } from './report.js';
 import { type RunState, namedInRefused, recordOnSignal, recordRun } from './metrics.js';
 import { quietOnClosedPipes, writeStdout } from './pipes.js';
@@ -111,6 +112,7 @@ async function sweepCommand(
   const remove = (opts.remove ?? []).map(parseSelector);
   const policy = await policyFrom(opts);
   const keptDigests = await pinsFromFile(opts, dryRun);
+  const fileLogs = await accessLogsFrom(opts, dryRun);
   const resolved = await resolveTarget(opts, args, log);
   // The one place that knows which storage is below.
   const storage = resolved.source ? bucketStorage(resolved.source) : filesystemStorage(resolved.target.root, pool);
@@ -130,6 +132,8 @@ async function sweepCommand(
   const sweepWith = async (extra: Partial<SweepOptions>): Promise<SweepReport> => {
     // What the engine's containers and services run, asked before the scan (and outside the window).
     const pinned = await pinsInUse(resolved, opts, keptDigests, log);
+    // The registry's log into the pull index, dry runs too (written unless the storage cannot be).
+    const pulls = await gatherPulls(storage.pullIndex, fileLogs, opts.pullLog ? engineLogReader(resolved) : undefined, Date.now);
     const runtime = await runtimeFor(resolved, opts, dryRun, runId);
     try {
       return await sweep({
@@ -138,6 +142,7 @@ async function sweepCommand(
         remove,
         policy,
         pinned,
+        pulls,
         dryRun,
         gcRunner: runtime.gcRunner,
         registryVersion: runtime.registryVersion,

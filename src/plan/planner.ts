@@ -162,19 +162,21 @@ interface PullJudgement {
 function judgePulls(repo: RepositoryState, rules: Rules | undefined, context: PlanContext): PullJudgement {
   if (!rules || pullWindowMs(rules) === 0) return { pulled: new Map() };
   const view = context.options.pulls;
+  // Pulls the index saw within the window are facts, whatever its coverage: those digests stay even where the rules are held.
+  const since = context.now - pullWindowMs(rules);
+  const seen = view?.index.digestsPulledSince(repo.name, since) ?? new Map<Digest, number>();
+  const pulled = new Map([...seen].map(([digest, at]): [Digest, string[]] => [digest, [`pulled ${new Date(at).toISOString()}`]]));
   const held = pullsHeldBecause(view, rules, context.now);
   if (held || !view) {
     if (held && !context.pullsHeld.includes(held)) context.pullsHeld.push(held);
-    return { pulled: new Map() };
+    return { pulled };
   }
   const { index } = view;
   const lastUse: LastUse = (tag) => {
-    const pulled = index.lastPull(repo.name, tag.name, tag.current);
+    const last = index.lastPull(repo.name, tag.name, tag.current);
     // A tag pushed after the coverage began and never pulled counts from its push; one of unknown push time is taken as new.
-    return { ...(pulled === undefined ? {} : { pulled }), used: Math.max(pulled ?? -Infinity, tag.pushedMs ?? context.now) };
+    return { ...(last === undefined ? {} : { pulled: last }), used: Math.max(last ?? -Infinity, tag.pushedMs ?? context.now) };
   };
-  const since = context.now - pullWindowMs(rules);
-  const pulled = new Map([...index.digestsPulledSince(repo.name, since)].map(([digest, at]): [Digest, string[]] => [digest, [`pulled ${new Date(at).toISOString()}`]]));
   return { lastUse, pulled };
 }
 

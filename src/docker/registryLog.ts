@@ -35,41 +35,60 @@ function msOf(ts: string): number {
   return seconds * 1000 + Number(fraction.slice(0, 3));
 }
 
+/** An engine timestamp in nanoseconds since the epoch, exactly. */
+function nanosOf(ts: string): bigint {
+  return BigInt(engineSince(ts).replace('.', ''));
+}
+
+/**
+ * How far before its mark a read begins. The engine copies stdout and stderr
+ * apart and stamps each line as it takes it, so the log's order is not quite
+ * the order of its times: a line of one stream can follow the marked line of
+ * the other with an earlier time. Reading from the mark's time exactly
+ * would skip it; reading from a little before, and skipping what comes up to
+ * the marked line, does not.
+ */
+const STREAM_LAG_NS = 2_000_000_000n;
+
+const sinceOf = (nanos: bigint): string => `${nanos / 1_000_000_000n}.${(nanos % 1_000_000_000n).toString().padStart(9, '0')}`;
+
 /**
  * Decides, line by line, whether a read from a mark found the marked line
- * again. The engine returns lines at or after the mark's time, so the marked
- * line comes first, unless lines of the same time (stdout and stderr within
- * a nanosecond) come before it: those were read with it last time and are
- * held until the marked line shows whether they are old or new.
+ * again. What comes before it in the log was read last time; what comes
+ * after it is new. Lines before it are held (a few seconds' worth) until it
+ * shows up, or until a line well past its time shows it is gone (rotated
+ * away): then they are new after all, and passed on.
  */
 class MarkFinder {
   continued = false;
   private decided: boolean;
   private held: Array<{ ts: string; text: string }> = [];
-  private readonly markTime: string | undefined;
+  private readonly markNanos: bigint | undefined;
 
   constructor(
     private readonly mark: SourceMark | undefined,
     private readonly pass: (ts: string, text: string) => void,
   ) {
     this.decided = mark === undefined;
-    this.markTime = mark && engineSince(mark.ts);
+    this.markNanos = mark && nanosOf(mark.ts);
+  }
+
+  /** Where the engine should begin: a little before the mark (see STREAM_LAG_NS), or at the start. */
+  get since(): string | undefined {
+    return this.markNanos === undefined ? undefined : sinceOf(this.markNanos > STREAM_LAG_NS ? this.markNanos - STREAM_LAG_NS : 0n);
   }
 
   line(ts: string, text: string): void {
     if (this.decided) return this.pass(ts, text);
-    if (engineSince(ts) === this.markTime) {
-      if (hashLine(text) === this.mark?.line) {
-        this.continued = true;
-        this.decided = true;
-        this.held = []; // read last time, before the marked line
-      } else {
-        this.held.push({ ts, text });
-      }
+    const nanos = nanosOf(ts);
+    if (nanos === this.markNanos && hashLine(text) === this.mark?.line) {
+      this.continued = true;
+      this.decided = true;
+      this.held = []; // read last time, before the marked line
       return;
     }
-    this.end();
-    this.pass(ts, text);
+    this.held.push({ ts, text });
+    if (nanos > (this.markNanos as bigint) + STREAM_LAG_NS) this.end();
   }
 
   /** No marked line among what came: what was held is new after all. */
@@ -92,7 +111,8 @@ async function readOne(engine: Engine, c: ContainerInfo, mark: SourceMark | unde
     onLine(text, at);
   });
   try {
-    await engine.containerLogs(c.id, { ...(mark ? { since: engineSince(mark.ts) } : {}), onLine: (ts, text) => finder.line(ts, text) });
+    const since = finder.since;
+    await engine.containerLogs(c.id, { ...(since !== undefined ? { since } : {}), onLine: (ts, text) => finder.line(ts, text) });
     finder.end();
   } catch (error) {
     return { ...base, failed: (error as Error).message };
@@ -103,7 +123,8 @@ async function readOne(engine: Engine, c: ContainerInfo, mark: SourceMark | unde
 }
 
 /**
- * Reads each container's log from its mark (or from its start), handing
+ * Reads each container's log from its mark (or from its start; from a
+ * little before the mark's time, see STREAM_LAG_NS), handing
  * every new line to `onLine` with the engine's time of it (ms). One read per
  * container: a container whose log cannot be read is a failed read, and the
  * others are read all the same.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ContainerInfo } from '../../src/docker/engine.js';
+import type { ContainerInfo, Engine } from '../../src/docker/engine.js';
 import type { Target } from '../../src/docker/locator.js';
 import { engineSince, readRegistryLogs, registryLogContainers } from '../../src/docker/registryLog.js';
 import { type SourceMark, type SourceRead, hashLine } from '../../src/plan/pullIndex.js';
@@ -47,7 +47,8 @@ describe('readRegistryLogs on a fake engine', () => {
     engine.appendLog('reg', [line(3, 'c'), line(4, 'd')]);
     const mark = first.reads[0]?.mark as SourceMark;
     const { lines, reads } = await read(engine, [c], { reg: mark });
-    expect(engine.callsOf('containerLogs').at(-1)).toBe(`containerLogs reg ${engineSince(mark.ts)}`);
+    // From two seconds before the mark: a line of the other stream may follow it in the log with an earlier time.
+    expect(engine.callsOf('containerLogs').at(-1)).toBe(`containerLogs reg ${engineSince(line(0, '', '000000007').ts)}`);
     expect(lines.map(([t]) => t)).toEqual(['c', 'd']);
     expect(reads[0]).toMatchObject({ continued: true, first: msAt(3), mark: { ts: line(4, 'd').ts, line: hashLine('d') } });
   });
@@ -93,6 +94,38 @@ describe('readRegistryLogs on a fake engine', () => {
     const { lines, reads } = await read(engine, [c], { reg: mark });
     expect(lines.map(([t]) => t)).toEqual(['after, same time', 'c']);
     expect(reads[0]?.continued).toBe(true);
+  });
+
+  it('a line of the other stream that follows the marked line in the log with an earlier time is new: handed on; what came before the mark is not again', async () => {
+    const engine = new FakeEngine();
+    const c = engine.addContainer({ id: 'reg' });
+    engine.appendLog('reg', [line(1, 'old, within the lag'), line(3, 'marked', '500000000')]);
+    const mark = (await read(engine, [c])).reads[0]?.mark as SourceMark;
+    engine.appendLog('reg', [line(3, 'stderr, stamped before the mark', '100000000'), line(4, 'new')]);
+    const { lines, reads } = await read(engine, [c], { reg: mark });
+    expect(lines.map(([t]) => t)).toEqual(['stderr, stamped before the mark', 'new']);
+    expect(reads[0]).toMatchObject({ continued: true, first: msAt(3) + 100, mark: { line: hashLine('new') } });
+  });
+
+  it('a marked line gone, lines are handed on as soon as one is well past its time, not held to the end of the log', async () => {
+    const log = [line(9, 'a'), line(11, 'b'), line(13, 'c'), line(14, 'd')];
+    let delivered = 0;
+    // An engine that says how far its stream has got when each line is handed on.
+    const engine = {
+      containerLogs: async (_id: string, options: { onLine: (ts: string, text: string) => void }) => {
+        for (const l of log) {
+          delivered++;
+          options.onLine(l.ts, l.text);
+        }
+      },
+    } as unknown as Engine;
+    const c = new FakeEngine().addContainer({ id: 'reg' });
+    const mark: SourceMark = { ts: line(10, 'gone').ts, line: hashLine('gone'), running: true };
+    const handed: Array<[string, number]> = [];
+    const reads = await readRegistryLogs(engine, [c], () => mark, (text) => handed.push([text, delivered]));
+    // 13 s is more than two seconds past the mark (10 s): a, b and c go on then; d as it comes.
+    expect(handed).toEqual([['a', 3], ['b', 3], ['c', 3], ['d', 4]]);
+    expect(reads[0]?.continued).toBe(false);
   });
 
   it('a container whose log cannot be read fails alone: the others are read', async () => {

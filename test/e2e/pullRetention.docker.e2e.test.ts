@@ -20,6 +20,8 @@ import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName } from '../support/docker.js';
 import { DockerLikeClient } from '../support/dockerLikeClient.js';
+import { DockerodeEngine } from '../../src/docker/dockerodeEngine.js';
+import { type SwarmRegistry, startSwarmRegistry } from '../support/e2eRegistry.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -259,4 +261,45 @@ describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('retention by la
     ]);
     await expectGone(r, [['team/web', 'idle']]);
   }, 240_000);
+
+  describe('a swarm service', () => {
+    let swarm: SwarmRegistry | undefined;
+    afterEach(async () => {
+      await swarm?.stop();
+      swarm = undefined;
+    });
+
+    it('the pulls a task served after the last run and before an update replaced it are read from its exited container: the index keeps its coverage, the pulled tags stay and only the unpulled go', async () => {
+      swarm = await startSwarmRegistry('reg-pulls-svc');
+      const url = `http://127.0.0.1:${swarm.port}`;
+      const r: Registry = { name: swarm.service, port: swarm.port, url, client: new RegistryClient(url) };
+      const pushedAt = Date.now();
+      await pushImage(r.client, 'team/web', { tag: 'pulled', seed: 'svc-pulled' });
+      await pushImage(r.client, 'team/web', { tag: 'idle', seed: 'svc-idle' });
+      // The first run marks where it read the task's log.
+      const first = await regsweep([swarm.service, '--dry-run']);
+      expect(first.pulls).toMatchObject({ index: { state: 'created' }, read: { sources: 1, pulls: 0 } });
+      await sleep(PUSH_AGE_MS);
+      const pulledAt = Date.now();
+      await pull(r, 'team/web', 'pulled');
+
+      // A forced update: the task that served the pull exits and a new one serves; swarm keeps the old container.
+      const engine = new DockerodeEngine();
+      const old = ((await engine.serviceContainers(swarm.service)) ?? []).map((c) => c.id);
+      expect(old).toHaveLength(1);
+      await engine.restartService(swarm.service, old);
+      const now = ((await engine.serviceContainers(swarm.service)) ?? []).map((c) => c.id);
+      expect(now).not.toContain(old[0]);
+
+      const report = await regsweep([swarm.service, '--unpulled-for', windowFor(pulledAt, pushedAt), '--yes', ...OWN]);
+      // The exited task read on from its mark: no gap, so the coverage still begins where the first run's did.
+      expect(report.pulls?.read.sources).toBe(2);
+      expect(report.pulls?.read.pulls).toBeGreaterThan(0); // the one pull, as the registry logs it (twice on 2.8: its logger and its access line)
+      expect(report.pulls?.coverage?.from).toBe(first.pulls?.coverage?.from);
+      expect(report.pulls?.held).toEqual([]);
+      expect(removedTags(report)).toEqual(['team/web:idle']);
+      await expectPullsWhole(r, [['team/web', 'pulled']]);
+      await expectGone(r, [['team/web', 'idle']]);
+    }, 240_000);
+  });
 });

@@ -187,6 +187,19 @@ describe.skipIf(!dockerAvailable())('registry logs through the real engine', () 
     expect(reads[1]).toMatchObject({ id: loud.info.id, continued: false });
     expect(lines.sort()).toEqual(['batch 1 line 0 err', 'batch 1 line 0 out é']);
   });
+
+  it('a remote log driver (syslog) is read back through the engine’s local cache, and fails like none with the cache disabled', async () => {
+    const syslog = { 'syslog-address': 'udp://127.0.0.1:9' }; // UDP: nothing needs to listen
+    const cached = await speaker({ logConfig: { Type: 'syslog', Config: syslog } });
+    const uncached = await speaker({ logConfig: { Type: 'syslog', Config: { ...syslog, 'cache-disabled': 'true' } } });
+    await say(cached.container, 3);
+    const { lines, read: r } = await read(cached.info);
+    expect(lines.map((l) => l.text).sort()).toEqual([...batch(1, 3, 'out é'), ...batch(1, 3, 'err')].sort());
+    expect(r.failed).toBeUndefined();
+    const off = await read(uncached.info);
+    expect(off.lines).toEqual([]);
+    expect(off.read.failed).toMatch(/its log driver keeps no log the engine can read back/);
+  });
 });
 
 describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('a swarm service’s registry logs, real engine', () => {

@@ -11,14 +11,8 @@ import type { PullView } from '../plan/planner.js';
 import { readAccessLogs } from './accessLogFiles.js';
 import type { CliOptions } from './program.js';
 import type { Resolved } from './runtime.js';
+import type { PullIndexStore } from '../run/storage.js';
 import { PullIndex, PullIndexCorrupt, type PullReport, type SourceMark, type SourceRead } from '../plan/pullIndex.js';
-
-/** Where the index is kept, as the storage below offers it. */
-export interface PullIndexStore {
-  where: string;
-  read(): Promise<string | undefined>;
-  write(text: string): Promise<{ state: 'written' } | { state: 'read-only' } | { state: 'failed'; problem: string }>;
-}
 
 /** What `--access-log` gave, read before anything else: its pulls (latest of each), tallies and reads. */
 export interface FileLogs {

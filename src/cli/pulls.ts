@@ -11,14 +11,8 @@ import type { PullView } from '../plan/planner.js';
 import { readAccessLogs } from './accessLogFiles.js';
 import type { CliOptions } from './program.js';
 import type { Resolved } from './runtime.js';
+import type { PullIndexStore } from '../run/storage.js';
 import { PullIndex, PullIndexCorrupt, type PullReport, type SourceMark, type SourceRead } from '../plan/pullIndex.js';
-
-/** Where the index is kept, as the storage below offers it. */
-export interface PullIndexStore {
-  where: string;
-  read(): Promise<string | undefined>;
-  write(text: string): Promise<{ state: 'written' } | { state: 'read-only' } | { state: 'failed'; problem: string }>;
-}
 
 /** What `--access-log` gave, read before anything else: its pulls (latest of each), tallies and reads. */
 export interface FileLogs {
@@ -63,7 +57,7 @@ async function loadIndex(store: PullIndexStore): Promise<{ index: PullIndex; exi
     return { index: PullIndex.parse(text), existed: true };
   } catch (error) {
     if (!(error instanceof PullIndexCorrupt)) throw error;
-    return { index: PullIndex.empty(), existed: true, damaged: `the pull index at ${store.where} is damaged (${error.message}): rebuilt from the log` };
+    return { index: PullIndex.empty(), existed: true, damaged: `the pull index at ${store.where} is damaged (${error.message})` };
   }
 }
 
@@ -79,9 +73,11 @@ export async function gatherPulls(store: PullIndexStore, files: FileLogs, engine
   const engineReads = engineLog ? await engineLog((id) => index.mark(id), (text, at) => tallyLine(tally, text, (pull) => index.record(pull), at)) : [];
   const reads = [...files.reads, ...engineReads];
   index.advance(reads, now());
-  const written = reads.length === 0 && existed && !damaged ? undefined : await store.write(index.serialize());
+  // A run that read no log leaves the storage as it is (a damaged index is rebuilt only from a log).
+  const written = reads.length === 0 ? undefined : await store.write(index.serialize());
   const state = !written ? 'unchanged' : written.state !== 'written' ? written.state : damaged ? 'rebuilt' : existed ? 'written' : 'created';
-  const problem = written?.state === 'failed' ? written.problem : damaged;
+  const rebuilt = written?.state === 'written' ? 'rebuilt from the log' : 'not trusted; a run that reads the log and can write rebuilds it';
+  const problem = written?.state === 'failed' ? written.problem : damaged && `${damaged}: ${rebuilt}`;
   const failed = reads.filter((r) => r.failed !== undefined).map((r) => `${r.id}: ${r.failed}`);
   const coverage = index.coverage;
   const view: PullView = {

@@ -30,7 +30,7 @@ export interface Storage {
 }
 
 /** Where a storage keeps its pull index. Reading throws where it is there but cannot be read; writing never throws. */
-interface PullIndexStore {
+export interface PullIndexStore {
   /** The file or the object, for the report (`pulls.index.where`). */
   readonly where: string;
   read(): Promise<string | undefined>;

@@ -66,12 +66,13 @@ interface Registry {
   client: RegistryClient;
 }
 
-async function startRegistry(image: string, volumes: string[], logConfig?: { Type: string; Config: Record<string, string> }): Promise<Registry> {
+async function startRegistry(image: string, volumes: string[], options: { logConfig?: { Type: string; Config: Record<string, string> }; formatter?: 'text' | 'json' } = {}): Promise<Registry> {
   const name = uniqueName('reg-pulls');
   const volume = uniqueName('vol-pulls');
   volumes.push(volume);
   const port = await freePort();
-  await runRegistryContainer({ name, port, image, volume: { name: volume }, ...(logConfig ? { logConfig } : {}) });
+  const env = options.formatter ? [`REGISTRY_LOG_FORMATTER=${options.formatter}`] : [];
+  await runRegistryContainer({ name, port, image, env, volume: { name: volume }, ...(options.logConfig ? { logConfig: options.logConfig } : {}) });
   const url = `http://127.0.0.1:${port}`;
   return { name, port, url, client: new RegistryClient(url) };
 }
@@ -125,9 +126,12 @@ async function expectGone(r: Registry, refs: Array<[string, string]>): Promise<v
   for (const [repository, reference] of refs) expect((await r.client.getManifest(repository, reference)).status, `${repository}:${reference}`).toBe(404);
 }
 
+/** Each registry version with each of its log formatters (logrus text and JSON; the access line is the same in both). */
 const VERSIONS = [
-  { label: '2.8.2 (registry:2)', image: 'registry:2', version: '2.8.2', needs: async () => true },
-  { label: '3.0.0 (registry:3)', image: V3_IMAGE, version: '3.0.0', needs: () => exists(V3_BIN) },
+  { label: '2.8.2 (registry:2), text log', image: 'registry:2', version: '2.8.2', formatter: 'text' as const },
+  { label: '2.8.2 (registry:2), JSON log', image: 'registry:2', version: '2.8.2', formatter: 'json' as const },
+  { label: '3.0.0 (registry:3), text log', image: V3_IMAGE, version: '3.0.0', formatter: 'text' as const },
+  { label: '3.0.0 (registry:3), JSON log', image: V3_IMAGE, version: '3.0.0', formatter: 'json' as const },
 ];
 
 describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('retention by last pull, read from the registry container’s log (real engine)', () => {
@@ -145,7 +149,9 @@ describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('retention by la
   for (const v of VERSIONS) {
     it(`${v.label}: --unpulled-for removes exactly the tags nobody pulled, keeps those pulled by tag (GET and HEAD) or by their digest, keeps a pulled digest no tag names any more as in use, and every kept tag pulls whole`, async (ctx) => {
       if (v.image === V3_IMAGE && !haveV3) ctx.skip();
-      const r = await startRegistry(v.image, volumes);
+      const r = await startRegistry(v.image, volumes, { formatter: v.formatter });
+      const logged = ((await docker().getContainer(r.name).logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer).toString('utf8');
+      expect(logged, 'the registry logs in the formatter asked for').toMatch(v.formatter === 'json' ? /\{"[^\n]*"level":"info"/ : /time="[^"]+" level=info/);
       const pushedAt = Date.now();
       await pushImage(r.client, 'team/web', { tag: 'get', seed: 'web-get' });
       await pushImage(r.client, 'team/web', { tag: 'head', seed: 'web-head' });
@@ -200,7 +206,7 @@ describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('retention by la
   }
 
   it('log rotation (json-file, max-size 16k, max-file 2): the pulls a first dry run read stay in the index after the log rotated them away, a second run keeps those tags, and --unpulled-for 1h, longer than the coverage, selects nothing and says why', async () => {
-    const r = await startRegistry('registry:2', volumes, { Type: 'json-file', Config: { 'max-size': '16k', 'max-file': '2' } });
+    const r = await startRegistry('registry:2', volumes, { logConfig: { Type: 'json-file', Config: { 'max-size': '16k', 'max-file': '2' } } });
     const container = docker().getContainer(r.name);
     const pushedAt = Date.now();
     await pushImage(r.client, 'team/web', { tag: 'pulled', seed: 'rot-pulled' });

@@ -40,8 +40,8 @@ export interface SweepOptions {
   policy?: Policy;
   /** Digests in use (the engine's containers and services, `--keep-digests`): kept like tagged manifests. */
   pinned?: Pinned;
-  /** The pull index as of this run's log read, for the pull rules, and what the run did with it (the report's `pulls`). */
-  pulls?: { view: PullView; report: Omit<PullReport, 'held'> };
+  /** The pull index as of this run's log read, for the pull rules, what the run read (the report's `pulls`), and its write. */
+  pulls?: SweepPulls;
   dryRun: boolean;
   /** Runs garbage-collect after the purge; undefined means no garbage-collect (`--no-gc`). */
   gcRunner?: GcRunner;
@@ -74,6 +74,13 @@ export interface SweepOptions {
   onProgress?: ProgressSink;
   /** `--usage`: also report where the disk goes, per repository (the caller makes it a dry run). */
   usage?: boolean;
+}
+
+/** What a run read of the registry's log into the pull index: saved once the plan is made, so a refused run changes nothing. */
+export interface SweepPulls {
+  view: PullView;
+  report: Omit<PullReport, 'held' | 'index'>;
+  save(): Promise<PullReport['index']>;
 }
 
 export interface SweepPreview {
@@ -313,7 +320,7 @@ function uploadAmount(uploads: readonly StaleUpload[] | undefined): SweepReport[
 }
 
 /** The report of a dry run: what the plan and the prediction say, nothing changed yet. */
-function plannedReport(options: SweepOptions, planned: TreePlan, version: string | undefined, decision: GcDecision | undefined): SweepReport {
+function plannedReport(options: SweepOptions, planned: TreePlan, version: string | undefined, decision: GcDecision | undefined, pullIndex: PullReport['index'] | undefined): SweepReport {
   const { kind, name } = options.target;
   return {
     dryRun: options.dryRun,
@@ -322,7 +329,7 @@ function plannedReport(options: SweepOptions, planned: TreePlan, version: string
     after: planned.after,
     plan: planned.plan,
     inUse: planned.inUse,
-    pulls: options.pulls ? { ...options.pulls.report, held: planned.pullsHeld } : null,
+    pulls: options.pulls && pullIndex ? { index: pullIndex, ...options.pulls.report, held: planned.pullsHeld } : null,
     predicted: { blobs: planned.predicted.blobs, bytes: planned.predicted.bytes },
     freed: null,
     perRepository: planned.perRepository,
@@ -369,7 +376,9 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const recentAfter = builtin ? now - builtin.graceMs : undefined;
   const planned = await planTree(storage.source, { selectors, remove, policy, pinned, pulls: options.pulls?.view, onProgress, times: policy !== undefined, registryVersion: version, builtin: builtin !== undefined, recentAfter, now, usage: options.usage, afterDeadRun: options.recovered !== undefined });
   const decision = builtin ? builtinDecision(version) : version ? chooseGcFlags(version, planned.keepsUntagged) : undefined;
-  const report = plannedReport(options, planned, version, decision);
+  // Planned, so not refused: what the run read of the log goes into the index now, on a dry run too.
+  const pullIndex = await options.pulls?.save();
+  const report = plannedReport(options, planned, version, decision, pullIndex);
   const stale = options.staleUploadsMs === undefined ? undefined : await storage.staleUploads(started - options.staleUploadsMs, namedRepositories(options), options.dryRun);
   report.staleUploads = uploadAmount(stale);
   report.requests = storage.requests();

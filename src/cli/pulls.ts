@@ -8,6 +8,7 @@ import { readRegistryLogs, registryLogContainers } from '../docker/registryLog.j
 import { UsageError } from '../errors.js';
 import { type LogTally, type Pull, emptyTally, tallyLine } from '../plan/accessLog.js';
 import type { PullView } from '../plan/planner.js';
+import type { SweepPulls } from '../sweep.js';
 import { readAccessLogs } from './accessLogFiles.js';
 import type { CliOptions } from './program.js';
 import type { Resolved } from './runtime.js';
@@ -66,18 +67,13 @@ async function loadIndex(store: PullIndexStore): Promise<{ index: PullIndex; exi
  * view the planner judges by with what the report says. `log` notes what
  * --verbose shows.
  */
-export async function gatherPulls(store: PullIndexStore, files: FileLogs, engineLog: EngineLogReader | undefined, now: () => number): Promise<{ view: PullView; report: Omit<PullReport, 'held'> }> {
+export async function gatherPulls(store: PullIndexStore, files: FileLogs, engineLog: EngineLogReader | undefined, now: () => number): Promise<SweepPulls> {
   const { index, existed, damaged } = await loadIndex(store);
   const tally = { ...files.tally };
   for (const pull of files.pulls.values()) index.record(pull);
   const engineReads = engineLog ? await engineLog((id) => index.mark(id), (text, at) => tallyLine(tally, text, (pull) => index.record(pull), at)) : [];
   const reads = [...files.reads, ...engineReads];
   index.advance(reads, now());
-  // A run that read no log leaves the storage as it is (a damaged index is rebuilt only from a log).
-  const written = reads.length === 0 ? undefined : await store.write(index.serialize());
-  const state = !written ? 'unchanged' : written.state !== 'written' ? written.state : damaged ? 'rebuilt' : existed ? 'written' : 'created';
-  const rebuilt = written?.state === 'written' ? 'rebuilt from the log' : 'not trusted; a run that reads the log and can write rebuilds it';
-  const problem = written?.state === 'failed' ? written.problem : damaged && `${damaged}: ${rebuilt}`;
   const failed = reads.filter((r) => r.failed !== undefined).map((r) => `${r.id}: ${r.failed}`);
   const coverage = index.coverage;
   const view: PullView = {
@@ -85,10 +81,19 @@ export async function gatherPulls(store: PullIndexStore, files: FileLogs, engine
     ...(reads.length > 0 && coverage ? { coverage } : {}),
     ...(reads.length === 0 ? { why: 'this run read no registry log (a registry container or service target reads its log; --access-log reads files)' } : {}),
   };
+  // Written once the plan is made (save): a run refused before then changes nothing, its index included.
+  const save = async (): Promise<PullReport['index']> => {
+    // A run that read no log leaves the storage as it is (a damaged index is rebuilt only from a log).
+    const written = reads.length === 0 ? undefined : await store.write(index.serialize());
+    const state = !written ? 'unchanged' : written.state !== 'written' ? written.state : damaged ? 'rebuilt' : existed ? 'written' : 'created';
+    const rebuilt = written?.state === 'written' ? 'rebuilt from the log' : 'not trusted; a run that reads the log and can write rebuilds it';
+    const problem = written?.state === 'failed' ? written.problem : damaged && `${damaged}: ${rebuilt}`;
+    return { where: store.where, state, ...(problem ? { problem } : {}) };
+  };
   return {
     view,
+    save,
     report: {
-      index: { where: store.where, state, ...(problem ? { problem } : {}) },
       coverage: coverage ? { from: new Date(coverage.from).toISOString(), to: new Date(coverage.to).toISOString() } : null,
       read: { sources: reads.length, lines: tally.lines, pulls: tally.pulls, junk: tally.junk, failed },
     },

@@ -35,6 +35,10 @@ import path from 'node:path';
 import { RegistryClient, pushImage, startRegistry } from './registryClient.js';
 import { REGSWEEP, type RegistryBinary, Rng, type TreeSummary, buildTree, cleanEnv, copyTree, pullAll } from './stress.js';
 import { freePort } from './ports.js';
+import { PULL_INDEX_NAME } from '../src/storage/pullIndexStore.js';
+
+/** Beside docker/, what is no leftover of a dead run: the pull index every run that reads the registry's log keeps there. */
+const besideData = (name: string): boolean => name !== 'docker' && name !== PULL_INDEX_NAME;
 
 export type Shape = 'path' | 'container';
 
@@ -339,7 +343,7 @@ function reportOf(ran: Ran): { recovered?: unknown } {
 async function afterDeath(root: string, target: Target): Promise<string[]> {
   await until(`the watchdogs on ${root} to exit`, 60_000, async () => (watchdogsOn(root).length === 0 ? true : undefined));
   await target.container?.serving(60_000);
-  return (await fs.readdir(root)).filter((n) => n !== 'docker').sort();
+  return (await fs.readdir(root)).filter(besideData).sort();
 }
 
 async function points(file: string): Promise<string[]> {
@@ -465,7 +469,7 @@ async function crashAndCompare(opts: CrashOptions, w: Work, summary: TreeSummary
 
   differences.push(...(await compareFiles(w.reference, w.crashed)));
   // With --quarantine, the dead run's quarantine stays beside the next run's: it holds what it removed.
-  const beside = (await fs.readdir(w.crashed)).filter((n) => n !== 'docker' && !(quarantine && n.startsWith(QUARANTINE)));
+  const beside = (await fs.readdir(w.crashed)).filter((n) => besideData(n) && !(quarantine && n.startsWith(QUARANTINE)));
   if (beside.length > 0) differences.push(`beside docker/ after the crash: ${beside.sort().join(', ')}`);
   const whole = await checkWhole(w);
   differences.push(...whole.broken);

@@ -27,6 +27,16 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
   return out;
 }
 
+/**
+ * The registry's data as snapshot() sees it, without regsweep's pull index
+ * (`.regsweep-pulls` beside docker/): every run that reads the registry's
+ * log writes that, dry runs too, and changes nothing else.
+ */
+export async function dataSnapshot(root: string): Promise<Record<string, string>> {
+  const { '.regsweep-pulls': _index, ...rest } = await snapshot(root);
+  return rest;
+}
+
 /** Sum of the sizes of every blob's data under the root. */
 export async function blobBytes(root: string): Promise<{ blobs: number; bytes: number }> {
   const base = path.join(root, 'docker/registry/v2/blobs/sha256');

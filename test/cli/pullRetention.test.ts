@@ -114,6 +114,10 @@ describe.each([
     expectValidReport(JSON.parse(usage.stdout));
     const app = JSON.parse(usage.stdout).usage.repositories.find((r: { repository: string }) => r.repository === 'app');
     expect(app.lastPulled).toMatch(/^20/);
+    const human = await runCli(['--path', root, '--registry-bin', bin as string, '--usage', '--verbose']);
+    expect(human.stdout).toMatch(/repository +tags +manifests +bytes +unique +reclaimable +last pull/);
+    expect(human.stdout).toMatch(/^ +:pulled +20\d\d-\d\d-\d\d \d\d:\d\d:\d\d$/m);
+    expect(human.stdout).toMatch(/^ +:unpulled +never$/m);
     expect(Object.fromEntries(app.tagsPulled.map((t: { tag: string; lastPulled: string | null }) => [t.tag, t.lastPulled !== null]))).toEqual({ pulled: true, moved: true, unpulled: false });
   });
 });

@@ -1,8 +1,9 @@
 /**
  * The pull index of a run: read from beside docker/, advanced by what this run
  * reads of the registry's log (`--access-log` files, read first of all, and
- * the engine's log of the registry's containers), written back (dry runs
- * too, unless the storage cannot be written), and handed to the planner.
+ * the engine's log of the registry's containers), handed to the planner, and
+ * written back once the run has planned (dry runs too, unless the storage
+ * cannot be written).
  */
 import { readRegistryLogs, registryLogContainers } from '../docker/registryLog.js';
 import { UsageError } from '../errors.js';
@@ -63,9 +64,9 @@ async function loadIndex(store: PullIndexStore): Promise<{ index: PullIndex; exi
 }
 
 /**
- * Reads the index, adds what this run reads, writes it back, and returns the
- * view the planner judges by with what the report says. `log` notes what
- * --verbose shows.
+ * Reads the index and adds what this run reads of the log; returns the view
+ * the planner judges by, what the report says, and `save`, which the sweep
+ * calls once it has planned to write the index back.
  */
 export async function gatherPulls(store: PullIndexStore, files: FileLogs, engineLog: EngineLogReader | undefined, now: () => number): Promise<SweepPulls> {
   const { index, existed, damaged } = await loadIndex(store);

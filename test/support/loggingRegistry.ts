@@ -6,15 +6,10 @@
  * (GET and HEAD), besides requests that are no pull (a 404 manifest, a blob,
  * the catalog). Then it is stopped: its root and log stay for the test.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import { dump } from 'js-yaml';
 import { expect } from 'vitest';
-import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
+import { RegistryClient, pushImage, startRegistry } from '../../scripts/registryClient.js';
 import type { Pull } from '../../src/plan/accessLog.js';
-import { freePort } from './docker.js';
 
 /** A pull as the test requested it: `repo:tag` or `repo@digest`. */
 export type PullKey = string;
@@ -34,37 +29,6 @@ export interface RealLog {
   /** When the first request was sent and the last answered (ms). */
   from: number;
   to: number;
-}
-
-const registryEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
-
-/** Serves a fresh root with `bin` logging at info in `formatter`, everything it prints going to `log`. */
-async function serveLogging(bin: string, formatter: string, root: string, dir: string, log: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
-  const port = await freePort();
-  const config = path.join(dir, `${formatter}.yml`);
-  fs.writeFileSync(
-    config,
-    dump({
-      version: '0.1',
-      log: { level: 'info', formatter },
-      storage: { filesystem: { rootdirectory: root }, delete: { enabled: true } },
-      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
-    }),
-  );
-  const out = fs.openSync(log, 'a');
-  const child = spawn(bin, ['serve', config], { env: registryEnv(), stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 20_000; ; ) {
-    if (child.exitCode !== null) throw new Error(`${bin} exited:\n${fs.readFileSync(log, 'utf8')}`);
-    if ((await fetch(`${url}/v2/`).then((r) => r.status, () => 0)) === 200) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`${bin} did not serve:\n${fs.readFileSync(log, 'utf8')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, child };
 }
 
 async function manifestStatus(url: string, method: 'GET' | 'HEAD', repo: string, ref: string): Promise<number> {
@@ -102,15 +66,13 @@ async function exercise(url: string): Promise<Omit<RealLog, 'file' | 'root'>> {
 }
 
 /** The registry `bin` run in `formatter` on a fresh root in `dir`, exercised and stopped: its log and what was pulled. */
-export async function loggedPulls(bin: string, formatter: string, dir: string): Promise<RealLog> {
+export async function loggedPulls(bin: string, formatter: 'text' | 'json', dir: string): Promise<RealLog> {
   const file = path.join(dir, `registry-${formatter}.log`);
   const root = path.join(dir, `root-${formatter}`);
-  const { url, child } = await serveLogging(bin, formatter, root, dir, file);
+  const registry = await startRegistry(root, { bin, log: { file, formatter } });
   try {
-    return { file, root, ...(await exercise(url)) };
+    return { file, root, ...(await exercise(registry.url)) };
   } finally {
-    const exited = new Promise((r) => child.once('close', r));
-    child.kill('SIGTERM');
-    await exited;
+    await registry.stop();
   }
 }

@@ -16,7 +16,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registryBinary } from '../../scripts/registryClient.js';
@@ -27,11 +26,11 @@ import { startCli } from '../support/e2eRegistry.js';
 import { type PullKey, type RealLog, loggedPulls } from '../support/loggingRegistry.js';
 import { bindMount, canMount, unmountAll } from '../support/smallDisk.js';
 import { snapshot, tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 const VERSIONS: Array<[string, string | undefined]> = [
   ['2.8.2', registryBinary()],
-  ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined],
+  ['3.0.0', registryV3Bin],
 ];
 const FORMATS = ['text', 'json'] as const;
 const INDEX = '.regsweep-pulls';

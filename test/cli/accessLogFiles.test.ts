@@ -21,11 +21,11 @@ import { UsageError } from '../../src/errors.js';
 import { emptyTally, tallyLine } from '../../src/plan/accessLog.js';
 import { type PullKey, type RealLog, keyOf, loggedPulls } from '../support/loggingRegistry.js';
 import { tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 const VERSIONS: Array<[string, string | undefined]> = [
   ['2.8.2', registryBinary()],
-  ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined],
+  ['3.0.0', registryV3Bin],
 ];
 const FORMATS = ['text', 'json'] as const;
 const DIST = fileURLToPath(new URL('../../dist/src', import.meta.url));

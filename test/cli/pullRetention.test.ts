@@ -6,16 +6,15 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryClient, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const v2 = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
-const v3 = await fs.access(V3_BIN).then(() => V3_BIN, () => undefined);
+const v3 = registryV3Bin;
 
 const dirs: string[] = [];
 afterEach(async () => {

@@ -171,13 +171,7 @@ function judgePulls(repo: RepositoryState, rules: Rules | undefined, context: Pl
     if (held && !context.pullsHeld.includes(held)) context.pullsHeld.push(held);
     return { pulled };
   }
-  const { index } = view;
-  const lastUse: LastUse = (tag) => {
-    const last = index.lastPull(repo.name, tag.name, tag.current);
-    // A tag pushed after the coverage began and never pulled counts from its push; one of unknown push time is taken as new.
-    return { ...(last === undefined ? {} : { pulled: last }), used: Math.max(last ?? -Infinity, tag.pushedMs ?? context.now) };
-  };
-  return { lastUse, pulled };
+  return { lastUse: (tag) => view.index.lastUse(repo.name, tag, context.now), pulled };
 }
 
 /** What the arguments select of a repository: all of it, or the history of some tags. */

@@ -10,7 +10,7 @@
  * rebuilt from the log), never trusted.
  */
 import { createHash } from 'node:crypto';
-import type { Digest } from '../model.js';
+import type { Digest, TagState } from '../model.js';
 import { isDigest, isRepositoryName, isTagName } from '../storage/layout.js';
 import type { Pull } from './accessLog.js';
 
@@ -150,6 +150,16 @@ export class PullIndex {
     const byDigest = current === undefined ? undefined : repo.digests[current];
     if (byName === undefined) return byDigest;
     return byDigest === undefined ? byName : Math.max(byName, byDigest);
+  }
+
+  /**
+   * A tag's last use, for the pull rules: its last pull, or its push when that
+   * is later (a tag pushed after the coverage began and never pulled counts
+   * from its push; one of unknown push time is taken as new, at `now`).
+   */
+  lastUse(repository: string, tag: TagState, now: number): { pulled?: number; used: number } {
+    const pulled = this.lastPull(repository, tag.name, tag.current);
+    return { ...(pulled === undefined ? {} : { pulled }), used: Math.max(pulled ?? -Infinity, tag.pushedMs ?? now) };
   }
 
   /** The repository's last pull of anything. */

@@ -18,10 +18,7 @@ function indexWith(pulls: { repository: string; tag?: string; digest?: Digest; d
   return index;
 }
 
-const lastUseFrom = (index: PullIndex, repository: string) => (t: TagState) => {
-  const pulled = index.lastPull(repository, t.name, t.current);
-  return { ...(pulled === undefined ? {} : { pulled }), used: Math.max(pulled ?? -Infinity, t.pushedMs ?? now) };
-};
+const lastUseFrom = (index: PullIndex, repository: string) => (t: TagState) => index.lastUse(repository, t, now);
 
 describe('pull rules on tags', () => {
   const tags = [tag('old-pulled', 100), tag('old-unpulled', 100), tag('by-digest', 100, digest('a')), tag('new', 5), tag('latest', 200)];

@@ -5,6 +5,7 @@
  * nothing to read back, and a swarm service whose replaced task containers
  * are read too.
  */
+import { createSocket } from 'node:dgram';
 import type Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerodeEngine } from '../../src/docker/dockerodeEngine.js';
@@ -189,16 +190,26 @@ describe.skipIf(!dockerAvailable())('registry logs through the real engine', () 
   });
 
   it('a remote log driver (syslog) is read back through the engine’s local cache, and fails like none with the cache disabled', async () => {
-    const syslog = { 'syslog-address': 'udp://127.0.0.1:9' }; // UDP: nothing needs to listen
-    const cached = await speaker({ logConfig: { Type: 'syslog', Config: syslog } });
-    const uncached = await speaker({ logConfig: { Type: 'syslog', Config: { ...syslog, 'cache-disabled': 'true' } } });
-    await say(cached.container, 3);
-    const { lines, read: r } = await read(cached.info);
-    expect(lines.map((l) => l.text).sort()).toEqual([...batch(1, 3, 'out é'), ...batch(1, 3, 'err')].sort());
-    expect(r.failed).toBeUndefined();
-    const off = await read(uncached.info);
-    expect(off.lines).toEqual([]);
-    expect(off.read.failed).toMatch(/its log driver keeps no log the engine can read back/);
+    // A syslog server that takes every datagram. It must listen: the engine
+    // caches a line only once the remote driver has sent it, and a send to a
+    // closed UDP port fails (ECONNREFUSED, after the ICMP reply to the send
+    // before it), so that line would never reach the cache.
+    const server = createSocket('udp4');
+    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
+    try {
+      const syslog = { 'syslog-address': `udp://127.0.0.1:${server.address().port}` };
+      const cached = await speaker({ logConfig: { Type: 'syslog', Config: syslog } });
+      const uncached = await speaker({ logConfig: { Type: 'syslog', Config: { ...syslog, 'cache-disabled': 'true' } } });
+      await say(cached.container, 3);
+      const { lines, read: r } = await read(cached.info);
+      expect(lines.map((l) => l.text).sort()).toEqual([...batch(1, 3, 'out é'), ...batch(1, 3, 'err')].sort());
+      expect(r.failed).toBeUndefined();
+      const off = await read(uncached.info);
+      expect(off.lines).toEqual([]);
+      expect(off.read.failed).toMatch(/its log driver keeps no log the engine can read back/);
+    } finally {
+      server.close();
+    }
   });
 });
 

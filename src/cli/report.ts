@@ -111,7 +111,7 @@ export function pullNotes({ pulls }: SweepReport, verbose = false): string[] {
   if (verbose || pulls.held.length > 0) {
     const coverage = pulls.coverage ? `covers the log since ${pulls.coverage.from}` : 'has seen no log yet';
     const state = pulls.index.state === 'read-only' ? 'not written: this run cannot write the storage' : pulls.index.state;
-    const read = `read ${plural(pulls.read.sources, 'log')}: ${plural(pulls.read.lines, 'line')}, ${plural(pulls.read.pulls, 'pull')}, ${plural(pulls.read.junk, 'line')} not the registry's skipped`;
+    const read = `read ${plural(pulls.read.sources, 'log')}: ${plural(pulls.read.lines, 'line')}, ${plural(pulls.read.pulls, 'pull line')}, ${plural(pulls.read.junk, 'line')} not the registry's skipped`;
     lines.push(`Pull index ${pulls.index.where} (${state}) ${coverage}; ${read}.`);
   }
   return lines;

@@ -102,6 +102,8 @@ describe.each([
     expect(longer.stdout).toMatch(/Pull rule held: --unpulled-for 1h selects nothing: the pull index has seen the registry's log without a gap only since .* \(coverage \d+s\)/);
     // No tag goes; the manifest pulled by digest, untagged, stays all the same: the index saw that pull.
     expect(longer.stdout).not.toMatch(/- tag /);
+    // What was read, in lines: 2.8.2 writes each pull in two of them.
+    expect(longer.stdout).toMatch(new RegExp(`^Pull index ${root}/\\.regsweep-pulls \\(created\\) covers the log since \\S+; read 1 log: \\d+ lines, ${pullLines} pull lines, 0 lines not the registry's skipped\\.$`, 'm'));
     expect(longer.stdout).toMatch(/Kept 1 manifest in use \(it would otherwise go\):\n  \+ app@sha256:[0-9a-f]{64}: pulled 20/);
     // Without the log now, the index still knows the pulls, but no read means no coverage to judge by.
     const noLog = await runCli(['--path', root, '--registry-bin', bin as string, '--unpulled-for', '1s', '--dry-run', '--json']);

@@ -8,7 +8,6 @@
  * of the swept image in that time survives the cleanup and pulls whole.
  */
 import fs from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PushedImage, RegistryClient, blobBytes, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { applyPlan, removeIndexEntries } from '../../src/apply/apply.js';
@@ -19,10 +18,10 @@ import { Layout } from '../../src/storage/layout.js';
 import { tempDir } from '../support/tmp.js';
 import { linksOfTaken } from '../support/layerLinks.js';
 import { filesystemSource } from '../../src/storage/fs/source.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const v2 = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
-const v3 = await fs.access(V3_BIN).then(() => V3_BIN, () => undefined);
+const v3 = registryV3Bin;
 
 const dirs: string[] = [];
 afterEach(async () => {

@@ -20,7 +20,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registryBinary } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
@@ -28,10 +27,10 @@ import { expectServesWhole } from '../support/e2eRegistry.js';
 import { RegistryOnRoot, type Scenario, pushMixedScenario } from '../support/scenario.js';
 import { FILLS, type Fill, type Fillers, canMount, expectSweptExactly, fillDisk, fillersIntact, mountTmpfs, unmountAll } from '../support/smallDisk.js';
 import { blobBytes, snapshot, tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const v2 = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
-const v3 = fs.existsSync(V3_BIN) ? V3_BIN : undefined;
+const v3 = registryV3Bin;
 const mountable = canMount();
 
 /** The disk: room for the scenario (about 0.8 MiB and 630 inodes on tmpfs, measured) and a few MiB more for the fillers to take. */

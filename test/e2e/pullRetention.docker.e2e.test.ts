@@ -13,7 +13,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
@@ -24,20 +23,16 @@ import { DockerodeEngine } from '../../src/docker/dockerodeEngine.js';
 import { type SwarmRegistry, startSwarmRegistry } from '../support/e2eRegistry.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 const V3_IMAGE = 'registry:3';
 /** How long before the pulls the tags are pushed: longer than any window below. */
 const PUSH_AGE_MS = 7_000;
 /** The builtin sweep takes fresh blobs too (the images were pushed seconds ago): what a wrong removal would break. */
 const OWN = ['--grace', '0s'];
-
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
-}
 
 /**
  * A registry:3 stand-in, as the official image is laid out: the real 3.0.0
@@ -48,7 +43,7 @@ async function buildRegistry3(): Promise<void> {
   if (await docker().getImage(V3_IMAGE).inspect().then(() => true, () => false)) return;
   const dir = await tempDir();
   try {
-    await fs.copyFile(V3_BIN, path.join(dir, 'registry'));
+    await fs.copyFile(registryV3Bin as string, path.join(dir, 'registry'));
     await fs.writeFile(
       path.join(dir, 'Dockerfile'),
       'FROM registry:2\nCOPY registry /bin/registry\nRUN chmod 755 /bin/registry && mkdir -p /etc/distribution && cp /etc/docker/registry/config.yml /etc/distribution/config.yml\nCMD ["/etc/distribution/config.yml"]\n',
@@ -138,7 +133,7 @@ describe.skipIf(!dockerAvailable() || process.getuid?.() !== 0)('retention by la
   const volumes: string[] = [];
   let haveV3 = false;
   beforeAll(async () => {
-    haveV3 = await exists(V3_BIN);
+    haveV3 = registryV3Bin !== undefined;
     if (haveV3) await buildRegistry3();
   }, 180_000);
   afterEach(async () => {

@@ -7,7 +7,6 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type PushedImage, RegistryClient, blobBytes as seedBytes, digestOf, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
 import { runCli } from '../support/cli.js';
@@ -16,10 +15,10 @@ import { DockerLikeClient } from '../support/dockerLikeClient.js';
 import { REDIS_SERVER, type RunningRedis, describeKeys, entriesOf, startRedisServer } from '../support/redis.js';
 import { expectValidReport } from '../support/schema.js';
 import { snapshot, tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const bin = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
-const v3 = await fs.access(V3_BIN).then(() => V3_BIN, () => undefined);
+const v3 = registryV3Bin;
 
 interface Pushed {
   root: string;

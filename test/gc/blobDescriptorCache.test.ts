@@ -7,14 +7,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { blobDescriptorCache } from '../../src/gc/registryConfig.js';
 import { registryBinary } from '../../scripts/registryClient.js';
 import { tempDir } from '../support/tmp.js';
+import { registryV3Bin } from '../support/registryV3.js';
 
 const V2_BIN = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 
 const withCache = (lines: string): string => `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ROOT\n${lines}http:\n  addr: 127.0.0.1:0\n`;
 
@@ -67,7 +66,7 @@ describe('blobDescriptorCache: in the registry’s memory or not, as the registr
     expect(() => blobDescriptorCache('storage: [', {})).toThrow();
   });
 
-  for (const [version, bin] of [['2.8.2', V2_BIN], ['3.0.0', fs.existsSync(V3_BIN) ? V3_BIN : undefined]] as const) {
+  for (const [version, bin] of [['2.8.2', V2_BIN], ['3.0.0', registryV3Bin]] as const) {
     it.skipIf(!bin)(`every case agrees with the real registry ${version}`, async () => {
       for (const { what, config, env, expected } of CASES) {
         expect(await registrySaysInMemory(bin as string, config, env), what).toBe(expected === 'inmemory');

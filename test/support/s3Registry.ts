@@ -10,8 +10,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll } from 'vitest';
 import { RegistryClient, registryBinary } from '../../scripts/registryClient.js';
@@ -19,6 +17,7 @@ import { freePort } from './docker.js';
 import { type Radosgw, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, startRadosgw } from './radosgw.js';
 import { RegistryOnRoot, type Scenario, pushMixedScenario } from './scenario.js';
 import { tempDir } from './tmp.js';
+import { registryV3Bin } from './registryV3.js';
 
 export interface S3Registry {
   url: string;
@@ -116,13 +115,12 @@ export async function keysOf(rgw: Radosgw, bucket: string): Promise<string[]> {
   return keys.sort();
 }
 
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../shared/bin/registry-v3.0.0', import.meta.url));
 
 /** The registry versions a bucket test runs on: version, binary (undefined where missing), and a bucket name of its own. */
 export function registryVersions(prefix: string): Array<[string, string | undefined, string]> {
   return [
     ['2.8.2', registryBinary(), `${prefix}-v2`],
-    ['3.0.0', existsSync(V3_BIN) ? V3_BIN : undefined, `${prefix}-v3`],
+    ['3.0.0', registryV3Bin, `${prefix}-v3`],
   ];
 }
 

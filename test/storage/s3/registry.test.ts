@@ -5,8 +5,6 @@
  * config they served with, must see every pushed tag, manifest and blob, with
  * the sizes the registry reports, and no problem.
  */
-import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, registryBinary } from '../../../scripts/registryClient.js';
 import type { Digest } from '../../../src/model.js';
@@ -16,11 +14,11 @@ import { storageDriver } from '../../../src/storage/s3/location.js';
 import { RADOSGW_MISSING, type Radosgw, startRadosgw } from '../../support/radosgw.js';
 import { startS3Registry } from '../../support/s3Registry.js';
 import { type Scenario, pushMixedScenario } from '../../support/scenario.js';
+import { registryV3Bin } from '../../support/registryV3.js';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
 
 const V2_BIN = registryBinary();
-const V3_BIN = process.env.REGISTRY_V3_BIN ?? fileURLToPath(new URL('../../../../shared/bin/registry-v3.0.0', import.meta.url));
 
 const ACCEPT = ['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.index.v1+json'].join(', ');
 
@@ -92,7 +90,7 @@ describe.skipIf(skip !== undefined)('the inventory of a bucket the real registry
 
   const versions: Array<[string, string | undefined, string]> = [
     ['2.8.2', V2_BIN, 'registry-v2'],
-    ['3.0.0', V3_BIN && existsSync(V3_BIN) ? V3_BIN : undefined, 'registry-v3'],
+    ['3.0.0', registryV3Bin, 'registry-v3'],
   ];
   for (const [version, bin, bucket] of versions) {
     it.skipIf(bin === undefined)(`${version}: every pushed tag, manifest and blob, at the sizes the registry serves`, async () => {

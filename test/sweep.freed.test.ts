@@ -54,8 +54,6 @@ async function run(options: { builtin?: boolean; window?: MaintenanceWindow } = 
   return sweep({ target: { kind: 'path', name: root, root }, storage: filesystemRun(root), dryRun: false, builtin: options.builtin === false ? undefined : { graceMs: 0 }, window: options.window });
 }
 
-const FREED = /^freed (\d+) of (\d+) predicted blobs? \(.+ of .+\): /;
-
 describe('--gc builtin', () => {
   it('frees exactly the prediction: no problem, freed is the prediction, after is the tree', async () => {
     const report = await run();

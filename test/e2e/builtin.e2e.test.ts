@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Descriptor, MediaTypes, RegistryClient, blobBytes, digestOf } from '../../scripts/registryClient.js';
 import { HELPER_LABEL } from '../../src/docker/dockerodeEngine.js';
 import { type CliRun, runCli } from '../support/cli.js';
-import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runContainerOnce, streamToBuffer, uniqueName, waitForHttp } from '../support/docker.js';
+import { TEST_LABEL, docker, dockerAvailable, removeContainers, removeVolume, runContainerOnce, streamToBuffer, waitForHttp } from '../support/docker.js';
 import { containerState, deployWithVolume, expectServesWhole, startSwarmRegistry } from '../support/e2eRegistry.js';
 import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';

@@ -14,7 +14,7 @@ import { BIN, runCli } from '../support/cli.js';
 import { TEST_LABEL, docker, dockerAvailable, freePort, removeContainers, removeVolume, runRegistryContainer, uniqueName, waitForHttp } from '../support/docker.js';
 import { RegistryClient } from '../../scripts/registryClient.js';
 import { type Deployed, buildVariant, containerState, deployWithVolume, expectServesWhole, startSwarmRegistry } from '../support/e2eRegistry.js';
-import { type Scenario, pushMixedScenario } from '../support/scenario.js';
+import { pushMixedScenario } from '../support/scenario.js';
 import { expectValidReport } from '../support/schema.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -33,7 +33,6 @@ declare module 'vitest' {
 }
 
 const REGISTRY_IMAGE = 'registry:2';
-const NODE_IMAGE = 'regsweep-node:20';
 /** Label put on every container the helpers create. */
 export const TEST_LABEL = 'regsweep.test';
 /** Config path baked into the stand-in `registry:2` (same as the official 2.x image). */

@@ -57,12 +57,21 @@ async function* plainBytes(source: AsyncIterable<Buffer | string>): AsyncGenerat
 }
 
 /** Hands each line of `source` to `onLine` (a last line without newline too); returns the earliest time a line carried. */
-async function readLines(source: AsyncIterable<Buffer | string>, onLine: (text: string) => void): Promise<number | undefined> {
+/** The earliest and the latest time of the lines read (ms), where any line had one. */
+interface Span {
+  first?: number;
+  last?: number;
+}
+
+async function readLines(source: AsyncIterable<Buffer | string>, onLine: (text: string) => void): Promise<Span> {
   const decoder = new StringDecoder('utf8');
-  let first: number | undefined;
+  const span: Span = {};
   const line = (text: string): void => {
     const at = lineTime(text);
-    if (at !== undefined && Number.isFinite(at) && (first === undefined || at < first)) first = at;
+    if (at !== undefined && Number.isFinite(at)) {
+      if (span.first === undefined || at < span.first) span.first = at;
+      if (span.last === undefined || at > span.last) span.last = at;
+    }
     onLine(text);
   };
   let carry = '';
@@ -77,10 +86,10 @@ async function readLines(source: AsyncIterable<Buffer | string>, onLine: (text: 
   }
   carry += decoder.end();
   if (carry !== '') line(carry);
-  return first;
+  return span;
 }
 
-async function readFile(name: string, onLine: (text: string) => void): Promise<number | undefined> {
+async function readFile(name: string, onLine: (text: string) => void): Promise<Span> {
   const handle = await fs.open(name, 'r');
   try {
     return await readLines(handle.createReadStream({ autoClose: false }), onLine);
@@ -91,27 +100,28 @@ async function readFile(name: string, onLine: (text: string) => void): Promise<n
 
 /**
  * Reads each file (`-`: `stdin`, once) line by line into `onLine`, and says
- * for each what coverage needs: its name and the time of its earliest line.
+ * for each what coverage needs: its name and the times of its earliest and
+ * its latest line.
  */
 export async function readAccessLogs(files: readonly string[], onLine: (text: string) => void, stdin: NodeJS.ReadableStream = process.stdin): Promise<SourceRead[]> {
   const reads: SourceRead[] = [];
   let stdinRead = false;
   for (const name of files) {
     if (name === '-' && stdinRead) continue;
-    let first: number | undefined;
+    let span: Span;
     try {
       if (name === '-') {
         stdinRead = true;
-        first = await readLines(stdin as AsyncIterable<Buffer | string>, onLine);
+        span = await readLines(stdin as AsyncIterable<Buffer | string>, onLine);
       } else {
-        first = await readFile(name, onLine);
+        span = await readFile(name, onLine);
       }
     } catch (error) {
       // An error of onLine's own is not the file's.
       if (errnoOf(error) === undefined) throw error;
       throw unreadable(name === '-' ? 'stdin' : name, error);
     }
-    reads.push({ kind: 'file', id: name === '-' ? 'stdin' : name, ...(first !== undefined ? { first } : {}) });
+    reads.push({ kind: 'file', id: name === '-' ? 'stdin' : name, ...span });
   }
   return reads;
 }

@@ -142,14 +142,24 @@ function spanText(ms: number): string {
   return `${Math.round(ms / 8_640_000) / 10} days`;
 }
 
+/**
+ * How old the end of the log files read may be (their latest line) before the
+ * pull rules hold: a file is taken to hold the log up to now, unless it ends
+ * over a day ago. A stale copy (a rotated file without the current one, a
+ * log shipped late) would otherwise make every tag pulled since look unpulled.
+ * A registry quiet for a day holds them too, until it logs again.
+ */
+const LOG_END_SLACK_MS = 24 * 3600 * 1000;
+
 /** Why the pull rules cannot be judged for a window this long, or undefined when they can. */
 function pullsHeldBecause(view: PullView | undefined, rules: Rules, now: number): string | undefined {
   const window = pullWindowMs(rules);
   const rule = (rules.unpulledForMs ?? 0) >= window ? `--unpulled-for ${rules.unpulledFor}` : `--keep-pulled-within ${rules.keepPulledWithin}`;
   if (!view?.coverage) return `${rule} selects nothing: ${view?.why ?? 'this run read no registry log'}`;
-  const { from } = view.coverage;
-  if (from <= now - window) return undefined;
-  return `${rule} selects nothing: the pull index has seen the registry's log without a gap only since ${new Date(from).toISOString()} (coverage ${spanText(now - from)})`;
+  const { from, to } = view.coverage;
+  if (from > now - window) return `${rule} selects nothing: the pull index has seen the registry's log without a gap only since ${new Date(from).toISOString()} (coverage ${spanText(now - from)})`;
+  if (to < now - LOG_END_SLACK_MS) return `${rule} selects nothing: the registry's log this run read ends at ${new Date(to).toISOString()} (${spanText(now - to)} ago), and pulls since then are unknown: pass its current log`;
+  return undefined;
 }
 
 interface PullJudgement {

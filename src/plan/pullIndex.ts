@@ -30,7 +30,11 @@ export interface SourceMark {
 export interface Coverage {
   /** The index has seen every line of the registry's log since this time (ms). */
   from: number;
-  /** … up to this time: the last read. */
+  /**
+   * … up to this time: the last run's read, when it read a container's log;
+   * where the log files it read end (their latest line), when it read only
+   * files: pulls after that are unknown (see logEnd).
+   */
   to: number;
 }
 
@@ -56,6 +60,8 @@ export interface SourceRead {
   created?: number;
   /** The time of the first line this read found (after the mark it found again), if any. */
   first?: number;
+  /** A file's latest line, if any: where what the file says ends. */
+  last?: number;
   /** A container read from a mark: the marked line was found again, so nothing between was lost. */
   continued?: boolean;
   /** A container whose log could not be read (its log driver keeps none the engine reads back): why. */
@@ -191,6 +197,10 @@ export class PullIndex {
    * found again (rotated away), a container whose log starts well after its
    * creation, a running container removed unread, an unreadable log, a file
    * starting after the last read. A run that read nothing leaves it as it is.
+   * It ends now when a container's log was read (the engine gives its log up
+   * to now; one it could not read is a gap up to now), else where the files
+   * end: their latest line, or the end of the coverage before when that is
+   * later.
    */
   advance(reads: readonly SourceRead[], now: number): void {
     if (reads.length === 0) return;
@@ -228,7 +238,10 @@ export class PullIndex {
       delete this.data.sources[id];
     }
     const from = prior ? Math.max(prior.from, ...gapEnds) : Math.max(...starts, ...gapEnds);
-    this.data.coverage = { from: Math.min(from, now), to: now };
+    const engineRead = reads.some((r) => r.kind === 'container');
+    const fileEnd = Math.max(prior?.to ?? -Infinity, ...reads.filter((r) => r.kind === 'file').map((r) => r.last ?? -Infinity));
+    const to = engineRead || fileEnd === -Infinity ? now : Math.min(fileEnd, now);
+    this.data.coverage = { from: Math.min(from, to), to };
   }
 }
 

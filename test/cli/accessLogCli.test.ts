@@ -12,7 +12,8 @@
  * - a run killed (SIGKILL) while it writes the index leaves the previous one,
  *   which the next run reads: the pulls only the first log held are still there;
  * - a dry run on a read-only mount of the root reads the index and does not
- *   write it, and says so; a damaged index is reported and rebuilt, not trusted.
+ *   write it, and says so; a damaged index is reported and rebuilt, not trusted;
+ * - a log whose last line is over a day old holds the pull rules, and says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,6 +60,22 @@ function held(index: PullIndex, keys: Iterable<PullKey>): PullKey[] {
   });
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** A real registry line with its time moved `ms` back: the logger's time (text or JSON) and the access line's. */
+function movedBack(line: string, ms: number): string {
+  const iso = (t: string): string => new Date(Date.parse(t) - ms).toISOString();
+  return line
+    .replace(/^time="([^"]+)"/, (_, t: string) => `time="${iso(t)}"`)
+    .replace(/"time":"([^"]+)"/, (_, t: string) => `"time":"${iso(t)}"`)
+    .replace(/\[(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})\]/, (_, d: string, mon: string, y: string, hms: string, zh: string, zm: string) => {
+      const month = String(MONTHS.indexOf(mon) + 1).padStart(2, '0');
+      const at = new Date(Date.parse(`${y}-${month}-${d}T${hms}${zh}:${zm}`) - ms);
+      const pad = (n: number): string => String(n).padStart(2, '0');
+      return `[${pad(at.getUTCDate())}/${MONTHS[at.getUTCMonth()]}/${at.getUTCFullYear()}:${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}:${pad(at.getUTCSeconds())} +0000]`;
+    });
+}
+
 async function waitForFile(file: string, timeoutMs: number): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; !fs.existsSync(file); ) {
     if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
@@ -101,6 +118,36 @@ describe.each(VERSIONS)('regsweep --access-log on a root the real registry %s se
       const at = index.lastPull(repository, tag, undefined) as number;
       expect(at >= Math.floor(log.from / 1000) * 1000 && at <= log.to).toBe(true);
     }
+  });
+
+  it.skipIf(!bin).each(FORMATS)('a %s log whose last line is over a day old holds the pull rules and says so; the same log ending with a line of now judges them', async (formatter) => {
+    const log = logs.get(formatter) as RealLog;
+    const DAY = 86_400_000;
+    const lines = fs.readFileSync(log.file, 'utf8').split('\n').filter((l) => l !== '');
+    // The registry's own lines, three days back: a copy of the log that stopped then (a rotated file without the current one).
+    const old = lines.map((l) => movedBack(l, 3 * DAY));
+    expect(old.filter((l, i) => l === lines[i])).toEqual([]);
+    const stale = path.join(dir, `stale-${formatter}.log`);
+    fs.writeFileSync(stale, `${old.join('\n')}\n`);
+    fs.rmSync(path.join(log.root, INDEX), { force: true });
+    const held = await runCli(['--path', log.root, '--access-log', stale, '--unpulled-for', '1d', '--dry-run', '--json']);
+    expect(held.stderr).toBe('');
+    expect(held.code).toBe(0);
+    const report = JSON.parse(held.stdout) as { pulls: PullsReport & { held: string[] }; plan: { tags: unknown[] } };
+    expect(report.pulls.read.junk).toBe(0);
+    const end = Date.parse(report.pulls.coverage?.to as string);
+    expect(end).toBeLessThan(Date.now() - 3 * DAY + 60_000);
+    expect(report.pulls.held).toEqual([
+      `--unpulled-for 1d selects nothing: the registry's log this run read ends at ${new Date(end).toISOString()} (3 days ago), and pulls since then are unknown: pass its current log`,
+    ]);
+    expect(report.plan.tags).toEqual([]);
+
+    // The same lines and one of now after them: the log reaches now, and the rule judges (the tags were pushed moments ago: none goes).
+    fs.rmSync(path.join(log.root, INDEX), { force: true });
+    fs.appendFileSync(stale, `${lines[lines.length - 1]}\n`);
+    const judged = JSON.parse((await runCli(['--path', log.root, '--access-log', stale, '--unpulled-for', '1d', '--dry-run', '--json'])).stdout) as typeof report;
+    expect(judged.pulls.held).toEqual([]);
+    expect(Date.parse(judged.pulls.coverage?.to as string)).toBeGreaterThan(Date.now() - DAY);
   });
 
   it.skipIf(!bin)('an --access-log that cannot be read refuses the run: exit 2, one line on stderr, no index written, nothing changed', async () => {

@@ -84,6 +84,9 @@ describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin)
     // Its earliest line is the registry's start, before the first pull.
     expect(reads[0]?.first).toBeLessThanOrEqual(log.from);
     expect(reads[0]?.first).toBeGreaterThan(log.from - 60_000);
+    // Its latest line is no earlier than its last pull: where what it says ends.
+    expect(reads[0]?.last).toBeGreaterThanOrEqual(Math.max(...times));
+    expect(reads[0]?.last).toBeLessThan(log.to + 60_000);
     expect(tally.pulls).toBeGreaterThanOrEqual(log.requested.size);
   });
 
@@ -111,6 +114,7 @@ describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin)
     expect(zipped.lines).toEqual(plain.lines);
     expect([...zipped.found].sort()).toEqual([...log.requested.keys()].sort());
     expect(zipped.reads[0]?.first).toBe(plain.reads[0]?.first);
+    expect(zipped.reads[0]?.last).toBe(plain.reads[0]?.last);
   });
 
   it.skipIf(!bin).each(FORMATS)('skips and counts junk lines mixed into the %s format, plain and gzipped, the pulls unchanged', async (formatter) => {
@@ -141,7 +145,8 @@ describe.each(VERSIONS)('--access-log with the real registry %s', (version, bin)
     const { lines, found, reads } = await readBack(['-', '-'], Readable.from(chunks));
     expect(lines).toEqual(expected);
     expect([...found].sort()).toEqual([...log.requested.keys()].sort());
-    expect(reads).toEqual([{ kind: 'file', id: 'stdin', first: expect.any(Number) }]);
+    expect(reads).toEqual([{ kind: 'file', id: 'stdin', first: expect.any(Number), last: expect.any(Number) }]);
+    expect((reads[0]?.last as number) - (reads[0]?.first as number)).toBeGreaterThanOrEqual(0);
   });
 
   it.skipIf(!bin)('reads a gzip of text and JSON logs concatenated (two members), and several files in order', async () => {

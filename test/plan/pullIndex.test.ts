@@ -112,13 +112,30 @@ describe('the pull index', () => {
 
     it('a file continues the coverage when it starts before the last read, else begins it again; no read changes nothing', () => {
       const index = PullIndex.empty();
-      index.advance([{ kind: 'file', id: 'a', first: T0 }], T0 + 1000);
-      index.advance([{ kind: 'file', id: 'b', first: T0 + 900 }], T0 + 2000);
+      index.advance([{ kind: 'file', id: 'a', first: T0, last: T0 + 1000 }], T0 + 1000);
+      index.advance([{ kind: 'file', id: 'b', first: T0 + 900, last: T0 + 2000 }], T0 + 2000);
       expect(index.coverage).toEqual({ from: T0, to: T0 + 2000 });
       index.advance([], T0 + 9000);
       expect(index.coverage).toEqual({ from: T0, to: T0 + 2000 });
-      index.advance([{ kind: 'file', id: 'c', first: T0 + 2500 }], T0 + 3000);
+      index.advance([{ kind: 'file', id: 'c', first: T0 + 2500, last: T0 + 3000 }], T0 + 3000);
       expect(index.coverage).toEqual({ from: T0 + 2500, to: T0 + 3000 });
+    });
+
+    it('files read alone end the coverage at their latest line (or where it ended before, if later); a container read ends it now', () => {
+      const index = PullIndex.empty();
+      // Rotated files: the latest line of any of them is where they end, not now.
+      index.advance([{ kind: 'file', id: 'a.1.gz', first: T0, last: T0 + 500 }, { kind: 'file', id: 'a', first: T0 + 400, last: T0 + 800 }], T0 + 60_000);
+      // (Each file is taken as a log of its own: the coverage begins where the latest-starting one does.)
+      expect(index.coverage).toEqual({ from: T0 + 400, to: T0 + 800 });
+      // An older file than the index has seen: it ends where the coverage ended before.
+      index.advance([{ kind: 'file', id: 'a.1.gz', first: T0, last: T0 + 500 }], T0 + 90_000);
+      expect(index.coverage).toEqual({ from: T0 + 400, to: T0 + 800 });
+      // An empty file (just rotated?) tells nothing of the time since: a gap, so nothing is covered until more is read.
+      index.advance([{ kind: 'file', id: 'empty' }], T0 + 95_000);
+      expect(index.coverage).toEqual({ from: T0 + 800, to: T0 + 800 });
+      // The engine gives a container's log up to now.
+      index.advance([container('c1', { created: T0 - 1000, first: T0 - 1000, mark: mark('m1') }), { kind: 'file', id: 'a', first: T0 + 400, last: T0 + 800 }], T0 + 100_000);
+      expect(index.coverage).toEqual({ from: T0 + 800, to: T0 + 100_000 });
     });
   });
 });

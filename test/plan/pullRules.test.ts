@@ -105,6 +105,23 @@ describe('pull rules in the planner', () => {
     expect(none.context.pullsHeld).toEqual(['--unpulled-for 5d selects nothing: this run read no registry log']);
   });
 
+  it('selects nothing where the log read ends over a day ago (a stale file), and says so; within a day it judges', async () => {
+    await w.image('app', { seed: 'a', tag: 'v1' });
+    const later = Date.now() + 10 * DAY;
+    const policy = { rules: [], fallback: makeRules({ unpulledFor: '5d' }) };
+    const stale = await plan({ policy, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - DAY - 60_000 } } });
+    expect(stale.plan.tags).toEqual([]);
+    expect(stale.context.pullsHeld).toEqual([
+      `--unpulled-for 5d selects nothing: the registry's log this run read ends at ${new Date(later - DAY - 60_000).toISOString()} (24h ago), and pulls since then are unknown: pass its current log`,
+    ]);
+    // The same for the keep rule: a tag pulled in the unseen day would be kept by it.
+    const keep = await plan({ policy: { rules: [], fallback: makeRules({ keepPulledWithin: '2d', keep: 0 }) }, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - 2 * DAY } } });
+    expect(keep.context.pullsHeld).toEqual([expect.stringMatching(/^--keep-pulled-within 2d selects nothing: the registry's log this run read ends at .* \(2 days ago\)/)]);
+    const recent = await plan({ policy, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - DAY + 60_000 } } });
+    expect(recent.plan.tags.map((t) => t.tag)).toEqual(['v1']);
+    expect(recent.context.pullsHeld).toEqual([]);
+  });
+
   it('counts a tag pushed after the coverage began and never pulled from its push', async () => {
     await w.image('app', { seed: 'a', tag: 'fresh' });
     const later = Date.now() + 2 * DAY; // pushed 2 days before `later`

@@ -14,7 +14,10 @@
  * it against the registry's garbage-collect --dry-run, time and requests
  * (benchS3.ts); without radosgw it is reported as not measured.
  *
- *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets] [--windows-only]
+ * `--pulls` measures instead what retention by last pull costs: reading the
+ * pull index and reading a registry log (benchPulls.ts).
+ *
+ *   npm run bench -- [--sizes small,medium,large] [--reps 5] [--markdown BENCHMARKS.md] [--no-targets] [--windows-only] [--pulls]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +32,7 @@ import { planTree } from '../src/plan/planTree.js';
 import { filesystemSource } from '../src/storage/fs/source.js';
 import { type Run, median, medianMs, medianRssMiB, regsweep, rounds, timed } from './benchRuns.js';
 import { type BenchImage, MissingPrerequisite, mountBenchImage, writableOverlay } from './benchImage.js';
+import { measurePulls } from './benchPulls.js';
 import { type S3Result, measureS3, renderS3, s3Targets } from './benchS3.js';
 import { type TreeSpec, writeBenchTree } from './benchTree.js';
 
@@ -60,13 +64,16 @@ interface Args {
   windowsOnly: boolean;
   /** On an image, only the real run (its dry run takes half an hour at a million revisions). */
   realOnly: boolean;
+  /** Only the pull benchmarks (the index, the log), their sizes times `pullsScale`. */
+  pulls: boolean;
+  pullsScale: number;
   dir: string;
 }
 
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { sizes: { type: 'string' }, reps: { type: 'string' }, markdown: { type: 'string' }, dir: { type: 'string' }, 'no-targets': { type: 'boolean' }, 'windows-only': { type: 'boolean' }, 'real-only': { type: 'boolean' } },
+    options: { sizes: { type: 'string' }, reps: { type: 'string' }, markdown: { type: 'string' }, dir: { type: 'string' }, 'no-targets': { type: 'boolean' }, 'windows-only': { type: 'boolean' }, 'real-only': { type: 'boolean' }, pulls: { type: 'boolean' }, 'pulls-scale': { type: 'string' } },
   });
   const args: Args = {
     sizes: values.sizes?.split(',') ?? ['small', 'medium', 'large'],
@@ -75,10 +82,13 @@ function parseArgs(argv: string[]): Args {
     targets: !values['no-targets'],
     windowsOnly: values['windows-only'] ?? false,
     realOnly: values['real-only'] ?? false,
+    pulls: values.pulls ?? false,
+    pullsScale: values['pulls-scale'] === undefined ? 1 : Number(values['pulls-scale']),
     dir: values.dir === undefined ? path.join(projectRoot, '.bench') : path.resolve(values.dir),
   };
   for (const s of args.sizes) if (!SIZES[s]) throw new Error(`unknown size ${s} (${Object.keys(SIZES).join(', ')})`);
   if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps takes a whole number');
+  if (!(args.pullsScale > 0 && args.pullsScale <= 1)) throw new Error('--pulls-scale takes a number above 0, at most 1');
   return args;
 }
 
@@ -426,9 +436,24 @@ async function windowsOnly(args: Args, gcBin: string | undefined): Promise<void>
   if (targets.some((t) => !t.ok)) process.exitCode = 1;
 }
 
+/** `--pulls`: the pull index and the log read, against their floors, and their targets. */
+async function pullsOnly(args: Args): Promise<void> {
+  const { markdown, targets } = await measurePulls(args.dir, args.reps, args.pullsScale);
+  const shown = args.targets ? targets : [];
+  const table = shown.length > 0 ? ['', '| target | measured | met |', '| --- | ---: | --- |', ...shown.map((t) => `| ${t.what} | ${t.measured} | ${t.ok ? 'yes' : '**no**'} |`), ''].join('\n') : '';
+  const text = `Machine: ${machine(args.dir)}\nMedians of ${args.reps} alternating runs, each a fresh node.\n\n${markdown}${table}`;
+  process.stdout.write(text);
+  if (args.markdown) fs.writeFileSync(args.markdown, `# Pull benchmarks\n\nMeasured by \`npm run bench -- --pulls --reps ${args.reps}\` on ${new Date().toISOString().slice(0, 10)}.\n\n${text}`);
+  if (shown.some((t) => !t.ok)) {
+    process.stderr.write(`missed: ${shown.filter((t) => !t.ok).map((t) => t.what).join('; ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   fs.mkdirSync(args.dir, { recursive: true });
+  if (args.pulls) return pullsOnly(args);
   const gcBin = await findRegistryBinary(undefined);
   if (args.windowsOnly) return windowsOnly(args, gcBin);
   const results: SizeResult[] = [];

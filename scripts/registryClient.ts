@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { freePort } from './ports.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
@@ -197,7 +197,6 @@ function registryEnv(): NodeJS.ProcessEnv {
   );
 }
 
-
 async function launch(
   bin: string,
   configPath: string,
@@ -220,6 +219,8 @@ async function launch(
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
+  // What it printed, for an error: the tail of its log file when it writes one.
+  const printed = async (): Promise<string> => (logFile === undefined ? output : (await readFile(logFile, 'utf8').catch(() => '')).slice(-OUTPUT_TAIL_BYTES));
 
   // Settles once, on 'close' (stdio drained, so `output` is complete) or on a
   // spawn 'error' (ENOENT, EACCES), which may come without a 'close'.
@@ -253,14 +254,14 @@ async function launch(
   for (;;) {
     if (exitReason !== undefined) {
       await exited;
-      throw new Error(`${bin} serve ${configPath} ${exitReason} before it was ready:\n${output}`);
+      throw new Error(`${bin} serve ${configPath} ${exitReason} before it was ready:\n${await printed()}`);
     }
     if (await answers200(`${url}/v2/`)) break;
     if (Date.now() > deadline) {
       // Do not remove configDir here: startRegistry does, after this throws.
       child.kill('SIGKILL');
       await exited;
-      throw new Error(`${bin} serve ${configPath} not ready on ${url} after ${READY_TIMEOUT_MS} ms:\n${output}`);
+      throw new Error(`${bin} serve ${configPath} not ready on ${url} after ${READY_TIMEOUT_MS} ms:\n${await printed()}`);
     }
     await sleep(50);
   }

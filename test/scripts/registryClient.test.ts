@@ -3,7 +3,7 @@
  * stored where DOMAIN.md says, and `pullWhole` both passes intact content and
  * fails on a missing blob.
  */
-import { mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -184,4 +184,22 @@ describe.skipIf(!bin)(`registry harness against ${bin ?? 'no binary'}`, () => {
     },
     TIMEOUT,
   );
+});
+
+describe('startRegistry with a log file', () => {
+  test('a registry that ends before it is ready is reported with the tail of its log file, and a port taken meanwhile is retried', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'regsweep-launch-'));
+    try {
+      // A stand-in binary that logs as the registry does when its port was taken, and counts its starts.
+      const fake = join(dir, 'registry');
+      const starts = join(dir, 'starts');
+      await writeFile(fake, `#!/bin/sh\necho start >> ${starts}\necho 'level=fatal msg="listen tcp 127.0.0.1:5000: bind: address already in use"'\nexit 1\n`, { mode: 0o755 });
+      const log = join(dir, 'registry.log');
+      const failed = startRegistry(join(dir, 'root'), { bin: fake, log: { file: log, formatter: 'text' } });
+      await expect(failed).rejects.toThrow(/exited with code 1 before it was ready:\n(?:.*\n)*.*address already in use/);
+      expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -56,13 +56,13 @@ async function* plainBytes(source: AsyncIterable<Buffer | string>): AsyncGenerat
   for await (const chunk of gunzip) yield chunk as Buffer;
 }
 
-/** Hands each line of `source` to `onLine` (a last line without newline too); returns the earliest time a line carried. */
 /** The earliest and the latest time of the lines read (ms), where any line had one. */
 interface Span {
   first?: number;
   last?: number;
 }
 
+/** Hands each line of `source` to `onLine` (a last line without newline too); returns the span of the times its lines carried. */
 async function readLines(source: AsyncIterable<Buffer | string>, onLine: (text: string) => void): Promise<Span> {
   const decoder = new StringDecoder('utf8');
   const span: Span = {};

@@ -158,7 +158,7 @@ function pullsHeldBecause(view: PullView | undefined, rules: Rules, now: number)
   if (!view?.coverage) return `${rule} selects nothing: ${view?.why ?? 'this run read no registry log'}`;
   const { from, to } = view.coverage;
   if (from > now - window) return `${rule} selects nothing: the pull index has seen the registry's log without a gap only since ${new Date(from).toISOString()} (coverage ${spanText(now - from)})`;
-  if (to < now - LOG_END_SLACK_MS) return `${rule} selects nothing: the registry's log this run read ends at ${new Date(to).toISOString()} (${spanText(now - to)} ago), and pulls since then are unknown: pass its current log`;
+  if (to < now - LOG_END_SLACK_MS) return `${rule} selects nothing: the log the pull index has seen ends at ${new Date(to).toISOString()} (${spanText(now - to)} ago), and pulls since then are unknown: pass the registry's current log`;
   return undefined;
 }
 

@@ -33,7 +33,8 @@ export interface Coverage {
   /**
    * … up to this time: the last run's read, when it read a container's log;
    * where the log files it read end (their latest line), when it read only
-   * files: pulls after that are unknown (see logEnd).
+   * files: pulls after that are unknown (the planner holds the pull rules
+   * when this is over a day ago).
    */
   to: number;
 }

@@ -138,7 +138,7 @@ describe.each(VERSIONS)('regsweep --access-log on a root the real registry %s se
     const end = Date.parse(report.pulls.coverage?.to as string);
     expect(end).toBeLessThan(Date.now() - 3 * DAY + 60_000);
     expect(report.pulls.held).toEqual([
-      `--unpulled-for 1d selects nothing: the registry's log this run read ends at ${new Date(end).toISOString()} (3 days ago), and pulls since then are unknown: pass its current log`,
+      `--unpulled-for 1d selects nothing: the log the pull index has seen ends at ${new Date(end).toISOString()} (3 days ago), and pulls since then are unknown: pass the registry's current log`,
     ]);
     expect(report.plan.tags).toEqual([]);
 

@@ -112,11 +112,11 @@ describe('pull rules in the planner', () => {
     const stale = await plan({ policy, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - DAY - 60_000 } } });
     expect(stale.plan.tags).toEqual([]);
     expect(stale.context.pullsHeld).toEqual([
-      `--unpulled-for 5d selects nothing: the registry's log this run read ends at ${new Date(later - DAY - 60_000).toISOString()} (24h ago), and pulls since then are unknown: pass its current log`,
+      `--unpulled-for 5d selects nothing: the log the pull index has seen ends at ${new Date(later - DAY - 60_000).toISOString()} (24h ago), and pulls since then are unknown: pass the registry's current log`,
     ]);
     // The same for the keep rule: a tag pulled in the unseen day would be kept by it.
     const keep = await plan({ policy: { rules: [], fallback: makeRules({ keepPulledWithin: '2d', keep: 0 }) }, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - 2 * DAY } } });
-    expect(keep.context.pullsHeld).toEqual([expect.stringMatching(/^--keep-pulled-within 2d selects nothing: the registry's log this run read ends at .* \(2 days ago\)/)]);
+    expect(keep.context.pullsHeld).toEqual([expect.stringMatching(/^--keep-pulled-within 2d selects nothing: the log the pull index has seen ends at .* \(2 days ago\)/)]);
     const recent = await plan({ policy, now: later, pulls: { index: PullIndex.empty(), coverage: { from: later - 30 * DAY, to: later - DAY + 60_000 } } });
     expect(recent.plan.tags.map((t) => t.tag)).toEqual(['v1']);
     expect(recent.context.pullsHeld).toEqual([]);

@@ -75,6 +75,7 @@ async function child(mode: Mode, target: string): Promise<void> {
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const heapMiB = (heapNow() - before) / 2 ** 20;
+  // `held` is used after the heap is measured, so the result is still alive then.
   process.stdout.write(JSON.stringify({ ms, heapMiB, count, held: held === undefined ? 0 : 1 }));
 }
 

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { EngineError, UsageError } from '../errors.js';
@@ -372,27 +373,21 @@ export class DockerodeEngine implements Engine {
    */
   async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<'start-first' | 'stop-first'> {
     const service = this.docker.getService(name);
-    let restore: () => Promise<void>;
-    let order: 'start-first' | 'stop-first';
+    let updated: { order: 'start-first' | 'stop-first'; sent: object; updateConfig?: Docker.UpdateConfig };
     try {
-      const info = await service.inspect();
-      const spec = info.Spec;
-      order = updateOrder(spec, await this.hostNetworks(spec));
-      const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + 1;
-      const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: force };
-      await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { ...spec.UpdateConfig, Order: order } });
-      this.log(`forced a ${order} update of service ${name} so its tasks start afresh`);
-      restore = async () => {
-        const now = await service.inspect();
-        await service.update({ version: now.Version.Index, ...now.Spec, UpdateConfig: spec.UpdateConfig });
-      };
+      updated = await this.updateService(service, async (spec) => {
+        const order = updateOrder(spec, await this.hostNetworks(spec));
+        const sent = { ...spec.UpdateConfig, Order: order };
+        const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: (spec.TaskTemplate?.ForceUpdate ?? 0) + 1 };
+        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: sent }, result: { order, sent, updateConfig: spec.UpdateConfig } };
+      });
     } catch (error) {
       throw new EngineError(`cannot restart service ${name}: ${(error as Error).message}`, { cause: error });
     }
+    this.log(`forced a ${updated.order} update of service ${name} so its tasks start afresh`);
     await this.untilReplaced(name, previous, timeoutMs);
-    // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
-    await restore().catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
-    return order;
+    await this.putBackUpdateConfig(service, name, updated);
+    return updated.order;
   }
 
   async services(): Promise<ServiceInfo[] | undefined> {
@@ -430,41 +425,56 @@ export class DockerodeEngine implements Engine {
   async updateServiceEnv(name: string, change: Record<string, string | null>, options: { force?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<'start-first' | 'stop-first'> {
     const service = this.docker.getService(name);
     const what = Object.entries(change).map(([k, v]) => (v === null ? `without ${k}` : `with ${k}=${v}`)).join(', ');
-    let updated: { env: string[]; force: number; order: 'start-first' | 'stop-first'; lastUpdate?: string; updateConfig?: Docker.UpdateConfig };
+    let updated: { env: string[]; force: number; order: 'start-first' | 'stop-first'; lastUpdate?: string; sent: object; updateConfig?: Docker.UpdateConfig };
     try {
-      updated = await this.updateSpec(service, change, options.force ?? false);
+      updated = await this.updateService(service, async (spec, info) => {
+        const containerSpec = containerSpecOf(spec);
+        const env = withEnv(containerSpec.Env ?? [], change);
+        const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + (options.force ? 1 : 0);
+        const order = updateOrder(spec, await this.hostNetworks(spec));
+        const sent = { Parallelism: 1, ...spec.UpdateConfig, Order: order };
+        const taskTemplate = { ...spec.TaskTemplate, ContainerSpec: { ...containerSpec, Env: env }, ForceUpdate: force };
+        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: sent }, result: { env, force, order, lastUpdate: info.UpdateStatus?.StartedAt, sent, updateConfig: spec.UpdateConfig } };
+      });
     } catch (error) {
       throw new EngineError(`cannot update service ${name} (${what}): ${(error as Error).message}`, { cause: error });
     }
     this.log(`updated service ${name} (${what}), ${updated.order}`);
     await this.untilConverged(name, updated, options.timeoutMs ?? 120_000, options.signal);
-    if (updated.updateConfig?.Order !== updated.order) {
-      // Changing only UpdateConfig starts no task; a failure leaves a working service with another update order.
-      const now = await service.inspect();
-      await service.update({ version: now.Version.Index, ...now.Spec, UpdateConfig: updated.updateConfig }).catch((error: unknown) => this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`));
-    }
+    await this.putBackUpdateConfig(service, name, updated);
     return updated.order;
   }
 
-  /** One update of the spec as it is now, with the env changed and an order that works here (see updateOrder); retried when another update came between. */
-  private async updateSpec(service: Docker.Service, change: Record<string, string | null>, force: boolean) {
+  /**
+   * One update of the service as it is now: `edit` makes the spec to send from
+   * the spec just read. Where another update came between the read and the write
+   * (the engine says "update out of sequence"), the spec is read again and
+   * edited anew, so that update is kept, not overwritten.
+   */
+  private async updateService<T>(service: Docker.Service, edit: (spec: Docker.ServiceSpec, info: Docker.Service) => Promise<{ spec: object; result: T }>): Promise<T> {
     for (let tries = 0; ; tries++) {
       const info = await service.inspect();
-      const spec = info.Spec as Docker.ServiceSpec;
-      const containerSpec = containerSpecOf(spec);
-      const env = withEnv(containerSpec.Env ?? [], change);
-      const forced = (spec.TaskTemplate?.ForceUpdate ?? 0) + (force ? 1 : 0);
-      const order = updateOrder(spec, await this.hostNetworks(spec));
-      const taskTemplate = { ...spec.TaskTemplate, ContainerSpec: { ...containerSpec, Env: env }, ForceUpdate: forced };
+      const { spec, result } = await edit(info.Spec as Docker.ServiceSpec, info);
       try {
-        await service.update({ version: info.Version.Index, ...spec, TaskTemplate: taskTemplate, UpdateConfig: { Parallelism: 1, ...spec.UpdateConfig, Order: order } });
-        return { env, force: forced, order, lastUpdate: info.UpdateStatus?.StartedAt, updateConfig: spec.UpdateConfig };
+        await service.update({ version: info.Version.Index, ...spec });
+        return result;
       } catch (error) {
-        // "update out of sequence": the spec changed since it was read; read it again.
         if (tries < 3 && /out of sequence/.test((error as Error).message)) continue;
         throw error;
       }
     }
+  }
+
+  /**
+   * The service's own UpdateConfig back, where this update sent another: the
+   * order was the update's, not the user's. Changing only UpdateConfig starts no
+   * task, so a failure leaves a working service with another update order: said, not thrown.
+   */
+  private async putBackUpdateConfig(service: Docker.Service, name: string, updated: { sent: object; updateConfig?: Docker.UpdateConfig }): Promise<void> {
+    if (isDeepStrictEqual(updated.sent, updated.updateConfig)) return;
+    await this.updateService(service, async (spec) => ({ spec: { ...spec, UpdateConfig: updated.updateConfig }, result: undefined })).catch((error: unknown) =>
+      this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`),
+    );
   }
 
   /**

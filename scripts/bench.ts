@@ -172,7 +172,7 @@ async function measureApply(root: string, copy: string): Promise<{ removals: num
   const result = await applyPlan(copy, plan, { trash: trashFor(copy) });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const emptied = process.hrtime.bigint();
-  emptyTrash(copy);
+  await emptyTrash(copy);
   const trashMs = Number(process.hrtime.bigint() - emptied) / 1e6;
   fs.rmSync(copy, { recursive: true, force: true });
   return { removals: result.removals, ms, trashMs };

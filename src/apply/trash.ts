@@ -21,7 +21,7 @@ import { errnoOf, isNoSpace, isNotEmpty } from '../util/errno.js';
 import { failpoint } from '../util/failpoint.js';
 import { fastGlob } from '../util/lazy.js';
 import { Journal } from './journal.js';
-import { removeTree } from '../util/removeTree.js';
+import { removeTree, removeTreeYielding } from '../util/removeTree.js';
 
 const TRASH_PREFIX = '.regsweep-trash-';
 const QUARANTINE_PREFIX = '.regsweep-quarantine-';
@@ -57,16 +57,17 @@ function entriesOf(base: string, prefix: string): string[] {
  * docker/, and in each directory of `elsewhere`, the tree's parts on other
  * filesystems), and every quarantine that has expired; unexpired quarantines
  * stay. Never anything else inside docker/registry/v2. Returns the
- * quarantines it deleted.
+ * quarantines it deleted. It lets the event loop run as it goes, so a signal
+ * ends the run here and the next run deletes the rest.
  */
-export function emptyTrash(root: string, now = Date.now(), elsewhere: readonly string[] = []): string[] {
+export async function emptyTrash(root: string, now = Date.now(), elsewhere: readonly string[] = []): Promise<string[]> {
   const base = new Layout(root).root;
   for (const dir of [base, ...elsewhere].flatMap((where) => entriesOf(where, TRASH_PREFIX))) {
-    removeTree(dir);
+    await removeTreeYielding(dir);
     failpoint('trash.emptied');
   }
   const expired = entriesOf(base, QUARANTINE_PREFIX).filter((dir) => (quarantineExpiry(dir) ?? Infinity) <= now);
-  for (const dir of expired) removeTree(dir);
+  for (const dir of expired) await removeTreeYielding(dir);
   return expired;
 }
 

@@ -139,7 +139,7 @@ async function carryOut(root: string, run: RealRun): Promise<void> {
 
   // Outside the window: the registry already serves again while the removed directories are unlinked.
   failpoint('afterWindow.done');
-  emptyTrash(root, Date.now(), elsewhere);
+  await emptyTrash(root, Date.now(), elsewhere);
   if (options.quarantineMs !== undefined && remover.entries > 0) report.quarantine = { path: trash, until: new Date(quarantineExpiry(trash) as number).toISOString() };
   reportOutcome(report, planned, { ...outcome, pausedMs, linksSwept, blobCache: options.blobCache });
   await measureFreed(report, planned, options, { now, gc: outcome.gc, spared: outcome.swept?.spared });

@@ -10,20 +10,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoOf, isMissing, isNotEmpty } from './errno.js';
 
-function removeEntry(file: string): void {
+function* removingEntry(file: string): Generator<void> {
   try {
     fs.unlinkSync(file);
   } catch (error) {
     if (isMissing(error)) return;
     // A directory the listing did not type (some filesystems give no type).
     const code = errnoOf(error);
-    if (code === 'EISDIR' || code === 'EPERM') removeTree(file);
+    if (code === 'EISDIR' || code === 'EPERM') yield* removing(file);
     else throw error;
   }
 }
 
-/** Deletes `target` and everything below it; nothing when it is gone already. */
-export function removeTree(target: string): void {
+/** The deletion of `target` and everything below it, one step an entry gone. */
+function* removing(target: string): Generator<void> {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(target);
@@ -31,16 +31,17 @@ export function removeTree(target: string): void {
     if (isMissing(error)) return;
     throw error;
   }
-  if (!stat.isDirectory()) return removeEntry(target);
+  if (!stat.isDirectory()) return yield* removingEntry(target);
   for (;;) {
     let removed = 0;
     const dir = fs.opendirSync(target, { bufferSize: 256 });
     try {
       for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
         const inside = `${target}${path.sep}${entry.name}`;
-        if (entry.isDirectory()) removeTree(inside);
-        else removeEntry(inside);
+        if (entry.isDirectory()) yield* removing(inside);
+        else yield* removingEntry(inside);
         removed++;
+        yield;
       }
     } finally {
       dir.closeSync();
@@ -54,4 +55,20 @@ export function removeTree(target: string): void {
       if (!isNotEmpty(error) || removed === 0) throw error;
     }
   }
+}
+
+/** Deletes `target` and everything below it; nothing when it is gone already. */
+export function removeTree(target: string): void {
+  for (const _ of removing(target));
+}
+
+/**
+ * removeTree, letting the event loop run every `every` entries: a trash of
+ * millions of entries takes minutes to delete, and a SIGTERM or SIGINT in
+ * that time is handled there (the run gives its lock up and ends, and the
+ * next run deletes the rest), not once the last entry is gone.
+ */
+export async function removeTreeYielding(target: string, every = 1024): Promise<void> {
+  let steps = 0;
+  for (const _ of removing(target)) if (++steps % every === 0) await new Promise<void>((resolve) => setImmediate(resolve));
 }

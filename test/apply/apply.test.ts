@@ -48,7 +48,7 @@ describe('applyPlan', () => {
     expect(await fs.readdir(trash)).toEqual(['0']);
     expect(await fs.readFile(path.join(trash, '0', 'link'), 'utf8')).toBe(old.digest);
     expect((await scan(root)).repositories[0]?.revisions).not.toContain(old.digest);
-    emptyTrash(root);
+    await emptyTrash(root);
     expect((await fs.readdir(root)).sort()).toEqual(['docker']);
   });
 

@@ -86,11 +86,11 @@ describe('a quarantine', () => {
     const later = path.join(root, `.regsweep-quarantine-${Date.now() + 2 * DAY}-1`);
     await fs.mkdir(later);
 
-    expect(emptyTrash(root)).toEqual([]);
+    expect(await emptyTrash(root)).toEqual([]);
     expect((await fs.readdir(root)).sort()).toEqual([path.basename(quarantine), path.basename(later), 'docker'].sort());
 
     const until = quarantineExpiry(quarantine) as number;
-    expect(emptyTrash(root, until)).toEqual([quarantine]);
+    expect(await emptyTrash(root, until)).toEqual([quarantine]);
     expect((await fs.readdir(root)).sort()).toEqual([path.basename(later), 'docker'].sort());
   });
 });
@@ -103,7 +103,7 @@ describe('restoreJournal from a quarantine', () => {
     await fs.utimes(tagLink, pushed, pushed);
     const pushedMs = (await fs.stat(tagLink)).mtimeMs;
     const { quarantine } = await removeOldIntoQuarantine();
-    emptyTrash(root);
+    await emptyTrash(root);
     expect(await tree()).not.toEqual(before);
     await expect(fs.stat(w.layout.pathFor({ kind: 'blobData', digest: old.digest }))).rejects.toThrow();
 
@@ -146,7 +146,7 @@ describe('restoreJournal from a quarantine', () => {
   it('refuses (exit 2) and changes nothing once the quarantine expired and a run deleted it', async () => {
     const journal = `${root}.journal`;
     const { quarantine } = await removeOldIntoQuarantine(journal);
-    emptyTrash(root, quarantineExpiry(quarantine));
+    await emptyTrash(root, quarantineExpiry(quarantine));
     expect(await quarantinesIn()).toEqual([]);
     const after = await tree();
 

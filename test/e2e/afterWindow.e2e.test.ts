@@ -93,7 +93,7 @@ describe.each([
       expect([...applied.indexEntries]).toEqual([]);
     } finally {
       remover.close();
-      emptyTrash(root);
+      await emptyTrash(root);
     }
 
     const registry = await startRegistry(root, { bin: bin as string });

@@ -153,7 +153,7 @@ describe.skipIf(!mountable)('on a full disk', () => {
     expect(remover.sweep(path.join(blobs, 'ab02'))).toBe(true);
     expect(fs.readdirSync(path.join(trash, 'swept'))).toHaveLength(1);
     remover.close();
-    emptyTrash(root);
+    await emptyTrash(root);
     expect(fs.readdirSync(root)).toEqual(['docker']);
   });
 });
@@ -197,7 +197,7 @@ describe.skipIf(!mountable)('a tree across filesystems', () => {
     await fs.promises.rm(base, { recursive: true, force: true });
   });
 
-  it('finds the parts on other filesystems, and sweeps from each into a trash inside it, never across', () => {
+  it('finds the parts on other filesystems, and sweeps from each into a trash inside it, never across', async () => {
     const blobs = path.join(root, 'docker/registry/v2/blobs');
     const elsewhere = otherFilesystems(root, ['plain', 'team/web']);
     expect(elsewhere).toEqual([blobs]);
@@ -208,17 +208,17 @@ describe.skipIf(!mountable)('a tree across filesystems', () => {
     expect(fs.readdirSync(path.join(other, 'blobs', path.basename(trash), 'swept'))).toEqual(['0']);
     expect(fs.readdirSync(path.join(other, 'blobs/sha256/cd'))).toEqual([]);
     remover.close();
-    emptyTrash(root, Date.now(), elsewhere);
+    await emptyTrash(root, Date.now(), elsewhere);
     expect(fs.readdirSync(path.join(other, 'blobs'))).toEqual(['sha256']);
   });
 
-  it('a mount it was not told of is met as EXDEV: what lies there is removed in place, and counted', () => {
+  it('a mount it was not told of is met as EXDEV: what lies there is removed in place, and counted', async () => {
     const trash = trashFor(root);
     const remover = Remover.open(root, { trash }); // not told of blobs/
     expect(remover.sweep(path.join(root, 'docker/registry/v2/blobs/sha256/cd/cd01'))).toBe(true);
     expect(fs.readdirSync(path.join(other, 'blobs/sha256/cd'))).toEqual([]);
     remover.close();
-    emptyTrash(root);
+    await emptyTrash(root);
   });
 
   it('a quarantine across filesystems is refused (exit 2) before anything is removed', () => {

@@ -60,6 +60,13 @@ const TASK_ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remov
 /** Update states that say an update went wrong: waiting on for convergence is in vain. */
 const UPDATE_FAILED = new Set(['paused', 'rollback_started', 'rollback_paused', 'rollback_completed']);
 
+/** An update's order, the update config it sent, and the service's own (undefined: none), to put back. */
+interface UpdateConfigs {
+  order: 'start-first' | 'stop-first';
+  sent: object;
+  updateConfig?: Docker.UpdateConfig;
+}
+
 interface TaskLike {
   DesiredState?: string;
   Status?: { State?: string };
@@ -373,13 +380,13 @@ export class DockerodeEngine implements Engine {
    */
   async restartService(name: string, previous: string[], timeoutMs = 120_000): Promise<'start-first' | 'stop-first'> {
     const service = this.docker.getService(name);
-    let updated: { order: 'start-first' | 'stop-first'; sent: object; updateConfig?: Docker.UpdateConfig };
+    let updated: UpdateConfigs;
     try {
       updated = await this.updateService(service, async (spec) => {
-        const order = updateOrder(spec, await this.hostNetworks(spec));
-        const sent = { ...spec.UpdateConfig, Order: order };
+        // The user's parallelism, or none said (all at once): the tasks are paused, so no more of them stop serving.
+        const config = await this.updateConfigFor(spec, {});
         const taskTemplate = { ...spec.TaskTemplate, ForceUpdate: (spec.TaskTemplate?.ForceUpdate ?? 0) + 1 };
-        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: sent }, result: { order, sent, updateConfig: spec.UpdateConfig } };
+        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: config.sent }, result: config };
       });
     } catch (error) {
       throw new EngineError(`cannot restart service ${name}: ${(error as Error).message}`, { cause: error });
@@ -425,16 +432,16 @@ export class DockerodeEngine implements Engine {
   async updateServiceEnv(name: string, change: Record<string, string | null>, options: { force?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<'start-first' | 'stop-first'> {
     const service = this.docker.getService(name);
     const what = Object.entries(change).map(([k, v]) => (v === null ? `without ${k}` : `with ${k}=${v}`)).join(', ');
-    let updated: { env: string[]; force: number; order: 'start-first' | 'stop-first'; lastUpdate?: string; sent: object; updateConfig?: Docker.UpdateConfig };
+    let updated: UpdateConfigs & { env: string[]; force: number; lastUpdate?: string };
     try {
       updated = await this.updateService(service, async (spec, info) => {
         const containerSpec = containerSpecOf(spec);
         const env = withEnv(containerSpec.Env ?? [], change);
         const force = (spec.TaskTemplate?.ForceUpdate ?? 0) + (options.force ? 1 : 0);
-        const order = updateOrder(spec, await this.hostNetworks(spec));
-        const sent = { Parallelism: 1, ...spec.UpdateConfig, Order: order };
+        // One task at a time unless the user said otherwise: the others serve meanwhile.
+        const config = await this.updateConfigFor(spec, { Parallelism: 1 });
         const taskTemplate = { ...spec.TaskTemplate, ContainerSpec: { ...containerSpec, Env: env }, ForceUpdate: force };
-        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: sent }, result: { env, force, order, lastUpdate: info.UpdateStatus?.StartedAt, sent, updateConfig: spec.UpdateConfig } };
+        return { spec: { ...spec, TaskTemplate: taskTemplate, UpdateConfig: config.sent }, result: { ...config, env, force, lastUpdate: info.UpdateStatus?.StartedAt } };
       });
     } catch (error) {
       throw new EngineError(`cannot update service ${name} (${what}): ${(error as Error).message}`, { cause: error });
@@ -465,12 +472,18 @@ export class DockerodeEngine implements Engine {
     }
   }
 
+  /** The update config an update sends (`defaults`, then the user's own, with an order that works here: see updateOrder), and the user's own to put back. */
+  private async updateConfigFor(spec: Docker.ServiceSpec, defaults: { Parallelism?: number }): Promise<UpdateConfigs> {
+    const order = updateOrder(spec, await this.hostNetworks(spec));
+    return { order, sent: { ...defaults, ...spec.UpdateConfig, Order: order }, updateConfig: spec.UpdateConfig };
+  }
+
   /**
    * The service's own UpdateConfig back, where this update sent another: the
    * order was the update's, not the user's. Changing only UpdateConfig starts no
    * task, so a failure leaves a working service with another update order: said, not thrown.
    */
-  private async putBackUpdateConfig(service: Docker.Service, name: string, updated: { sent: object; updateConfig?: Docker.UpdateConfig }): Promise<void> {
+  private async putBackUpdateConfig(service: Docker.Service, name: string, updated: UpdateConfigs): Promise<void> {
     if (isDeepStrictEqual(updated.sent, updated.updateConfig)) return;
     await this.updateService(service, async (spec) => ({ spec: { ...spec, UpdateConfig: updated.updateConfig }, result: undefined })).catch((error: unknown) =>
       this.log(`could not put back the update order of service ${name}: ${(error as Error).message}`),

@@ -22,8 +22,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registryBinary } from '../../scripts/registryClient.js';
 import type { Digest } from '../../src/model.js';
 import { PullIndex } from '../../src/plan/pullIndex.js';
-import { runCli } from '../support/cli.js';
-import { startCli } from '../support/e2eRegistry.js';
+import { runCli, startCli, waitForFile } from '../support/cli.js';
 import { type PullKey, type RealLog, loggedPulls } from '../support/loggingRegistry.js';
 import { bindMount, canMount, unmountAll } from '../support/smallDisk.js';
 import { snapshot, tempDir } from '../support/tmp.js';
@@ -76,12 +75,6 @@ function movedBack(line: string, ms: number): string {
     });
 }
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !fs.existsSync(file); ) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe.each(VERSIONS)('regsweep --access-log on a root the real registry %s served', (version, bin) => {
   const logs = new Map<string, RealLog>();

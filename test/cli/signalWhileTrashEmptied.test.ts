@@ -8,12 +8,11 @@
  * (REGSWEEP_HOLD_AT, a blocking wait) and the signal is sent there, so it is
  * pending when the emptying begins: the test does not race the deletion.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { TreeWriter } from '../../scripts/sampleTree.js';
-import { BIN, runCli } from '../support/cli.js';
+import { runCli, startCli, waitForFile } from '../support/cli.js';
 import { sampleTreeEachTest } from '../support/tree.js';
 
 let root: string;
@@ -33,32 +32,18 @@ function plantTrash(): string {
 
 const filesBelow = (dir: string): number => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0);
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !fs.existsSync(file); ) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 it.each(['SIGTERM', 'SIGINT'] as const)('a %s while the trash is emptied ends the run there, by the signal: the lock given up, the rest of the trash left, which the next run deletes', async (signal) => {
   await w.image('app', { seed: 'one', tag: 'latest' });
   await w.image('app', { seed: 'old' });
   const left = plantTrash();
   const hold = path.join(root, 'hold');
 
-  const child = spawn(process.execPath, [BIN, '--path', root, '--yes', '--json', '--grace', '0s'], {
-    env: { ...process.env, REGSWEEP_HOLD_AT: `afterWindow.done:${hold}` },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (c) => (stderr += c));
-  const ended = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (code, by) => resolve([code, by])));
+  const run = startCli(['--path', root, '--yes', '--json', '--grace', '0s'], { REGSWEEP_HOLD_AT: `afterWindow.done:${hold}` });
   await waitForFile(hold, 60_000);
-  child.kill(signal); // pending: the run waits without its event loop until the hold is gone
+  run.kill(signal); // pending: the run waits without its event loop until the hold is gone
   fs.rmSync(hold);
 
-  expect(await ended).toEqual([null, signal]);
-  expect(stderr).toBe('');
+  expect(await run.done).toMatchObject({ code: null, signal, stderr: '' });
   const remaining = filesBelow(left);
   expect(remaining).toBeGreaterThan(0);
   expect(remaining).toBeLessThan(10_000); // it had begun

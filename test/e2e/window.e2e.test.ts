@@ -19,7 +19,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, type RunningRegistry, pushImage, registryBinary, startRegistry } from '../../scripts/registryClient.js';
-import { runCli } from '../support/cli.js';
+import { runCli, startCli } from '../support/cli.js';
 import { docker, dockerAvailable, removeContainers, removeVolume } from '../support/docker.js';
 import type { HolderRecord } from '../../src/storage/lockRecord.js';
 import {
@@ -36,7 +36,6 @@ import {
   pollUntil,
   readLock,
   servingWithHelper,
-  startCli,
 } from '../support/e2eRegistry.js';
 import { DockerLikeClient } from '../support/dockerLikeClient.js';
 import { pushMixedScenario } from '../support/scenario.js';

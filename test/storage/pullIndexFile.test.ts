@@ -14,6 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PullIndex } from '../../src/plan/pullIndex.js';
 import { readPullIndexFile, writePullIndexFile } from '../../src/storage/fs/pullIndexFile.js';
 import { PULL_INDEX_NAME } from '../../src/storage/pullIndexStore.js';
+import { waitForFile } from '../support/cli.js';
 import { bindMount, canMount, mountTmpfs, unmountAll } from '../support/smallDisk.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -54,12 +55,6 @@ function startWriter(root: string, tags: number, since: number, env: NodeJS.Proc
 
 const temps = (root: string): string[] => fs.readdirSync(root).filter((n) => n.startsWith(`${PULL_INDEX_NAME}.tmp-`));
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !fs.existsSync(file); ) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const scratch: string[] = [];
 afterEach(() => {

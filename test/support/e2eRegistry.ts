@@ -4,14 +4,13 @@
  * run started for it, its engine events, the run lock in its storage, and a
  * watch that samples all of it while a run works.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import type { HolderRecord } from '../../src/storage/lockRecord.js';
 import { RegistryClient, pushImage } from '../../scripts/registryClient.js';
-import { BIN } from './cli.js';
 import { DockerLikeClient } from './dockerLikeClient.js';
 import { docker, freePort, removeVolume, runRegistryContainer, streamToBuffer, uniqueName, waitForHttp } from './docker.js';
 import { type Scenario, pushMixedScenario } from './scenario.js';
@@ -177,27 +176,6 @@ export class RegistryWatch {
 /** The samples where a garbage-collect helper existed while the registry ran unpaused: always none. */
 export function servingWithHelper(samples: readonly Sample[]): Sample[] {
   return samples.filter((s) => s.helpers.length > 0 && s.running && !s.paused);
-}
-
-export interface CliProcess {
-  pid: number;
-  /** Resolves when the process has exited and its output is complete. */
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; endedAt: number }>;
-  kill(signal: NodeJS.Signals): void;
-}
-
-/** Starts the built CLI as a user would (stdin closed, not a terminal), without waiting for it. */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c) => (stdout += c));
-  child.stderr.on('data', (c) => (stderr += c));
-  const done = new Promise<Awaited<CliProcess['done']>>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, endedAt: Date.now() }));
-  });
-  return { pid: child.pid as number, done, kill: (signal) => child.kill(signal) };
 }
 
 export interface SwarmRegistry {
